@@ -1,0 +1,212 @@
+package ca
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSaveLoad(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "home", "ca")
+	r, err := NewRoot(RootOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); !errors.Is(err, ErrNoCA) {
+		t.Fatalf("Load(empty) = %v, want ErrNoCA", err)
+	}
+	if err := Save(dir, r, false); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]os.FileMode{CertFile: 0o644, KeyFile: 0o600} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("mode of %s = %04o, want %04o", name, fi.Mode().Perm(), want)
+		}
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Cert.Equal(r.Cert) {
+		t.Error("Load returned another certificate than Save wrote")
+	}
+
+	// Saving again without force keeps the first CA.
+	r2, err := NewRoot(RootOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(dir, r2, false); !errors.Is(err, ErrExists) {
+		t.Fatalf("Save(existing, force=false) = %v, want ErrExists", err)
+	}
+	if got, _ := Load(dir); !got.Cert.Equal(r.Cert) {
+		t.Fatal("Save without force replaced the CA")
+	}
+	if err := Save(dir, r2, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Load(dir); !got.Cert.Equal(r2.Cert) {
+		t.Fatal("Save with force did not replace the CA")
+	}
+	// Nothing is left behind: no temporary or old directories.
+	entries, _ := os.ReadDir(filepath.Dir(dir))
+	if len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("home holds %v, want only ca", names)
+	}
+}
+
+func TestLoadRefusesReadableKey(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := NewRoot(RootOptions{})
+	if err := Save(dir, r, true); err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, KeyFile)
+	for _, mode := range []os.FileMode{0o640, 0o604, 0o644} {
+		if err := os.Chmod(keyPath, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(dir)
+		var kme *KeyModeError
+		if !errors.As(err, &kme) {
+			t.Fatalf("Load with key mode %04o = %v, want *KeyModeError", mode, err)
+		}
+		if want := "chmod 600 " + keyPath; !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not tell the fix %q", err, want)
+		}
+	}
+	if err := os.Chmod(keyPath, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err != nil {
+		t.Errorf("Load with key mode 0400 = %v, want success", err)
+	}
+}
+
+func TestLoadDamaged(t *testing.T) {
+	r, _ := NewRoot(RootOptions{})
+	other, _ := NewRoot(RootOptions{})
+	certPEM, keyPEM, _ := r.encodePEM()
+	_, otherKey, _ := other.encodePEM()
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafDER, _ := x509.CreateCertificate(rand.Reader, leafTemplate("bank.lab.test", r.Cert.NotBefore, r.Cert.NotAfter), r.Cert, leafKey.Public(), r.Key)
+	leafKeyPEM, _ := KeyPEM(leafKey)
+	tests := []struct {
+		name       string
+		cert, key  []byte
+		skipCert   bool
+		skipKey    bool
+		wantSubstr string
+	}{
+		{name: "no cert", key: keyPEM, skipCert: true, wantSubstr: "no certificate"},
+		{name: "no key", cert: certPEM, skipKey: true, wantSubstr: "no key"},
+		{name: "garbage cert", cert: []byte("hello"), key: keyPEM, wantSubstr: "no PEM CERTIFICATE"},
+		{name: "garbage key", cert: certPEM, key: []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), wantSubstr: "parse key"},
+		{name: "other key", cert: certPEM, key: otherKey, wantSubstr: "does not belong"},
+		{name: "not a CA", cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), key: leafKeyPEM, wantSubstr: "not a CA"},
+		{name: "encrypted", cert: certPEM, key: []byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"), wantSubstr: "encrypted"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if !tc.skipCert {
+				os.WriteFile(filepath.Join(dir, CertFile), tc.cert, 0o644)
+			}
+			if !tc.skipKey {
+				os.WriteFile(filepath.Join(dir, KeyFile), tc.key, 0o600)
+			}
+			_, err := Load(dir)
+			if err == nil || !strings.Contains(err.Error(), tc.wantSubstr) {
+				t.Errorf("Load = %v, want an error containing %q", err, tc.wantSubstr)
+			}
+		})
+	}
+}
+
+func TestParseKeyFormats(t *testing.T) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sec1, _ := x509.MarshalECPrivateKey(k)
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(k)
+	rk, _ := GenerateKey(RSA2048)
+	pkcs1 := x509.MarshalPKCS1PrivateKey(rk.(*rsa.PrivateKey))
+	for name, block := range map[string]*pem.Block{
+		"SEC 1":  {Type: "EC PRIVATE KEY", Bytes: sec1},
+		"PKCS#8": {Type: "PRIVATE KEY", Bytes: pkcs8},
+		"PKCS#1": {Type: "RSA PRIVATE KEY", Bytes: pkcs1},
+	} {
+		if _, err := ParseKey(pem.EncodeToMemory(block)); err != nil {
+			t.Errorf("ParseKey(%s) = %v", name, err)
+		}
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "secret.pem")
+	if err := WriteFile(p, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(p, []byte("two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	fi, _ := os.Stat(p)
+	if string(b) != "two" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("file = %q mode %04o, want \"two\" 0600", b, fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want 1 (no temporary files left)", len(entries))
+	}
+	if err := WriteFile(filepath.Join(dir, "missing", "x"), []byte("x"), 0o600); err == nil {
+		t.Error("WriteFile into a missing directory succeeded")
+	}
+}
+
+// FuzzParseRoot feeds arbitrary bytes to the CA loading path: it must never
+// panic, and whatever it accepts must be a CA whose key matches.
+func FuzzParseRoot(f *testing.F) {
+	r, err := NewRoot(RootOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	certPEM, keyPEM, _ := r.encodePEM()
+	f.Add(certPEM, keyPEM)
+	f.Add(certPEM, []byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n"))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), keyPEM)
+	f.Add([]byte{}, []byte{})
+	seeds, _ := filepath.Glob("testdata/fuzz-seeds/*.pem")
+	for _, s := range seeds {
+		b, _ := os.ReadFile(s)
+		f.Add(b, b)
+	}
+	f.Fuzz(func(t *testing.T, certPEM, keyPEM []byte) {
+		root, err := ParseRoot(certPEM, keyPEM)
+		if err != nil {
+			return
+		}
+		if !root.Cert.IsCA {
+			t.Fatal("ParseRoot accepted a non-CA certificate")
+		}
+		if !root.Cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(root.Key.Public()) {
+			t.Fatal("ParseRoot accepted a key that is not the certificate's")
+		}
+	})
+}
