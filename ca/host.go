@@ -12,7 +12,7 @@ import (
 // lower case, no trailing dot, no IPv6 brackets, IPv4-mapped IPv6 unmapped.
 // It returns the IP when host is an address.
 func normalizeHost(host string) (string, netip.Addr, error) {
-	h := strings.TrimSpace(host)
+	h := strings.TrimSuffix(strings.TrimSpace(host), ".")
 	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]
 	}
@@ -27,7 +27,7 @@ func normalizeHost(host string) (string, netip.Addr, error) {
 			return ip.String(), ip, nil
 		}
 	}
-	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	h = strings.ToLower(h)
 	if err := validDomain(h); err != nil {
 		return "", netip.Addr{}, fmt.Errorf("ca: invalid host name %q: %w", host, err)
 	}

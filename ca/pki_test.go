@@ -30,7 +30,7 @@ func TestProfiles(t *testing.T) {
 		goErr  string
 		detail string // part of Verdict.Detail
 	}{
-		{ProfileValid, "", "trusted"},
+		{ProfileValid, "", "chain \"bank.lab.test\" ← \"mitmlab Lab Issuing CA 1\" ← \"mitmlab Lab Public Root CA\""},
 		{ProfileExpired, "CertificateInvalidError", "expired on"},
 		{ProfileNotYetValid, "CertificateInvalidError", "not valid until"},
 		{ProfileWrongHost, "HostnameError", "is for wrong-host.lab.test, not bank.lab.test"},
@@ -38,7 +38,7 @@ func TestProfiles(t *testing.T) {
 		{ProfileUntrustedRoot, "UnknownAuthorityError", "Untrusted Root"},
 		{ProfileRevoked, "", "revoked by its issuer"},
 		{ProfileIncompleteChain, "UnknownAuthorityError", "did not send the certificate of \"mitmlab Lab Issuing CA 1\""},
-		{ProfileNameConstraintViolation, "CertificateInvalidError", "name constraints"},
+		{ProfileNameConstraintViolation, "CertificateInvalidError", "the name constraints of \"mitmlab Lab Constrained Issuing CA\" (DNS nc-permitted.invalid; IP 192.0.2.0/24) do not allow bank.lab.test"},
 		{ProfileWeakKey, "", "1024-bit RSA key"},
 	}
 	if len(tests) != len(Profiles()) {

@@ -287,3 +287,24 @@ func writeDirAtomic(dir string, files []fileSpec, force bool) error {
 	}
 	return os.RemoveAll(old)
 }
+
+// LoadCert reads only the CA certificate in dir, not its key: enough to
+// check who trusts it, and possible even when the key is unusable.
+func LoadCert(dir string) (*x509.Certificate, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w in %s", ErrNoCA, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ca: read certificate: %w", err)
+	}
+	b := findBlock(certPEM, func(t string) bool { return t == "CERTIFICATE" })
+	if b == nil {
+		return nil, fmt.Errorf("ca: %s holds no PEM CERTIFICATE block", filepath.Join(dir, CertFile))
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("ca: parse %s: %w", filepath.Join(dir, CertFile), err)
+	}
+	return c, nil
+}

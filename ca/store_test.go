@@ -157,6 +157,56 @@ func TestParseKeyFormats(t *testing.T) {
 	}
 }
 
+// opensslFixtures pair a certificate with its key, as OpenSSL wrote them
+// (testdata/README.md).
+var opensslFixtures = [][2]string{
+	{"ec-ca.pem", "ec-ca-key.sec1.pem"},
+	{"ec-ca.pem", "ec-ca-key.pkcs8.pem"},
+	{"rsa-ca.pem", "rsa-ca-key.pkcs1.pem"},
+}
+
+func TestParseRootOpenSSL(t *testing.T) {
+	for _, pair := range opensslFixtures {
+		t.Run(pair[1], func(t *testing.T) {
+			c, err := os.ReadFile(filepath.Join("testdata/openssl", pair[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := os.ReadFile(filepath.Join("testdata/openssl", pair[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := ParseRoot(c, k)
+			if err != nil {
+				t.Fatalf("ParseRoot(%s, %s) = %v", pair[0], pair[1], err)
+			}
+			if got := r.Constraints().String(); got != "DNS fixture.invalid" {
+				t.Errorf("constraints = %q, want DNS fixture.invalid", got)
+			}
+			// An Authority built on a foreign root mints leaves that chain to it.
+			a, err := NewAuthority(r, AuthorityOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, err := a.Certificate("www.fixture.invalid")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AddCert(r.Cert)
+			if _, err := leaf.Leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "www.fixture.invalid"}); err != nil {
+				t.Errorf("leaf from an OpenSSL-made root does not verify: %v", err)
+			}
+		})
+	}
+	// The key of one CA with the certificate of another is refused.
+	c, _ := os.ReadFile("testdata/openssl/ec-ca.pem")
+	k, _ := os.ReadFile("testdata/openssl/rsa-ca-key.pkcs1.pem")
+	if _, err := ParseRoot(c, k); err == nil || !strings.Contains(err.Error(), "does not belong") {
+		t.Errorf("ParseRoot(EC cert, RSA key) = %v, want a mismatch error", err)
+	}
+}
+
 func TestWriteFileAtomic(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "secret.pem")
@@ -192,10 +242,10 @@ func FuzzParseRoot(f *testing.F) {
 	f.Add(certPEM, []byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n"))
 	f.Add([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), keyPEM)
 	f.Add([]byte{}, []byte{})
-	seeds, _ := filepath.Glob("testdata/fuzz-seeds/*.pem")
-	for _, s := range seeds {
-		b, _ := os.ReadFile(s)
-		f.Add(b, b)
+	for _, pair := range opensslFixtures {
+		c, _ := os.ReadFile(filepath.Join("testdata/openssl", pair[0]))
+		k, _ := os.ReadFile(filepath.Join("testdata/openssl", pair[1]))
+		f.Add(c, k)
 	}
 	f.Fuzz(func(t *testing.T, certPEM, keyPEM []byte) {
 		root, err := ParseRoot(certPEM, keyPEM)

@@ -121,7 +121,7 @@ func Check(served []*x509.Certificate, opts CheckOptions) Verdict {
 				"%q has a %d-bit RSA key; clients require at least %d bits", describeName(c.Subject), bits, minBits)}
 		}
 	}
-	return Verdict{Reason: ReasonOK, Detail: "trusted: " + describeChain(chains[0])}
+	return Verdict{Reason: ReasonOK, Detail: "chain " + describeChain(chains[0])}
 }
 
 func classify(err error, served []*x509.Certificate, now time.Time) Verdict {
@@ -144,7 +144,7 @@ func classify(err error, served []*x509.Certificate, now time.Time) Verdict {
 				c.NotAfter.UTC().Format(time.DateTime+" MST"), roughDuration(now.Sub(c.NotAfter)))}
 		case x509.CANotAuthorizedForThisName:
 			return Verdict{Reason: ReasonNameConstraint, Detail: fmt.Sprintf(
-				"the name constraints of %q do not allow %s", describeName(c.Subject), strings.Join(certNames(leaf), ", "))}
+				"the name constraints of %s do not allow %s", constrainingCA(served), strings.Join(certNames(leaf), ", "))}
 		}
 		return Verdict{Reason: ReasonInvalid, Detail: err.Error()}
 	case errors.As(err, &host):
@@ -166,6 +166,28 @@ func classify(err error, served []*x509.Certificate, now time.Time) Verdict {
 		}
 	}
 	return Verdict{Reason: ReasonInvalid, Detail: err.Error()}
+}
+
+// constrainingCA names the CA in a served chain whose name constraints the
+// leaf breaks (Go's error names only the certificate that was checked).
+func constrainingCA(served []*x509.Certificate) string {
+	for _, c := range served[1:] {
+		nc := ConstraintsOf(c)
+		for _, name := range append(append([]string{}, served[0].DNSNames...), ipStrings(served[0])...) {
+			if !nc.Permits(name) {
+				return fmt.Sprintf("%q (%s)", describeName(c.Subject), nc)
+			}
+		}
+	}
+	return "a CA in the chain"
+}
+
+func ipStrings(c *x509.Certificate) []string {
+	var out []string
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
+	}
+	return out
 }
 
 // CheckRevocation looks cert up in crl, which must be signed by issuer and
@@ -221,11 +243,7 @@ func selfSigned(c *x509.Certificate) bool {
 
 // certNames lists the names a certificate is valid for.
 func certNames(c *x509.Certificate) []string {
-	var names []string
-	names = append(names, c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		names = append(names, ip.String())
-	}
+	names := append(append([]string{}, c.DNSNames...), ipStrings(c)...)
 	if len(names) == 0 && c.Subject.CommonName != "" {
 		names = append(names, c.Subject.CommonName+" (CN only, which clients ignore)")
 	}

@@ -1,0 +1,180 @@
+package main
+
+// Docs are executed: every command in a ```console block of docs/ (lines
+// starting with "$ ") runs in a shell, and the output lines shown under it
+// must appear in the real output, in order, with "…" matching anything. A
+// page that drifts from the code fails here.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runAsCLI makes the test binary act as the mitmlab command, so docs run
+// against the code under test without a separate build.
+const runAsCLI = "GO_TEST_RUN_MITMLAB_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runAsCLI) == "1" {
+		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// docStep is one shell command of a page and the output it promises.
+type docStep struct {
+	line    int
+	command string
+	want    []string
+}
+
+// parseConsoleBlocks extracts the steps of every ```console block.
+func parseConsoleBlocks(t *testing.T, path string) []docStep {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var steps []docStep
+	in := false
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimRight(sc.Text(), " \t")
+		switch {
+		case strings.HasPrefix(line, "```console"):
+			in = true
+		case strings.HasPrefix(line, "```"):
+			in = false
+		case !in:
+		case strings.HasPrefix(line, "$ "):
+			steps = append(steps, docStep{line: n, command: strings.TrimPrefix(line, "$ ")})
+		case len(steps) > 0 && strings.TrimSpace(line) != "":
+			s := &steps[len(steps)-1]
+			s.want = append(s.want, line)
+		}
+	}
+	return steps
+}
+
+// shim puts a "mitmlab" on PATH that runs this test binary's Main.
+func shim(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(exe, filepath.Join(dir, "mitmlab")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestDocsCommands(t *testing.T) {
+	pages, _ := filepath.Glob("../../docs/*.md")
+	labs, _ := filepath.Glob("../../docs/labs/*.md")
+	pages = append(pages, labs...)
+	if len(pages) == 0 {
+		t.Fatal("no docs found")
+	}
+	bin := shim(t)
+	ran := 0
+	for _, page := range pages {
+		steps := parseConsoleBlocks(t, page)
+		if len(steps) == 0 {
+			continue
+		}
+		t.Run(filepath.Base(page), func(t *testing.T) {
+			isolate(t)
+			work := t.TempDir()
+			env := append(os.Environ(), runAsCLI+"=1", "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+			for _, st := range steps {
+				tool := commandTool(st.command)
+				if _, err := exec.LookPath(tool); tool != "mitmlab" && err != nil {
+					if interopBuild {
+						t.Fatalf("%s:%d needs %s, which is not installed", page, st.line, tool)
+					}
+					t.Logf("%s:%d: %s is not installed; skipping `%s` (make interop runs it)", page, st.line, tool, st.command)
+					continue
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				cmd := exec.CommandContext(ctx, "sh", "-c", st.command)
+				cmd.Dir, cmd.Env = work, env
+				out, _ := cmd.CombinedOutput()
+				cancel()
+				ran++
+				if err := matchLines(st.want, string(out)); err != "" {
+					t.Errorf("%s:%d: `%s`: %s\n--- output ---\n%s", page, st.line, st.command, err, out)
+				}
+			}
+		})
+	}
+	if ran == 0 {
+		t.Error("no docs command ran")
+	}
+}
+
+var envAssign = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
+
+// commandTool is the program a shell line runs, past VAR=value prefixes.
+func commandTool(line string) string {
+	for _, f := range strings.Fields(line) {
+		if !envAssign.MatchString(f) {
+			return f
+		}
+	}
+	return ""
+}
+
+// matchLines checks that each wanted line appears in out, in order; "…"
+// in a wanted line matches any text. It returns what is missing, or "".
+func matchLines(want []string, out string) string {
+	var got []string
+	sc := bufio.NewScanner(bytes.NewReader([]byte(out)))
+	for sc.Scan() {
+		got = append(got, strings.TrimRight(sc.Text(), " \t"))
+	}
+	i := 0
+	for _, w := range want {
+		parts := strings.Split(w, "…")
+		for j := range parts {
+			parts[j] = regexp.QuoteMeta(parts[j])
+		}
+		re := regexp.MustCompile("^" + strings.Join(parts, ".*") + "$")
+		for i < len(got) && !re.MatchString(got[i]) {
+			i++
+		}
+		if i == len(got) {
+			return "the output lacks the line `" + w + "` (or it is out of order)"
+		}
+		i++
+	}
+	return ""
+}
+
+func TestMatchLines(t *testing.T) {
+	out := "Created a new lab CA in /tmp/x/ca\n  key   ECDSA P-256\n  valid  a to b (29 days left)\n"
+	for _, tc := range []struct {
+		want []string
+		ok   bool
+	}{
+		{[]string{"Created a new lab CA in …/ca", "  valid  … (… days left)"}, true},
+		{[]string{"  key   ECDSA P-256"}, true},
+		{[]string{"  valid  … (… days left)", "  key   ECDSA P-256"}, false}, // out of order
+		{[]string{"  key   RSA 2048"}, false},
+		{[]string{"Created"}, false}, // whole lines only
+	} {
+		if got := matchLines(tc.want, out) == ""; got != tc.ok {
+			t.Errorf("matchLines(%q) ok = %v, want %v", tc.want, got, tc.ok)
+		}
+	}
+}
