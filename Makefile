@@ -1,6 +1,6 @@
 # mitmlab's entry points. `make demo` and `make test` work on a fresh machine
-# with only Go installed; `make interop` needs openssl, curl and certutil
-# (.ci/run installs them).
+# with only Go installed; `make interop` needs openssl, curl, certutil and
+# chromium (.ci/run installs them).
 
 GO       ?= go
 BIN      := bin/mitmlab
@@ -54,7 +54,7 @@ fuzz:
 	  done; \
 	done
 
-## interop: tests that drive real outside tools (openssl, curl, certutil),
+## interop: tests that drive real outside tools (openssl, curl, certutil, chromium),
 ## plus every command shown in docs/, with missing tools as failures
 interop:
 	$(GO) test -race -count=1 -tags interop -run 'Interop|TestDocsCommands' ./...

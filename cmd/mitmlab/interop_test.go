@@ -8,6 +8,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
+	"log"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,5 +185,67 @@ func TestInteropIssueCheckCommand(t *testing.T) {
 				t.Errorf("`%s`:\n%s\nwant %q", strings.TrimSpace(check), res, want[p.Name])
 			}
 		})
+	}
+}
+
+// TestInteropChromiumTrust is the claim `ca trust` makes, checked with a real
+// browser: headless Chromium, whose NSS database is ~/.pki/nssdb, loads a
+// page served with a leaf from the trusted CA, refuses a leaf for a name the
+// constraints exclude, and after `ca untrust` refuses the CA altogether.
+// Every name resolves to 127.0.0.1 (--host-resolver-rules), so nothing
+// leaves loopback.
+func TestInteropChromiumTrust(t *testing.T) {
+	chromium := need(t, "chromium")
+	home := isolate(t)
+	userHome := filepath.Dir(home)
+	mustRun(t, "ca", "init")
+	root, err := ca.Load(filepath.Join(home, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := ca.NewAuthority(root, ca.AuthorityOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: auth.GetCertificate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler:  http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "<p>hello from mitmlab</p>") }),
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+
+	browse := func(host string) (dom, errOut string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+			"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--user-data-dir="+t.TempDir(), "--host-resolver-rules=MAP * 127.0.0.1",
+			"--dump-dom", "https://"+host+":"+port+"/")
+		cmd.Env = append(os.Environ(), "HOME="+userHome)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil && ctx.Err() != nil {
+			t.Fatalf("chromium timed out on %s", host)
+		}
+		return stdout.String(), stderr.String()
+	}
+
+	nssdb := filepath.Join(userHome, ".pki", "nssdb")
+	mustRun(t, "ca", "trust", "--nssdb", nssdb)
+	if dom, errOut := browse("bank.lab.test"); !strings.Contains(dom, "hello from mitmlab") {
+		t.Errorf("Chromium trusting the CA did not load bank.lab.test:\n%s\n%s", dom, errOut)
+	}
+	if dom, errOut := browse("example.com"); strings.Contains(dom, "hello from mitmlab") || !strings.Contains(errOut, "net::ERR_CERT_INVALID") {
+		t.Errorf("Chromium loaded (or refused for another reason) a forged example.com:\n%s\n%s", dom, errOut)
+	}
+	mustRun(t, "ca", "untrust", "--nssdb", nssdb)
+	if dom, errOut := browse("bank.lab.test"); strings.Contains(dom, "hello from mitmlab") || !strings.Contains(errOut, "net::ERR_CERT_AUTHORITY_INVALID") {
+		t.Errorf("Chromium after untrust: want ERR_CERT_AUTHORITY_INVALID:\n%s\n%s", dom, errOut)
 	}
 }
