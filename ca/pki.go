@@ -307,9 +307,9 @@ func (p *PKI) Issue(profile Profile, hosts []string, opts IssueOptions) (*Chain,
 			tmpl.CRLDistributionPoints = []string{"http://crl.lab.test/issuing-ca-1.crl"}
 		}
 	} else {
-		// A self-signed server certificate, as `openssl req -x509` makes it:
-		// its own CA. It needs keyCertSign for verifiers to treat it as
-		// self-issued and say "self-signed" rather than "issuer unknown".
+		// A self-signed server certificate as `openssl req -x509` makes it
+		// with its default config: CA:TRUE, its own issuer, the most common
+		// kind found on test servers and appliances.
 		tmpl.IsCA = true
 		tmpl.KeyUsage |= x509.KeyUsageCertSign
 		ski, err := subjectKeyID(key.Public())

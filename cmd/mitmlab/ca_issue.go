@@ -184,22 +184,19 @@ func writeChain(dir string, chain *ca.Chain) error {
 	if err != nil {
 		return err
 	}
-	files := []struct {
+	type file struct {
 		name string
 		data []byte
 		mode os.FileMode
-	}{
+	}
+	files := []file{
 		{"key.pem", keyPEM, 0o600},
 		{"cert.pem", ca.CertPEM(chain.Leaf()), 0o644},
 		{"chain.pem", ca.CertPEM(chain.Certs...), 0o644},
 		{"root.pem", ca.CertPEM(chain.Root), 0o644},
 	}
 	if chain.CRLs != nil {
-		files = append(files, struct {
-			name string
-			data []byte
-			mode os.FileMode
-		}{"crl.pem", ca.CRLPEM(chain.CRLs...), 0o644})
+		files = append(files, file{"crl.pem", ca.CRLPEM(chain.CRLs...), 0o644})
 	} else if err := os.Remove(filepath.Join(dir, "crl.pem")); err != nil && !os.IsNotExist(err) {
 		return err // a CRL left from an earlier issue would not belong to this chain
 	}
