@@ -271,3 +271,15 @@ func roughDuration(d time.Duration) string {
 	}
 	return d.Round(time.Second).String()
 }
+
+// Explain turns an error from Go's verifier into a Verdict, for a chain
+// verified elsewhere (an upstream TLS handshake): served is what the server
+// sent, leaf first.
+func Explain(err error, served []*x509.Certificate, now time.Time) Verdict {
+	if len(served) == 0 {
+		return Verdict{Reason: ReasonInvalid, Detail: err.Error(), GoErr: err}
+	}
+	v := classify(err, served, now)
+	v.GoErr = err
+	return v
+}

@@ -1,0 +1,98 @@
+package mitm
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+)
+
+// tlsAlert is a TLS alert by its RFC 8446 section 6 name and code.
+type tlsAlert struct {
+	code   int
+	name   string
+	reason string // for the student line: "unknown CA"
+}
+
+// goAlertText maps the text crypto/tls gives a received alert ("remote
+// error: tls: <text>") to the alert. crypto/tls exposes no type for
+// alerts a peer sent, so its wording is the interface; TestAlertTable pins it.
+var goAlertText = map[string]tlsAlert{
+	"unknown certificate authority":   {48, "unknown_ca", "unknown CA"},
+	"bad certificate":                 {42, "bad_certificate", "bad certificate"},
+	"unsupported certificate":         {43, "unsupported_certificate", "unsupported certificate"},
+	"revoked certificate":             {44, "certificate_revoked", "certificate revoked"},
+	"expired certificate":             {45, "certificate_expired", "certificate expired"},
+	"unknown certificate":             {46, "certificate_unknown", "certificate unknown"},
+	"access denied":                   {49, "access_denied", "access denied"},
+	"handshake failure":               {40, "handshake_failure", "handshake failure"},
+	"protocol version not supported":  {70, "protocol_version", "no common TLS version"},
+	"insufficient security level":     {71, "insufficient_security", "insufficient security"},
+	"illegal parameter":               {47, "illegal_parameter", "illegal parameter"},
+	"decryption failed":               {21, "decryption_failed", "decryption failed"},
+	"error decrypting message":        {51, "decrypt_error", "decrypt error"},
+	"error decoding message":          {50, "decode_error", "decode error"},
+	"internal error":                  {80, "internal_error", "internal error"},
+	"user canceled":                   {90, "user_canceled", "user canceled"},
+	"unrecognized name":               {112, "unrecognized_name", "unrecognized name"},
+	"no application protocol":         {120, "no_application_protocol", "no common application protocol"},
+	"bad certificate status response": {113, "bad_certificate_status_response", "bad OCSP response"},
+	"certificate required":            {116, "certificate_required", "certificate required"},
+	"close notify":                    {0, "close_notify", "closed"},
+	"unexpected message":              {10, "unexpected_message", "unexpected message"},
+	"bad record MAC":                  {20, "bad_record_mac", "bad record MAC"},
+	"inappropriate fallback":          {86, "inappropriate_fallback", "inappropriate fallback"},
+	"missing extension":               {109, "missing_extension", "missing extension"},
+	"unsupported extension":           {110, "unsupported_extension", "unsupported extension"},
+	"certificate unobtainable":        {111, "certificate_unobtainable", "certificate unobtainable"},
+	"unknown PSK identity":            {115, "unknown_psk_identity", "unknown PSK identity"},
+	"bad certificate hash value":      {114, "bad_certificate_hash_value", "bad certificate hash value"},
+	"record overflow":                 {22, "record_overflow", "record overflow"},
+	"decompression failure":           {30, "decompression_failure", "decompression failure"},
+	"no renegotiation":                {100, "no_renegotiation", "no renegotiation"},
+	"export restriction":              {60, "export_restriction", "export restriction"},
+	"encrypted client hello required": {121, "ech_required", "ECH required"},
+}
+
+// certificateAlerts are the alerts a client sends when it does not accept
+// the certificate it was shown.
+var certificateAlerts = map[int]bool{42: true, 43: true, 44: true, 45: true, 46: true, 48: true}
+
+// refusalOf explains why a client-side TLS handshake failed. refused is
+// true when the client rejected our certificate (an alert about it, or a
+// close right after seeing it); otherwise the handshake failed for another
+// reason (not TLS, no common version, timeout).
+func refusalOf(err error, sawCertificate bool) (r Refusal, refused bool) {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		text := strings.TrimPrefix(op.Err.Error(), "tls: ")
+		if a, ok := goAlertText[text]; ok {
+			r = Refusal{Alert: a.name, AlertCode: a.code}
+			if certificateAlerts[a.code] {
+				r.Message = "client refused our forged certificate (" + a.reason + "): HTTPS held"
+				return r, true
+			}
+			r.Message = "client aborted the handshake (" + a.reason + ")"
+			return r, false
+		}
+		return Refusal{Message: "client aborted the handshake (alert: " + text + ")"}, false
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return Refusal{Message: "client did not finish the TLS handshake in time"}, false
+	case (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)) && sawCertificate:
+		// Some clients (and every TLS 1.2 client that dislikes the chain
+		// after the server's flight) just hang up.
+		return Refusal{Message: "client closed the connection after seeing our forged certificate (no alert): HTTPS held"}, true
+	case errors.Is(err, io.EOF):
+		return Refusal{Message: "client closed the connection before the handshake finished"}, false
+	case strings.Contains(err.Error(), "first record does not look like a TLS handshake"):
+		return Refusal{Message: "client did not speak TLS after CONNECT"}, false
+	}
+	return Refusal{Message: "TLS handshake with the client failed: " + err.Error()}, false
+}
+
+func isReset(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "connection reset by peer")
+}

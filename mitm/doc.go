@@ -1,0 +1,28 @@
+// Package mitm is mitmlab's intercepting proxy: the attacker's tool in every
+// lesson, and a practical proxy for capturing one's own HTTPS traffic.
+//
+// A Proxy decides per host (Policy) whether to intercept, tunnel or block a
+// CONNECT. Intercepted connections get a leaf minted by a ca.Authority for
+// the SNI; a client that refuses it is recorded with the alert it sent
+// (HTTPS held). Decrypted and plain HTTP requests are proxied by goproxy to
+// origins whose certificates are verified, and every exchange becomes a
+// Flow, given to Recorders (JSON Lines, HAR 1.2, a console line).
+//
+//	root, _ := ca.Load(dir)
+//	auth, _ := ca.NewAuthority(root, ca.AuthorityOptions{})
+//	p, _ := mitm.New(mitm.Config{
+//		Authority: auth,
+//		Policy:    mitm.Policy{Permits: root.Permits},
+//		Resolve:   []mitm.Mapping{m}, // e.g. ParseMapping("*.lab.test=127.0.0.1")
+//	})
+//	ln, _ := net.Listen("tcp", "127.0.0.1:8080")
+//	go p.Serve(ln)
+//	defer p.Shutdown(ctx)
+//
+// What goproxy does by default and mitmlab must not: its built-in CA has a
+// published key (never used here); its CONNECT interception hides the
+// client's handshake (so CONNECT is dispatched here, and goproxy handles the
+// HTTP inside); its default transport skips upstream verification and keeps
+// two idle connections per host (replaced by a verifying, sized transport);
+// it strips Accept-Encoding (kept).
+package mitm

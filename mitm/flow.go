@@ -1,0 +1,347 @@
+package mitm
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mitmlab/mitmlab/ca"
+)
+
+// Handling says what the proxy did with a flow.
+type Handling string
+
+// The handlings.
+const (
+	Intercepted Handling = "intercepted" // TLS terminated with a forged certificate, read in clear
+	Tunnelled   Handling = "tunnelled"   // bytes relayed unchanged; only the CONNECT is known
+	Blocked     Handling = "blocked"     // refused by a policy rule
+	Refused     Handling = "refused"     // the client refused the forged certificate: HTTPS held
+	Plain       Handling = "http"        // a cleartext http:// request: visible to any eavesdropper
+	Failed      Handling = "error"       // the proxy could not complete it (see Error)
+)
+
+// Flow is one exchange through the proxy: an HTTP request and response, a
+// tunnel, a blocked CONNECT or a refused handshake. It is written as one
+// JSON line (docs/proxy.md documents the schema) and, for HTTP exchanges,
+// as a HAR entry.
+type Flow struct {
+	ID       string    `json:"id"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Client   string    `json:"client"`           // the client's address
+	Target   string    `json:"target"`           // host:port the client asked for
+	Handling Handling  `json:"handling"`         // what the proxy did
+	Reason   string    `json:"reason,omitempty"` // the policy decision behind it
+
+	ClientTLS   *TLSInfo `json:"client_tls,omitempty"`   // proxy↔client leg
+	UpstreamTLS *TLSInfo `json:"upstream_tls,omitempty"` // proxy↔origin leg
+
+	Request  *Request     `json:"request,omitempty"`
+	Response *Response    `json:"response,omitempty"`
+	Tunnel   *TunnelStats `json:"tunnel,omitempty"`
+	Refusal  *Refusal     `json:"refusal,omitempty"`
+
+	Timings Timings `json:"timings"`
+	// Error says in plain words why the flow failed; Aborted marks a flow
+	// cut short (client gone, shutdown).
+	Error   string `json:"error,omitempty"`
+	Aborted bool   `json:"aborted,omitempty"`
+
+	mu       sync.Mutex
+	finished bool
+}
+
+// TLSInfo describes one TLS leg.
+type TLSInfo struct {
+	Version     string    `json:"version"`
+	CipherSuite string    `json:"cipher_suite"`
+	ALPN        string    `json:"alpn,omitempty"`
+	SNI         string    `json:"sni,omitempty"`
+	Certificate *CertInfo `json:"certificate,omitempty"` // the leaf that leg's server presented
+}
+
+// CertInfo is what a person compares to tell a forged certificate from the
+// real one.
+type CertInfo struct {
+	Subject   string    `json:"subject"`
+	Issuer    string    `json:"issuer"`
+	SHA256    string    `json:"sha256"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	Key       string    `json:"key"`
+	Names     []string  `json:"names,omitempty"`
+}
+
+// Header is one header line, in the HAR form.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Request is the request line, headers and (capped) body.
+type Request struct {
+	Method  string   `json:"method"`
+	URL     string   `json:"url"`
+	Proto   string   `json:"proto"`
+	Headers []Header `json:"headers"`
+	Body    *Body    `json:"body,omitempty"`
+}
+
+// Response is the status, headers and (capped) body.
+type Response struct {
+	Status     int      `json:"status"`
+	StatusText string   `json:"status_text"`
+	Proto      string   `json:"proto"`
+	Headers    []Header `json:"headers"`
+	Body       *Body    `json:"body,omitempty"`
+}
+
+// Body is a message body as recorded: Size counts every byte that passed,
+// Data holds at most the cap; Truncated says the cap was reached.
+type Body struct {
+	Size      int64  `json:"size"`
+	Data      []byte `json:"-"`
+	Truncated bool   `json:"truncated,omitempty"`
+}
+
+// MarshalJSON writes the body as text when it is UTF-8, else as base64.
+func (b *Body) MarshalJSON() ([]byte, error) {
+	out := struct {
+		Size      int64  `json:"size"`
+		Text      string `json:"text"`
+		Encoding  string `json:"encoding,omitempty"`
+		Truncated bool   `json:"truncated,omitempty"`
+	}{Size: b.Size, Truncated: b.Truncated}
+	out.Text, out.Encoding = b.text()
+	return json.Marshal(out)
+}
+
+// text returns the captured bytes as a string, base64 when they are not
+// UTF-8 ("base64" is then the encoding).
+func (b *Body) text() (string, string) {
+	if utf8.Valid(b.Data) {
+		return string(b.Data), ""
+	}
+	return base64Std(b.Data), "base64"
+}
+
+// TunnelStats counts the bytes of a relayed CONNECT.
+type TunnelStats struct {
+	BytesUp   int64 `json:"bytes_up"`   // client → origin
+	BytesDown int64 `json:"bytes_down"` // origin → client
+}
+
+// Refusal is a client refusing the forged certificate.
+type Refusal struct {
+	// Alert is the TLS alert the client sent, e.g. "unknown_ca" (48); empty
+	// when it closed without one.
+	Alert     string `json:"alert,omitempty"`
+	AlertCode int    `json:"alert_code,omitempty"`
+	// Message says what happened in a student's words.
+	Message string `json:"message"`
+}
+
+// Timings are in milliseconds, HAR style: -1 when it does not apply.
+type Timings struct {
+	Connect   float64 `json:"connect"`   // TCP connect to the origin
+	TLS       float64 `json:"tls"`       // TLS handshake with the origin
+	Send      float64 `json:"send"`      // request written
+	Wait      float64 `json:"wait"`      // until the first response byte
+	Receive   float64 `json:"receive"`   // response body
+	Total     float64 `json:"total"`     // the whole flow
+	Handshake float64 `json:"handshake"` // TLS handshake with the client
+}
+
+func noTimings() Timings {
+	return Timings{Connect: -1, TLS: -1, Send: -1, Wait: -1, Receive: -1, Handshake: -1}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Summary is the flow as one console line, like mitmdump's.
+func (f *Flow) Summary() string {
+	ts := f.Start.Local().Format("15:04:05")
+	switch f.Handling {
+	case Refused:
+		host := f.Target
+		if f.ClientTLS != nil && f.ClientTLS.SNI != "" {
+			host = f.ClientTLS.SNI
+		}
+		return fmt.Sprintf("%s ✗ %s  %s", ts, host, f.Refusal.Message)
+	case Tunnelled:
+		up, down := int64(0), int64(0)
+		if f.Tunnel != nil {
+			up, down = f.Tunnel.BytesUp, f.Tunnel.BytesDown
+		}
+		return fmt.Sprintf("%s %s CONNECT %s  tunnelled  %s up %s down  %s", ts, f.Client, f.Target, size(up), size(down), dur(f.End.Sub(f.Start)))
+	case Blocked:
+		what := "CONNECT " + f.Target
+		if f.Request != nil {
+			what = f.Request.Method + " " + f.Request.URL
+		}
+		return fmt.Sprintf("%s %s %s  403 blocked (%s)", ts, f.Client, what, f.Reason)
+	}
+	line := fmt.Sprintf("%s %s", ts, f.Client)
+	if f.Request != nil {
+		line += " " + f.Request.Method + " " + f.Request.URL
+	} else {
+		line += " CONNECT " + f.Target
+	}
+	if f.Response != nil {
+		n := int64(0)
+		if f.Response.Body != nil {
+			n = f.Response.Body.Size
+		}
+		line += fmt.Sprintf("  %d %s", f.Response.Status, size(n))
+	}
+	line += "  " + dur(f.End.Sub(f.Start)) + "  " + string(f.Handling)
+	if f.Aborted {
+		line += " (aborted)"
+	}
+	if f.Error != "" {
+		line += ": " + f.Error
+	}
+	return line
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fk", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%db", n)
+}
+
+func dur(d time.Duration) string {
+	if d >= time.Second {
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	return fmt.Sprintf("%dms", d.Milliseconds())
+}
+
+// tlsInfo describes a negotiated TLS connection; leaf is the certificate its
+// server presented (nil when unknown).
+func tlsInfo(cs tls.ConnectionState, leaf *x509.Certificate) *TLSInfo {
+	info := &TLSInfo{
+		Version:     tls.VersionName(cs.Version),
+		CipherSuite: tls.CipherSuiteName(cs.CipherSuite),
+		ALPN:        cs.NegotiatedProtocol,
+		SNI:         cs.ServerName,
+	}
+	if leaf != nil {
+		info.Certificate = certInfo(leaf)
+	}
+	return info
+}
+
+func certInfo(c *x509.Certificate) *CertInfo {
+	names := append([]string{}, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return &CertInfo{
+		Subject:   c.Subject.String(),
+		Issuer:    c.Issuer.String(),
+		SHA256:    ca.Fingerprint(c),
+		NotBefore: c.NotBefore.UTC(),
+		NotAfter:  c.NotAfter.UTC(),
+		Key:       ca.DescribeKey(c.PublicKey),
+		Names:     names,
+	}
+}
+
+// redactedHeaders are masked by --redact: credentials a flow file should not
+// spread.
+var redactedHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "Set-Cookie": true}
+
+// headerList flattens headers in a stable order (net/http keeps no order).
+func headerList(h http.Header, redact bool) []Header {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]Header, 0, len(keys))
+	for _, k := range keys {
+		for _, v := range h[k] {
+			if redact && redactedHeaders[http.CanonicalHeaderKey(k)] {
+				v = "REDACTED"
+			}
+			out = append(out, Header{Name: k, Value: v})
+		}
+	}
+	return out
+}
+
+// recorder copies what passes through a body into a capped buffer. It is
+// not a buffer of the body: past the cap bytes only stream and are counted.
+type recorder struct {
+	io.ReadCloser
+	body   *Body
+	cap    int64
+	onDone func(err error) // called once, at EOF, error or Close
+	once   sync.Once
+}
+
+func newRecorder(rc io.ReadCloser, body *Body, cap int64, onDone func(error)) *recorder {
+	return &recorder{ReadCloser: rc, body: body, cap: cap, onDone: onDone}
+}
+
+func (r *recorder) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if n > 0 {
+		r.body.Size += int64(n)
+		if room := r.cap - int64(len(r.body.Data)); room > 0 {
+			r.body.Data = append(r.body.Data, p[:min(int64(n), room)]...)
+		}
+		if r.body.Size > r.cap {
+			r.body.Truncated = true
+		}
+	}
+	if err == io.EOF {
+		r.done(nil)
+	} else if err != nil {
+		r.done(err)
+	}
+	return n, err
+}
+
+func (r *recorder) Close() error {
+	err := r.ReadCloser.Close()
+	r.done(errClosedEarly)
+	return err
+}
+
+func (r *recorder) done(err error) {
+	r.once.Do(func() {
+		if r.onDone != nil {
+			r.onDone(err)
+		}
+	})
+}
+
+// errClosedEarly marks a body closed before its end was read.
+var errClosedEarly = fmt.Errorf("body closed before its end")
+
+// hostOf strips the port and brackets from host:port.
+func hostOf(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
+}
+
+func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -1,0 +1,83 @@
+package mitm
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mapping makes the proxy dial hosts matching Pattern at Addr, like curl's
+// --resolve or Chromium's host-resolver rules: lab names work without
+// /etc/hosts, while the SNI and Host header keep the name.
+type Mapping struct {
+	Pattern Pattern
+	Addr    netip.Addr
+	Port    int // 0 keeps the requested port
+}
+
+// ParseMapping parses "PATTERN=ADDR" where ADDR is an IP, optionally with a
+// port ("*.lab.test=127.0.0.1", "bank.lab.test=[::1]:8443").
+func ParseMapping(s string) (Mapping, error) {
+	pat, addr, ok := strings.Cut(s, "=")
+	if !ok {
+		return Mapping{}, fmt.Errorf("mitm: --resolve %q: write it as PATTERN=ADDR, e.g. \"*.lab.test=127.0.0.1\"", s)
+	}
+	p, err := ParsePattern(pat)
+	if err != nil {
+		return Mapping{}, err
+	}
+	m := Mapping{Pattern: p}
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		m.Addr, m.Port = ap.Addr().Unmap(), int(ap.Port())
+		return m, nil
+	}
+	ip, err := netip.ParseAddr(strings.Trim(addr, "[]"))
+	if err != nil {
+		return Mapping{}, fmt.Errorf("mitm: --resolve %q: %q is not an IP address (names are not resolved here, to keep lab traffic where you point it)", s, addr)
+	}
+	m.Addr = ip.Unmap()
+	return m, nil
+}
+
+// resolver dials through the mappings, then the system resolver.
+type resolver struct {
+	mappings []Mapping
+	dialer   net.Dialer
+}
+
+func newResolver(m []Mapping, connectTimeout time.Duration) *resolver {
+	return &resolver{mappings: m, dialer: net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}}
+}
+
+// target returns the address to dial for host:port.
+func (r *resolver) target(hostport string) (string, error) {
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", fmt.Errorf("mitm: bad port in %q", hostport)
+	}
+	for _, m := range r.mappings {
+		if m.Pattern.Match(host, port) {
+			if m.Port != 0 {
+				port = m.Port
+			}
+			return netip.AddrPortFrom(m.Addr, uint16(port)).String(), nil
+		}
+	}
+	return hostport, nil
+}
+
+func (r *resolver) DialContext(ctx context.Context, network, hostport string) (net.Conn, error) {
+	addr, err := r.target(hostport)
+	if err != nil {
+		return nil, err
+	}
+	return r.dialer.DialContext(ctx, network, addr)
+}
