@@ -1,6 +1,6 @@
 # mitmlab's entry points. `make demo` and `make test` work on a fresh machine
-# with only Go installed; `make interop` needs openssl, curl, certutil and
-# chromium (.ci/run installs them).
+# with only Go installed; `make interop` needs openssl, curl, certutil,
+# chromium and tshark (.ci/run installs them).
 
 GO       ?= go
 BIN      := bin/mitmlab
@@ -54,12 +54,12 @@ fuzz:
 	  done; \
 	done
 
-## interop: tests that drive real outside tools (openssl, curl, certutil, chromium),
+## interop: tests that drive real outside tools (openssl, curl, certutil, chromium, tshark),
 ## plus every command shown in docs/, with missing tools as failures
 interop:
 	$(GO) test -race -count=1 -tags interop -run 'Interop|TestDocsCommands' ./...
 
-## bench: benchmarks (leaf minting: cached hit and cold mint)
+## bench: benchmarks (leaf minting, the proxy under concurrency, pcap writing)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 )
 
 // tlsAlert is a TLS alert by its RFC 8446 section 6 name and code.
@@ -63,7 +64,11 @@ var certificateAlerts = map[int]bool{42: true, 43: true, 44: true, 45: true, 46:
 // true when the client rejected our certificate (an alert about it, or a
 // close right after seeing it); otherwise the handshake failed for another
 // reason (not TLS, no common version, timeout).
-func refusalOf(err error, sawCertificate bool) (r Refusal, refused bool) {
+func refusalOf(err error, sawCertificate bool, plainAlert int) (r Refusal, refused bool) {
+	if a, ok := alertByCode[plainAlert]; ok && plainAlert >= 0 {
+		// The client's alert, read off the wire (see alertSniffer).
+		err = &net.OpError{Op: "remote error", Err: errors.New("tls: " + goTextOf(a))}
+	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "remote error" {
 		text := strings.TrimPrefix(op.Err.Error(), "tls: ")
@@ -93,6 +98,102 @@ func refusalOf(err error, sawCertificate bool) (r Refusal, refused bool) {
 	return Refusal{Message: "TLS handshake with the client failed: " + err.Error()}, false
 }
 
+// goTextOf is the crypto/tls text of an alert.
+func goTextOf(a tlsAlert) string {
+	for text, b := range goAlertText {
+		if b == a {
+			return text
+		}
+	}
+	return a.name
+}
+
 func isReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection reset by peer")
+}
+
+// alertByCode indexes goAlertText by alert number.
+var alertByCode = func() map[int]tlsAlert {
+	m := map[int]tlsAlert{}
+	for _, a := range goAlertText {
+		m[a.code] = a
+	}
+	return m
+}()
+
+// alertSniffer watches the TLS records a client sends during the handshake
+// for a plaintext alert. OpenSSL 3 (curl, openssl s_client) in TLS 1.3 sends
+// its certificate alert unencrypted after the server's encrypted flight;
+// crypto/tls then fails with "bad record MAC" and never learns the alert, so
+// the proxy reads it off the wire itself.
+type alertSniffer struct {
+	net.Conn
+	mu      sync.Mutex
+	off     bool
+	hdr     [5]byte
+	nhdr    int
+	typ     byte
+	remain  int
+	payload []byte
+	alert   int // last plaintext alert's description, -1 for none
+}
+
+func newAlertSniffer(c net.Conn) *alertSniffer {
+	return &alertSniffer{Conn: c, alert: -1, payload: make([]byte, 0, 2)}
+}
+
+func (s *alertSniffer) Read(b []byte) (int, error) {
+	n, err := s.Conn.Read(b)
+	if n > 0 {
+		s.mu.Lock()
+		if !s.off {
+			s.feed(b[:n])
+		}
+		s.mu.Unlock()
+	}
+	return n, err
+}
+
+// stop ends sniffing once the handshake is done.
+func (s *alertSniffer) stop() {
+	s.mu.Lock()
+	s.off = true
+	s.mu.Unlock()
+}
+
+// sawAlert returns the description of the last plaintext alert record.
+func (s *alertSniffer) sawAlert() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.alert, s.alert >= 0
+}
+
+// feed follows TLS record framing (RFC 8446 5.1: type, version, 16-bit
+// length) across reads of any size.
+func (s *alertSniffer) feed(p []byte) {
+	const recordTypeAlert = 21
+	for len(p) > 0 {
+		if s.remain == 0 {
+			k := copy(s.hdr[s.nhdr:], p)
+			s.nhdr += k
+			p = p[k:]
+			if s.nhdr < len(s.hdr) {
+				return
+			}
+			s.nhdr = 0
+			s.typ = s.hdr[0]
+			s.remain = int(s.hdr[3])<<8 | int(s.hdr[4])
+			s.payload = s.payload[:0]
+			continue
+		}
+		k := min(len(p), s.remain)
+		if s.typ == recordTypeAlert && len(s.payload)+k <= 2 {
+			s.payload = append(s.payload, p[:k]...)
+		}
+		s.remain -= k
+		p = p[k:]
+		if s.remain == 0 && s.typ == recordTypeAlert && len(s.payload) == 2 {
+			s.alert = int(s.payload[1])
+		}
+	}
 }

@@ -33,6 +33,8 @@ type world struct {
 	publicPool *x509.CertPool // what a client trusting only real CAs has
 	roguePool  *x509.CertPool // a client that trusts the rogue CA
 	origin     *origin
+	// h1Only makes origins started after it is set speak HTTP/1.1 only.
+	h1Only bool
 }
 
 // origin is the bank: HTTPS with a chain from the public PKI.
@@ -57,7 +59,7 @@ func (o *origin) keys() string {
 	return o.keylog.String()
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	pki, err := ca.NewPKI(ca.PKIOptions{})
 	if err != nil {
@@ -75,7 +77,7 @@ func newWorld(t *testing.T) *world {
 }
 
 // startOrigin serves the bank with a chain of the given profile.
-func (w *world) startOrigin(t *testing.T, profile ca.Profile) *origin {
+func (w *world) startOrigin(t testing.TB, profile ca.Profile) *origin {
 	t.Helper()
 	chain, err := w.pki.Issue(profile, []string{"bank.lab.test", "expired.lab.test"}, ca.IssueOptions{})
 	if err != nil {
@@ -129,6 +131,10 @@ func (w *world) startOrigin(t *testing.T, profile ca.Profile) *origin {
 		Handler:   mux,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{chain.TLSCertificate()}, KeyLogWriter: o, NextProtos: []string{"h2", "http/1.1"}},
 		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	if w.h1Only {
+		o.srv.TLSConfig.NextProtos = []string{"http/1.1"}
+		o.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){} // no h2
 	}
 	go o.srv.ServeTLS(ln, "", "")
 	t.Cleanup(func() { o.srv.Close() })
@@ -204,7 +210,7 @@ func (s *syncBuffer) String() string {
 }
 
 // startProxy runs a proxy with the world's rogue CA; edit adjusts the config.
-func (w *world) startProxy(t *testing.T, edit func(*Config)) *running {
+func (w *world) startProxy(t testing.TB, edit func(*Config)) *running {
 	t.Helper()
 	auth, err := ca.NewAuthority(w.rogue, ca.AuthorityOptions{})
 	if err != nil {

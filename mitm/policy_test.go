@@ -127,25 +127,25 @@ func TestRefusalOf(t *testing.T) {
 	}
 	// A Go client that does not trust the chain sends bad_certificate.
 	err, sawCert := handshake(func(c net.Conn) { tls.Client(c, &tls.Config{ServerName: "bank.lab.test"}).Handshake() })
-	r, refused := refusalOf(err, sawCert)
+	r, refused := refusalOf(err, sawCert, -1)
 	if !refused || r.Alert != "bad_certificate" || r.AlertCode != 42 {
 		t.Errorf("refusalOf(%v) = %+v, %v; want a bad_certificate refusal", err, r, refused)
 	}
 	// A client that speaks no TLS at all.
 	err, _ = handshake(func(c net.Conn) { io.WriteString(c, "GET / HTTP/1.1\r\n\r\n") })
-	r, refused = refusalOf(err, false)
+	r, refused = refusalOf(err, false, -1)
 	if refused || !strings.Contains(r.Message, "did not speak TLS") {
 		t.Errorf("refusalOf(plain HTTP) = %+v, %v", r, refused)
 	}
 	// A timeout.
-	r, refused = refusalOf(&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, false)
+	r, refused = refusalOf(&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, false, -1)
 	if refused || !strings.Contains(r.Message, "in time") {
 		t.Errorf("refusalOf(timeout) = %+v, %v", r, refused)
 	}
 	// Every alert text crypto/tls can give maps to a name: a missing one
 	// would degrade a refusal to "client aborted" without its alert.
 	for text, a := range goAlertText {
-		r, _ := refusalOf(&net.OpError{Op: "remote error", Err: errors.New("tls: " + text)}, true)
+		r, _ := refusalOf(&net.OpError{Op: "remote error", Err: errors.New("tls: " + text)}, true, -1)
 		if r.Alert != a.name {
 			t.Errorf("alert %q gives %q, want %q", text, r.Alert, a.name)
 		}
@@ -234,5 +234,33 @@ func TestHARShape(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
 		t.Errorf("temporary files left behind: %d entries", len(entries))
+	}
+}
+
+// TestAlertSniffer feeds the bytes curl sent when it refused the forged
+// certificate over TLS 1.3 (a plaintext unknown_ca alert after a
+// ClientHello), in every split, and expects the alert found.
+func TestAlertSniffer(t *testing.T) {
+	hello := append([]byte{0x16, 0x03, 0x01, 0x00, 0x04}, 1, 2, 3, 4)
+	alert := []byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x30}
+	stream := append(append([]byte{}, hello...), alert...)
+	for split := 0; split <= len(stream); split++ {
+		s := newAlertSniffer(nil)
+		s.feed(stream[:split])
+		s.feed(stream[split:])
+		if a, ok := s.sawAlert(); !ok || a != 48 {
+			t.Errorf("split at %d: alert %d, %v; want 48", split, a, ok)
+		}
+	}
+	s := newAlertSniffer(nil)
+	s.feed(hello)
+	s.feed([]byte{0x17, 0x03, 0x03, 0x00, 0x13}) // an encrypted record: nothing to read
+	s.feed(make([]byte, 0x13))
+	if _, ok := s.sawAlert(); ok {
+		t.Error("an encrypted record was taken for an alert")
+	}
+	r, refused := refusalOf(errors.New("local error: tls: bad record MAC"), true, 48)
+	if !refused || r.Alert != "unknown_ca" || !strings.Contains(r.Message, "(unknown CA): HTTPS held") {
+		t.Errorf("refusalOf(bad record MAC, sniffed 48) = %+v, %v", r, refused)
 	}
 }

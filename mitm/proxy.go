@@ -125,7 +125,7 @@ type Proxy struct {
 	inner     *http.Server
 	h2        *http2.Server
 	conns     connSet
-	flows     sync.WaitGroup
+	flows     inflight
 	ids       atomic.Uint64
 	closing   atomic.Bool
 	mu        sync.Mutex
@@ -246,10 +246,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Unlock()
 	errOuter := p.outer.Shutdown(ctx)
 	errInner := p.inner.Shutdown(ctx)
-	done := make(chan struct{})
-	go func() { p.flows.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.flows.idle():
 	case <-ctx.Done():
 	}
 	if n := p.conns.closeAll(); n > 0 {
@@ -258,7 +256,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.transport.CloseIdleConnections()
 	// Flows cut short now finish as aborted; give them a moment to be recorded.
 	select {
-	case <-done:
+	case <-p.flows.idle():
 	case <-time.After(2 * time.Second):
 		p.log.Warn("some flows did not finish after their connections were closed")
 	}
@@ -464,7 +462,8 @@ func (p *Proxy) intercept(client net.Conn, raw net.Conn, ci *connInfo) {
 			return c, err
 		},
 	}
-	tconn := tls.Server(client, cfg)
+	sniffer := newAlertSniffer(client)
+	tconn := tls.Server(sniffer, cfg)
 	start := p.now()
 	tconn.SetDeadline(start.Add(p.limits.HandshakeTimeout))
 	sentBefore := int64(0)
@@ -482,7 +481,8 @@ func (p *Proxy) intercept(client net.Conn, raw net.Conn, ci *connInfo) {
 			f.ClientTLS.Certificate = certInfo(shown)
 		}
 		sawCert := tc != nil && tc.written.Load() > sentBefore
-		refusal, refused := refusalOf(err, sawCert)
+		plainAlert, _ := sniffer.sawAlert()
+		refusal, refused := refusalOf(err, sawCert, plainAlert)
 		f.Refusal = &refusal
 		if refused {
 			f.Handling = Refused
@@ -493,6 +493,7 @@ func (p *Proxy) intercept(client net.Conn, raw net.Conn, ci *connInfo) {
 		p.finish(f)
 		return
 	}
+	sniffer.stop()
 	tconn.SetDeadline(time.Time{})
 	cs := tconn.ConnectionState()
 	ci.clientTLS = tlsInfo(cs, shown)
@@ -591,7 +592,7 @@ func (p *Proxy) serveNonProxy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Proxy) newFlow(ci *connInfo) *Flow {
-	p.flows.Add(1)
+	p.flows.add()
 	return &Flow{
 		ID:       strconv.FormatUint(p.ids.Add(1), 10),
 		Start:    p.now(),
@@ -617,7 +618,44 @@ func (p *Proxy) finish(f *Flow) {
 	for _, r := range p.cfg.Recorders {
 		r.Record(f)
 	}
-	p.flows.Done()
+	p.flows.done()
+}
+
+// inflight counts flows not yet recorded. Unlike a WaitGroup it may grow
+// while Shutdown waits: a client can start a flow at any moment.
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n drops to zero
+}
+
+func (i *inflight) add() {
+	i.mu.Lock()
+	if i.n == 0 {
+		i.zero = make(chan struct{})
+	}
+	i.n++
+	i.mu.Unlock()
+}
+
+func (i *inflight) done() {
+	i.mu.Lock()
+	if i.n--; i.n == 0 {
+		close(i.zero)
+	}
+	i.mu.Unlock()
+}
+
+// idle returns a channel closed once no flow is in flight.
+func (i *inflight) idle() <-chan struct{} {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.n == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return i.zero
 }
 
 func writeRawError(w io.Writer, code int, msg string) {

@@ -94,6 +94,8 @@ func layerValues(s setting) (cfg any, env, flag, wantCfg, wantEnv, wantFlag stri
 	case "stringSlice":
 		return []string{"cfg.example", "cfg2.example"}, "env.example", "flag.example",
 			"cfg.example,cfg2.example", "env.example", "flag.example"
+	case "int":
+		return 7, "8", "9", "7", "8", "9"
 	}
 	return "from-config", "from-env", "from-flag", "from-config", "from-env", "from-flag"
 }

@@ -35,16 +35,18 @@ trust out of the box (created on first use, name-constrained like the lab CA).
   all                        every profile, each in its own directory under --out
 
 Files written to --out:
-  chain.pem   what the server sends (leaf first)
-  key.pem     the leaf's private key (0600)
-  cert.pem    the leaf alone
-  root.pem    the lab PKI root: what clients trust (curl --cacert, openssl -CAfile)
-  crl.pem     CRLs of the issuing CA and the root, when the leaf's issuer publishes
-              one (curl --crlfile, openssl -CRLfile)`,
+  chain.pem          what the server sends, leaf first (nginx ssl_certificate, Go)
+  key.pem            the leaf's private key (0600)
+  cert.pem           the leaf alone
+  intermediates.pem  what the server sends after the leaf, when anything
+                     (openssl s_server -cert_chain)
+  root.pem           the lab PKI root: what clients trust (curl --cacert, openssl -CAfile)
+  crl.pem            CRLs of the issuing CA and the root, when the leaf's issuer
+                     publishes one (curl --crlfile, openssl -CRLfile)`,
 		Example: `  mitmlab ca issue bank.lab.test --out /tmp/bank
   mitmlab ca issue bank.lab.test --profile expired --out /tmp/expired
   mitmlab ca issue bank.lab.test 127.0.0.1 --profile all --out /tmp/badssl
-  openssl s_server -accept 8443 -cert /tmp/bank/chain.pem -key /tmp/bank/key.pem`,
+  openssl s_server -accept 8443 -cert /tmp/bank/cert.pem -cert_chain /tmp/bank/intermediates.pem -key /tmp/bank/key.pem -www`,
 		Args: minArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			opts.hosts = args
@@ -148,7 +150,7 @@ func runCAIssue(opts *caIssueOptions) error {
 		describeIssued(a, dir, chain, verdict)
 	}
 	if len(profiles) > 1 {
-		fmt.Fprintf(a.out, "Each directory holds chain.pem, key.pem, cert.pem, root.pem (and crl.pem where the issuer publishes one).\n")
+		fmt.Fprintf(a.out, "Each directory holds chain.pem, key.pem, cert.pem, root.pem, and intermediates.pem and crl.pem where they apply.\n")
 	}
 	return nil
 }
@@ -195,10 +197,30 @@ func writeChain(dir string, chain *ca.Chain) error {
 		{"chain.pem", ca.CertPEM(chain.Certs...), 0o644},
 		{"root.pem", ca.CertPEM(chain.Root), 0o644},
 	}
+	// Files an earlier issue into the same directory left, which would not
+	// belong to this chain, are removed.
+	optional := func(name string, data []byte) error {
+		if data != nil {
+			files = append(files, file{name, data, 0o644})
+			return nil
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	var crl, intermediates []byte
 	if chain.CRLs != nil {
-		files = append(files, file{"crl.pem", ca.CRLPEM(chain.CRLs...), 0o644})
-	} else if err := os.Remove(filepath.Join(dir, "crl.pem")); err != nil && !os.IsNotExist(err) {
-		return err // a CRL left from an earlier issue would not belong to this chain
+		crl = ca.CRLPEM(chain.CRLs...)
+	}
+	if len(chain.Certs) > 1 {
+		intermediates = ca.CertPEM(chain.Certs[1:]...)
+	}
+	if err := optional("crl.pem", crl); err != nil {
+		return err
+	}
+	if err := optional("intermediates.pem", intermediates); err != nil {
+		return err
 	}
 	for _, f := range files {
 		if err := ca.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
@@ -221,7 +243,8 @@ func describeIssued(a *app, dir string, chain *ca.Chain, verdict ca.Verdict) {
 	fmt.Fprintf(a.out, "Issued a %q chain for %s in %s\n", chain.Profile, strings.Join(chain.Hosts, ", "), dir)
 	fmt.Fprintf(a.out, "  leaf      %s, %s, valid %s to %s, issued by %s\n", leaf.Subject.CommonName, ca.DescribeKey(leaf.PublicKey),
 		leaf.NotBefore.UTC().Format("2006-01-02 15:04"), leaf.NotAfter.UTC().Format("2006-01-02 15:04 MST"), chain.Issuer.Subject.CommonName)
-	fmt.Fprintf(a.out, "  serves    %d certificate(s): chain.pem (key in key.pem)\n", len(chain.Certs))
+	fmt.Fprintf(a.out, "  serves    %d certificate(s): chain.pem, or cert.pem%s (key in key.pem)\n", len(chain.Certs),
+		map[bool]string{true: " + intermediates.pem", false: ""}[len(chain.Certs) > 1])
 	fmt.Fprintf(a.out, "  fault     %s\n", info.Summary)
 	fmt.Fprintf(a.out, "  verdict   %s\n", verdict)
 	args := []string{"openssl verify -auth_level 2", "-CAfile " + filepath.Join(dir, "root.pem")}

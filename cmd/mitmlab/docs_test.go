@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -109,8 +110,19 @@ func TestDocsCommands(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				cmd := exec.CommandContext(ctx, "sh", "-c", st.command)
 				cmd.Dir, cmd.Env = work, env
+				// Each command gets its own process group, so what a page
+				// starts in the background (a server, the proxy) is stopped
+				// when the page ends, whatever the page itself does.
+				cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 				out, _ := cmd.CombinedOutput()
 				cancel()
+				if cmd.Process != nil {
+					pgid := cmd.Process.Pid
+					t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+				}
+				if background.MatchString(st.command) {
+					time.Sleep(time.Second) // let the server start listening
+				}
 				ran++
 				if err := matchLines(st.want, string(out)); err != "" {
 					t.Errorf("%s:%d: `%s`: %s\n--- output ---\n%s", page, st.line, st.command, err, out)
@@ -124,6 +136,10 @@ func TestDocsCommands(t *testing.T) {
 }
 
 var envAssign = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
+
+// background matches a shell line that leaves a process running: "cmd &"
+// or "cmd & echo $! > pid".
+var background = regexp.MustCompile(`(^|[^&])&(\s*$|\s+echo )`)
 
 // commandTool is the program a shell line runs, past VAR=value prefixes.
 func commandTool(line string) string {

@@ -1,0 +1,420 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mitmlab/mitmlab/ca"
+	"github.com/mitmlab/mitmlab/capture"
+	"github.com/mitmlab/mitmlab/mitm"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+type proxyOptions struct {
+	app *app
+	// ctx ends the proxy; nil means SIGINT or SIGTERM.
+	ctx context.Context
+	// onListen, when set, learns the address the proxy listens on.
+	onListen func(addr string)
+	grace    time.Duration
+}
+
+func (a *app) newProxyCmd(runF func(*proxyOptions) error) *cobra.Command {
+	opts := &proxyOptions{app: a, grace: 5 * time.Second}
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Run the intercepting HTTP(S) proxy",
+		Long: `Run mitmlab's intercepting proxy: the attacker of the lessons, and a practical
+proxy for capturing your own HTTPS traffic.
+
+For each CONNECT the first matching rule decides: intercept (terminate TLS with
+a certificate forged by the lab CA and read everything), tunnel (relay the bytes
+unchanged: the passive eavesdropper) or block (403). Without a matching rule,
+hosts the CA's name constraints permit are intercepted and everything else is
+tunnelled, so a browser pointed at the proxy keeps working for real sites.
+Plain http:// requests are always readable: there is no TLS to keep.
+
+A client that does not trust the lab CA refuses the forged certificate; the
+proxy prints and records that refusal (HTTPS held). Origins' certificates are
+verified against the system roots plus --upstream-ca; a failure is a 502 that
+says why.
+
+The proxy listens on 127.0.0.1:8080. Listening on another address needs
+--allow-remote and --auth, so mitmlab is never an open proxy by accident.
+Stop it with Ctrl-C: in-flight flows finish (or are marked aborted) and the
+HAR file is written.`,
+		Example: `  mitmlab proxy --resolve '*.lab.test=127.0.0.1'
+  curl -x http://127.0.0.1:8080 --cacert ~/.mitmlab/ca/ca.pem https://bank.lab.test:8443/
+
+  mitmlab proxy --upstream-ca certs/root.pem --flows flows.jsonl --har flows.har \
+      --keylog keys.log --plaintext-pcap plain.pcap
+  mitmlab proxy --tunnel 'bank.lab.test' --intercept '*.lab.test' --block ads.lab.test`,
+		Args: noArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return runProxy(opts)
+		},
+	}
+	f := cmd.Flags()
+	f.String("listen", "127.0.0.1:8080", "address to listen on")
+	f.Bool("allow-remote", false, "allow a non-loopback --listen address (needs --auth)")
+	f.String("auth", "", "require proxy authentication USER:PASSWORD (Basic)")
+	f.StringSlice("rule", nil, `policy rule "ACTION PATTERN" (repeatable, first match wins), e.g. "tunnel *.example.com"`)
+	for _, action := range []mitm.Action{mitm.Intercept, mitm.Tunnel, mitm.Block} {
+		f.Var(&ruleFlag{fs: f, action: action}, string(action), "add the rule \""+string(action)+" PATTERN\" (repeatable; PATTERN is host, *.domain or *, with optional :port)")
+	}
+	f.StringSlice("resolve", nil, "dial hosts matching PATTERN at ADDR: PATTERN=ADDR (repeatable), e.g. '*.lab.test=127.0.0.1'")
+	f.StringSlice("upstream-ca", nil, "also trust this CA file (PEM) for origins, e.g. the lab PKI's root.pem (repeatable)")
+	f.Bool("insecure-upstream", false, "do not verify origins' certificates (warns on every use)")
+	f.String("flows", "", "write flows as JSON Lines to this file (0600)")
+	f.String("har", "", "write flows as HAR 1.2 to this file when the proxy stops (0600)")
+	f.String("keylog", "", "write NSS key-log lines for both TLS legs to this file (0600)")
+	f.String("plaintext-pcap", "", "write decrypted traffic as TCP conversations to this pcap/pcapng (0600)")
+	f.Bool("redact", false, "mask Authorization, Cookie and Set-Cookie values in --flows and --har")
+	f.String("body-cap", "1MiB", "record at most this much of each body (bodies always stream in full); 0 records none")
+	f.Bool("http2", true, "offer HTTP/2 to intercepted clients")
+	f.String("read-header-timeout", "10s", "time a client has to send request headers")
+	f.String("handshake-timeout", "10s", "time for a TLS handshake, with clients and origins")
+	f.String("idle-timeout", "2m", "close keep-alive connections and tunnels idle this long")
+	f.String("max-header-bytes", "64KiB", "largest request header accepted")
+	f.Int("max-conns", 1024, "most client connections at once")
+	f.BoolP("quiet", "q", false, "print no line per flow")
+	for _, b := range [][2]string{
+		{"listen", "proxy.listen"}, {"allow-remote", "proxy.allow-remote"}, {"auth", "proxy.auth"},
+		{"rule", "proxy.rules"}, {"resolve", "proxy.resolve"}, {"upstream-ca", "proxy.upstream-ca"},
+		{"insecure-upstream", "proxy.insecure-upstream"}, {"flows", "proxy.flows"}, {"har", "proxy.har"},
+		{"keylog", "proxy.keylog"}, {"plaintext-pcap", "proxy.plaintext-pcap"}, {"redact", "proxy.redact"},
+		{"body-cap", "proxy.body-cap"}, {"http2", "proxy.http2"}, {"read-header-timeout", "proxy.read-header-timeout"},
+		{"handshake-timeout", "proxy.handshake-timeout"}, {"idle-timeout", "proxy.idle-timeout"},
+		{"max-header-bytes", "proxy.max-header-bytes"}, {"max-conns", "proxy.max-conns"}, {"quiet", "proxy.quiet"},
+	} {
+		a.bind(cmd, f, b[0], b[1])
+	}
+	return cmd
+}
+
+// ruleFlag is --intercept/--tunnel/--block: each adds "ACTION PATTERN" to
+// --rule, so rules keep the order they were given in across all four flags.
+type ruleFlag struct {
+	fs     *pflag.FlagSet
+	action mitm.Action
+}
+
+func (r *ruleFlag) String() string { return "" }
+func (r *ruleFlag) Type() string   { return "pattern" }
+func (r *ruleFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if err := r.fs.Set("rule", string(r.action)+" "+strings.TrimSpace(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runProxy(opts *proxyOptions) error {
+	a := opts.app
+	cfg, listen, err := proxyConfig(a)
+	if err != nil {
+		return err
+	}
+	root := cfg.Authority.Root()
+
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %v; choose another address with --listen", listen, err)
+	}
+	closers, err := openProxyOutputs(a, &cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var outMu sync.Mutex
+	var count int
+	cfg.Recorders = append(cfg.Recorders, mitm.RecorderFunc(func(f *mitm.Flow) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		count++
+		if !a.v.GetBool("proxy.quiet") {
+			fmt.Fprintln(a.out, f.Summary())
+		}
+	}))
+	p, err := mitm.New(cfg)
+	if err != nil {
+		ln.Close()
+		closeAll(closers)
+		return err
+	}
+
+	ctx := opts.ctx
+	if ctx == nil {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+	addr := ln.Addr().String()
+	writeProxyBanner(a, addr, root, cfg)
+	if opts.onListen != nil {
+		opts.onListen(addr)
+	}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		closeAll(closers)
+		return fmt.Errorf("the proxy stopped: %w", err)
+	}
+	fmt.Fprintf(a.errOut, "mitmlab: stopping; in-flight flows get %v to finish\n", opts.grace)
+	sctx, cancel := context.WithTimeout(context.Background(), opts.grace)
+	defer cancel()
+	shutdownErr := p.Shutdown(sctx)
+	closeErr := closeAll(closers)
+	outMu.Lock()
+	fmt.Fprintf(a.out, "%d flows recorded.\n", count)
+	outMu.Unlock()
+	return errors.Join(shutdownErr, closeErr)
+}
+
+// proxyConfig turns the settings into a mitm.Config, checking everything
+// that can be wrong before anything is opened or written.
+func proxyConfig(a *app) (mitm.Config, string, error) {
+	var cfg mitm.Config
+	listen := a.v.GetString("proxy.listen")
+	auth := a.v.GetString("proxy.auth")
+	if auth != "" {
+		user, pass, ok := strings.Cut(auth, ":")
+		if !ok || user == "" || pass == "" {
+			return cfg, "", usageError{errors.New("--auth must be USER:PASSWORD, both not empty")}
+		}
+		cfg.Auth = &mitm.Credentials{User: user, Password: pass}
+	}
+	if err := checkListen(listen, a.v.GetBool("proxy.allow-remote"), cfg.Auth != nil); err != nil {
+		return cfg, "", err
+	}
+	root, err := a.loadCA()
+	if err != nil {
+		return cfg, "", err
+	}
+	cfg.Authority, err = ca.NewAuthority(root, ca.AuthorityOptions{Logger: a.log})
+	if err != nil {
+		return cfg, "", err
+	}
+	cfg.Policy.Permits = root.Permits
+	for _, s := range a.strings("proxy.rules") {
+		r, err := mitm.ParseRule(s)
+		if err != nil {
+			return cfg, "", usageError{err}
+		}
+		cfg.Policy.Rules = append(cfg.Policy.Rules, r)
+	}
+	for _, s := range a.strings("proxy.resolve") {
+		m, err := mitm.ParseMapping(s)
+		if err != nil {
+			return cfg, "", usageError{err}
+		}
+		cfg.Resolve = append(cfg.Resolve, m)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	for _, file := range a.strings("proxy.upstream-ca") {
+		data, err := os.ReadFile(expandTilde(file))
+		if err != nil {
+			return cfg, "", fmt.Errorf("cannot read --upstream-ca %s: %v", file, err)
+		}
+		if !pool.AppendCertsFromPEM(data) {
+			return cfg, "", fmt.Errorf("--upstream-ca %s holds no PEM certificate; give the CA certificate (e.g. the lab PKI's root.pem)", file)
+		}
+	}
+	cfg.UpstreamRoots = pool
+	cfg.InsecureUpstream = a.v.GetBool("proxy.insecure-upstream")
+	cfg.Redact = a.v.GetBool("proxy.redact")
+	cfg.HTTP2 = a.v.GetBool("proxy.http2")
+	bodyCap, err := parseSize(a.v.GetString("proxy.body-cap"))
+	if err != nil {
+		return cfg, "", usageError{fmt.Errorf("--body-cap: %v", err)}
+	}
+	cfg.BodyCap = bodyCap
+	if bodyCap == 0 {
+		cfg.BodyCap = -1
+	}
+	var l mitm.Limits
+	for key, d := range map[string]*time.Duration{
+		"proxy.read-header-timeout": &l.ReadHeaderTimeout, "proxy.handshake-timeout": &l.HandshakeTimeout, "proxy.idle-timeout": &l.IdleTimeout,
+	} {
+		if *d, err = a.duration(key); err != nil {
+			return cfg, "", err
+		}
+	}
+	mhb, err := parseSize(a.v.GetString("proxy.max-header-bytes"))
+	if err != nil || mhb < 1024 {
+		return cfg, "", usageError{fmt.Errorf("--max-header-bytes %q: give a size of at least 1KiB", a.v.GetString("proxy.max-header-bytes"))}
+	}
+	l.MaxHeaderBytes = int(mhb)
+	if l.MaxConns = a.v.GetInt("proxy.max-conns"); l.MaxConns < 1 {
+		return cfg, "", usageError{errors.New("--max-conns must be at least 1")}
+	}
+	cfg.Limits = l
+	cfg.Logger = a.log
+	return cfg, listen, nil
+}
+
+// checkListen keeps mitmlab from becoming an open proxy: a non-loopback
+// address needs both --allow-remote and --auth.
+func checkListen(listen string, allowRemote, hasAuth bool) error {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return usageError{fmt.Errorf("--listen %q is not HOST:PORT (e.g. 127.0.0.1:8080)", listen)}
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return usageError{fmt.Errorf("--listen %q: the port must be a number", listen)}
+	}
+	loopback := host == "localhost"
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		loopback = true
+	}
+	if loopback {
+		return nil
+	}
+	if !allowRemote {
+		return usageError{fmt.Errorf("--listen %s would make the proxy reachable from other machines; if that is what you want, add --allow-remote and --auth USER:PASSWORD", listen)}
+	}
+	if !hasAuth {
+		return usageError{fmt.Errorf("--allow-remote needs --auth USER:PASSWORD, so that mitmlab is never an open proxy")}
+	}
+	return nil
+}
+
+type closer struct {
+	what  string
+	close func() error
+}
+
+// openProxyOutputs creates the files the proxy writes, each 0600.
+func openProxyOutputs(a *app, cfg *mitm.Config) ([]closer, error) {
+	var closers []closer
+	fail := func(err error) ([]closer, error) {
+		closeAll(closers)
+		return nil, err
+	}
+	if path := a.v.GetString("proxy.har"); path != "" {
+		h, err := mitm.CreateHAR(expandTilde(path), versionString())
+		if err != nil {
+			return fail(fmt.Errorf("cannot write --har %s: %v", path, err))
+		}
+		cfg.Recorders = append(cfg.Recorders, h)
+		closers = append(closers, closer{"HAR " + path, h.Close})
+	}
+	if path := a.v.GetString("proxy.flows"); path != "" {
+		j, err := mitm.CreateJSONL(expandTilde(path))
+		if err != nil {
+			return fail(fmt.Errorf("cannot write --flows %s: %v", path, err))
+		}
+		cfg.Recorders = append(cfg.Recorders, j)
+		closers = append(closers, closer{"flows " + path, j.Close})
+	}
+	if path := a.v.GetString("proxy.keylog"); path != "" {
+		k, err := mitm.CreateKeyLog(expandTilde(path))
+		if err != nil {
+			return fail(fmt.Errorf("cannot write --keylog %s: %v", path, err))
+		}
+		cfg.KeyLog = k
+		closers = append(closers, closer{"key log " + path, k.Close})
+	}
+	if path := a.v.GetString("proxy.plaintext-pcap"); path != "" {
+		path = expandTilde(path)
+		w, err := capture.Create(path, capture.FormatFromPath(path), 0o600)
+		if err != nil {
+			return fail(fmt.Errorf("cannot write --plaintext-pcap %s: %v", path, err))
+		}
+		cfg.Plaintext = w
+		closers = append(closers, closer{"plaintext pcap " + path, w.Close})
+	}
+	return closers, nil
+}
+
+func closeAll(cs []closer) error {
+	var errs []error
+	for _, c := range cs {
+		if err := c.close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.what, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func writeProxyBanner(a *app, addr string, root *ca.Root, cfg mitm.Config) {
+	w := a.out
+	fmt.Fprintf(w, "mitmlab proxy listening on %s (lab use only)\n", addr)
+	fmt.Fprintf(w, "  CA        %s (sha256 %s…): clients that trust it are intercepted\n", root.Cert.Subject.CommonName, root.Fingerprint()[:23])
+	for i, r := range cfg.Policy.Rules {
+		fmt.Fprintf(w, "  rule %-4d %s\n", i+1, r)
+	}
+	fmt.Fprintf(w, "  default   intercept what the CA permits (%s), tunnel the rest\n", root.Constraints())
+	for _, m := range cfg.Resolve {
+		port := ""
+		if m.Port != 0 {
+			port = ":" + strconv.Itoa(m.Port)
+		}
+		fmt.Fprintf(w, "  resolve   %s → %s%s\n", m.Pattern, m.Addr, port)
+	}
+	if cfg.InsecureUpstream {
+		fmt.Fprintln(w, "  upstream  NOT VERIFIED (--insecure-upstream)")
+	} else {
+		fmt.Fprintf(w, "  upstream  verified: system roots%s\n", listSuffix(a.strings("proxy.upstream-ca")))
+	}
+	var files []string
+	for _, k := range []string{"proxy.flows", "proxy.har", "proxy.keylog", "proxy.plaintext-pcap"} {
+		if v := a.v.GetString(k); v != "" {
+			files = append(files, filepath.Clean(v))
+		}
+	}
+	if len(files) > 0 {
+		fmt.Fprintf(w, "  writing   %s (mode 0600)\n", strings.Join(files, ", "))
+	}
+	fmt.Fprintf(w, "Try: curl -x http://%s --cacert %s https://bank.lab.test/\n", addr, filepath.Join(a.caDir(), ca.CertFile))
+}
+
+func listSuffix(files []string) string {
+	if len(files) == 0 {
+		return ""
+	}
+	return " + " + strings.Join(files, ", ")
+}
+
+// parseSize reads "1MiB", "512KiB", "64k", "2000" (bytes).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"k", 1 << 10}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size like 1MiB, 512KiB or 4096", s)
+	}
+	return n * mult, nil
+}
