@@ -2,8 +2,10 @@ package mitm
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,9 +181,17 @@ func (c *notifyCloseConn) Close() error {
 	return c.Conn.Close()
 }
 
-// relay copies src to dst until EOF or error, extending src's read
-// deadline by idle before each read, and counts the bytes.
-func relay(dst, src net.Conn, idle time.Duration, n *int64) error {
+// activity is the time of the last byte a tunnel moved, in either
+// direction: a tunnel is idle only when both directions are.
+type activity struct{ last atomic.Int64 }
+
+func (a *activity) touch()               { a.last.Store(time.Now().UnixNano()) }
+func (a *activity) since() time.Duration { return time.Since(time.Unix(0, a.last.Load())) }
+
+// relay copies src to dst until EOF or error, counting the bytes. A read
+// that waits longer than idle ends the relay only if the other direction
+// was silent too (a long download sends nothing upstream for minutes).
+func relay(dst, src net.Conn, idle time.Duration, act *activity, n *int64) error {
 	buf := make([]byte, 32*1024)
 	for {
 		if idle > 0 {
@@ -189,16 +199,19 @@ func relay(dst, src net.Conn, idle time.Duration, n *int64) error {
 		}
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
+			act.touch()
 			nw, werr := dst.Write(buf[:nr])
 			atomic.AddInt64(n, int64(nw))
 			if werr != nil {
 				return werr
 			}
 		}
-		if rerr == io.EOF {
+		switch {
+		case rerr == io.EOF:
 			return nil
-		}
-		if rerr != nil {
+		case errors.Is(rerr, os.ErrDeadlineExceeded) && act.since() < idle:
+			continue // the other direction is busy
+		case rerr != nil:
 			return rerr
 		}
 	}

@@ -399,13 +399,15 @@ func (p *Proxy) tunnel(client net.Conn, ci *connInfo) {
 		return
 	}
 	var wg sync.WaitGroup
+	var act activity
+	act.touch()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		relay(client, upstream, p.limits.IdleTimeout, &f.Tunnel.BytesDown)
+		relay(client, upstream, p.limits.IdleTimeout, &act, &f.Tunnel.BytesDown)
 		closeWrite(client)
 	}()
-	err = relay(upstream, client, p.limits.IdleTimeout, &f.Tunnel.BytesUp)
+	err = relay(upstream, client, p.limits.IdleTimeout, &act, &f.Tunnel.BytesUp)
 	closeWrite(upstream)
 	if err != nil {
 		// The client side failed: stop the other direction too.

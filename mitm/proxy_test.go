@@ -572,3 +572,35 @@ func TestConnectionLimits(t *testing.T) {
 		t.Fatalf("queued request: %v %v, want a 502 once the slot is free", resp, err)
 	}
 }
+
+// TestRelayIdleIsBothWays: a relay whose source is silent while the other
+// direction moves bytes (a client during a long download) keeps going; once
+// both are silent for the idle timeout, it ends.
+func TestRelayIdleIsBothWays(t *testing.T) {
+	src, srcPeer := net.Pipe()
+	dst, dstPeer := net.Pipe()
+	defer src.Close()
+	defer srcPeer.Close()
+	defer dst.Close()
+	defer dstPeer.Close()
+	const idle = 100 * time.Millisecond
+	var act activity
+	act.touch()
+	busyUntil := time.Now().Add(500 * time.Millisecond)
+	go func() { // the other direction, active every 30ms for 500ms
+		for time.Now().Before(busyUntil) {
+			act.touch()
+			time.Sleep(30 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	var n int64
+	err := relay(dst, src, idle, &act, &n)
+	elapsed := time.Since(start)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("relay ended with %v, want an idle timeout", err)
+	}
+	if elapsed < 500*time.Millisecond || elapsed > 5*time.Second {
+		t.Errorf("relay ended after %v, want just after the other direction went quiet (500ms + idle)", elapsed)
+	}
+}
