@@ -73,6 +73,8 @@ const bufferSize = 64 << 10
 type Writer struct {
 	mu      sync.Mutex
 	format  Format
+	snaplen int
+	out     *countWriter // the stream, counted
 	pcap    *pcapgo.Writer
 	ng      *pcapgo.NgWriter
 	buf     *bufio.Writer // under pcap only; pcapgo.NgWriter buffers itself
@@ -81,38 +83,83 @@ type Writer struct {
 	aborted bool          // Abort ran first
 	endErr  error         // what the first Close returned
 
+	// dataAt is the offset of the first packet block, -1 before it: where
+	// Close inserts decryption secrets that came after packets (see
+	// WriteDecryptionSecrets).
+	dataAt int64
+	late   [][]byte // those secrets' blocks, waiting for Close
+
+	// taps are the connections being tapped, so that the two ends of one
+	// connection tapped into this Writer are recorded once (see TapConn).
+	taps map[connKey]bool
+
 	// Set by Create only.
 	file *os.File
 	path string
+	mode os.FileMode
+}
+
+// WriterOptions describe the capture in the file header, for readers that
+// show it (Wireshark's Capture File Properties, capinfos). The zero value
+// describes packets synthesized by mitmlab.
+type WriterOptions struct {
+	// Interface and Description name the capture interface in a pcapng file
+	// (if_name, if_description); defaults "mitmlab" and "synthesized by
+	// mitmlab". A pcap file has no place for them.
+	Interface, Description string
+	// Filter is the capture filter in libpcap syntax, recorded in a pcapng
+	// file (if_filter); empty for none.
+	Filter string
+	// Snaplen is the snapshot length in the header, and the length beyond
+	// which WritePacket truncates packets; 0 means [Snaplen].
+	Snaplen int
 }
 
 // NewWriter writes the file header (link type Ethernet, snaplen [Snaplen],
 // nanosecond timestamps) to w and returns a Writer for packets. Close flushes
 // but does not close w.
 func NewWriter(w io.Writer, f Format) (*Writer, error) {
-	cw := &Writer{format: f}
+	return NewWriterOptions(w, f, WriterOptions{})
+}
+
+// NewWriterOptions is NewWriter with the header described by opts.
+func NewWriterOptions(w io.Writer, f Format, opts WriterOptions) (*Writer, error) {
+	if opts.Snaplen == 0 {
+		opts.Snaplen = Snaplen
+	}
+	if opts.Snaplen < 0 || opts.Snaplen > Snaplen {
+		return nil, fmt.Errorf("capture: snaplen %d is not between 1 and %d", opts.Snaplen, Snaplen)
+	}
+	if opts.Interface == "" {
+		opts.Interface = "mitmlab"
+		if opts.Description == "" {
+			opts.Description = "synthesized by mitmlab"
+		}
+	}
+	cw := &Writer{format: f, snaplen: opts.Snaplen, out: &countWriter{w: w}, dataAt: -1}
 	switch f {
 	case PCAP:
-		cw.buf = bufio.NewWriterSize(w, bufferSize)
+		cw.buf = bufio.NewWriterSize(cw.out, bufferSize)
 		cw.pcap = pcapgo.NewWriterNanos(cw.buf)
-		if err := cw.pcap.WriteFileHeader(Snaplen, layers.LinkTypeEthernet); err != nil {
+		if err := cw.pcap.WriteFileHeader(uint32(opts.Snaplen), layers.LinkTypeEthernet); err != nil {
 			return nil, fmt.Errorf("capture: write pcap header: %w", err)
 		}
 	case PCAPNG:
 		intf := pcapgo.NgInterface{
-			Name:                "mitmlab",
-			Description:         "synthesized by mitmlab",
+			Name:                opts.Interface,
+			Description:         opts.Description,
+			Filter:              opts.Filter,
 			OS:                  runtime.GOOS,
 			LinkType:            layers.LinkTypeEthernet,
-			SnapLength:          Snaplen,
+			SnapLength:          uint32(opts.Snaplen),
 			TimestampResolution: 9,
 		}
-		opts := pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
+		ngOpts := pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
 			Hardware:    runtime.GOARCH,
 			OS:          runtime.GOOS,
 			Application: "mitmlab",
 		}}
-		ng, err := pcapgo.NewNgWriterInterface(w, intf, opts)
+		ng, err := pcapgo.NewNgWriterInterface(cw.out, intf, ngOpts)
 		if err != nil {
 			return nil, fmt.Errorf("capture: write pcapng header: %w", err)
 		}
@@ -134,6 +181,11 @@ func NewWriter(w io.Writer, f Format) (*Writer, error) {
 // there is replaced only by a complete one. The file gets exactly mode,
 // whatever the umask; use 0600 for anything holding plaintext or keys.
 func Create(path string, f Format, mode os.FileMode) (*Writer, error) {
+	return CreateOptions(path, f, mode, WriterOptions{})
+}
+
+// CreateOptions is Create with the header described by opts.
+func CreateOptions(path string, f Format, mode os.FileMode, opts WriterOptions) (*Writer, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
 	if err != nil {
 		return nil, fmt.Errorf("capture: create %s: %w", path, err)
@@ -144,13 +196,13 @@ func Create(path string, f Format, mode os.FileMode) (*Writer, error) {
 		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("capture: create %s: %w", path, err)
 	}
-	w, err := NewWriter(tmp, f)
+	w, err := NewWriterOptions(tmp, f, opts)
 	if err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("capture: create %s: %w", path, err)
 	}
-	w.file, w.path = tmp, path
+	w.file, w.path, w.mode = tmp, path, mode.Perm()
 	return w, nil
 }
 
@@ -159,7 +211,8 @@ func (w *Writer) Format() Format { return w.format }
 
 // WritePacket writes one packet. A zero ci.Timestamp means now. When
 // ci.CaptureLength and ci.Length are both zero they are taken from data; a
-// packet longer than [Snaplen] is truncated to it, as a live capture would.
+// packet longer than the snaplen ([Snaplen] unless [WriterOptions] say
+// otherwise) is truncated to it, as a live capture would.
 func (w *Writer) WritePacket(ci gopacket.CaptureInfo, data []byte) error {
 	if ci.Timestamp.IsZero() {
 		ci.Timestamp = time.Now()
@@ -170,9 +223,9 @@ func (w *Writer) WritePacket(ci gopacket.CaptureInfo, data []byte) error {
 	if ci.CaptureLength != len(data) || ci.Length < ci.CaptureLength {
 		return fmt.Errorf("capture: packet of %d bytes with capture length %d and length %d", len(data), ci.CaptureLength, ci.Length)
 	}
-	if len(data) > Snaplen {
-		data = data[:Snaplen]
-		ci.CaptureLength = Snaplen
+	if len(data) > w.snaplen {
+		data = data[:w.snaplen]
+		ci.CaptureLength = w.snaplen
 	}
 	ci.InterfaceIndex = 0 // the only interface either format declares
 
@@ -183,6 +236,15 @@ func (w *Writer) WritePacket(ci gopacket.CaptureInfo, data []byte) error {
 	}
 	if w.err != nil {
 		return w.err
+	}
+	if w.dataAt < 0 {
+		// The one flush that tells where the packets start, for secrets
+		// that come after them.
+		if err := w.flush(); err != nil {
+			w.err = fmt.Errorf("capture: write packet: %w", err)
+			return w.err
+		}
+		w.dataAt = w.out.n
 	}
 	var err error
 	if w.ng != nil {
@@ -253,6 +315,9 @@ func (w *Writer) commit() error {
 	if w.file == nil {
 		return err
 	}
+	if err == nil && len(w.late) > 0 {
+		err = w.insertLate()
+	}
 	if err == nil {
 		if serr := w.file.Sync(); serr != nil {
 			err = fmt.Errorf("capture: write %s: %w", w.path, serr)
@@ -270,6 +335,18 @@ func (w *Writer) commit() error {
 		os.Remove(w.file.Name())
 	}
 	return err
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Abort ends the Writer without keeping its output: for a Writer from Create

@@ -1,0 +1,149 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// LiveOptions configure OpenLive.
+type LiveOptions struct {
+	// Snaplen is the most bytes kept of each packet; 0 means [Snaplen],
+	// which keeps even the 64 KiB segments TCP segmentation offload puts
+	// on the loopback interface whole.
+	Snaplen int
+	// Filter selects the packets, in the kernel; the zero Filter keeps all
+	// TCP.
+	Filter Filter
+	// Promiscuous also captures frames addressed to other hosts, on a
+	// shared medium or a mirror port.
+	Promiscuous bool
+}
+
+// LiveStats count what a live capture saw since it was opened.
+type LiveStats struct {
+	// Packets is the number of packets Next returned, Bytes their length on
+	// the wire (before Snaplen cut them).
+	Packets, Bytes uint64
+	// Dropped is the number of packets the filter kept but the kernel
+	// dropped because the socket's buffer was full: the reader was too
+	// slow. A capture with drops is missing segments.
+	Dropped uint64
+}
+
+// Live is a live capture of one network interface, on Linux through an
+// AF_PACKET socket (no libpcap, no cgo). Packets are Ethernet frames, ready
+// for [Writer.WritePacket].
+//
+// On the loopback interface Linux hands an AF_PACKET socket every packet
+// twice, once as sent (PACKET_OUTGOING) and once as received; Live keeps
+// only the received copy, as libpcap does, so a capture of lo shows each
+// segment once (TestLiveLoopbackOnce).
+//
+// One goroutine at a time calls Next; Stats and Close may be called from
+// any, and Close makes a blocked Next return io.EOF.
+type Live struct {
+	iface string
+	sock  *liveSocket
+
+	mu     sync.Mutex
+	stats  LiveStats
+	closed bool
+}
+
+// Next returns the next packet, its capture length and timestamp (the
+// kernel's), blocking until one arrives. After Close it returns io.EOF.
+// The data is the caller's to keep.
+func (l *Live) Next() ([]byte, gopacket.CaptureInfo, error) {
+	data, ci, err := l.sock.read()
+	if err != nil {
+		if l.isClosed() {
+			return nil, gopacket.CaptureInfo{}, io.EOF
+		}
+		return nil, gopacket.CaptureInfo{}, fmt.Errorf("capture: read %s: %w", l.iface, err)
+	}
+	l.mu.Lock()
+	l.stats.Packets++
+	l.stats.Bytes += uint64(ci.Length)
+	l.mu.Unlock()
+	return data, ci, nil
+}
+
+// ReadPacketData is Next, for gopacket.NewPacketSource.
+func (l *Live) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) { return l.Next() }
+
+// LinkType is Ethernet: on Linux the loopback interface has Ethernet
+// headers too, with zero addresses.
+func (l *Live) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
+
+// Interface returns the name of the interface captured.
+func (l *Live) Interface() string { return l.iface }
+
+// Stats returns the counts so far. After Close they stay as they were.
+func (l *Live) Stats() LiveStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.updateDrops()
+	}
+	return l.stats
+}
+
+// updateDrops adds the kernel's drops since the last call (the kernel
+// resets its count on every read). Called with l.mu held.
+func (l *Live) updateDrops() {
+	if n, err := l.sock.drops(); err == nil {
+		l.stats.Dropped += n
+	}
+}
+
+// Close stops the capture. A Next blocked in another goroutine returns
+// io.EOF; packets not read yet are lost. Close is idempotent.
+func (l *Live) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.updateDrops()
+	l.closed = true
+	if err := l.sock.close(); err != nil {
+		return fmt.Errorf("capture: close %s: %w", l.iface, err)
+	}
+	return nil
+}
+
+func (l *Live) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// lookupInterface returns the interface named iface, or an error that lists
+// the ones there are.
+func lookupInterface(iface string) (*net.Interface, error) {
+	ifi, err := net.InterfaceByName(iface)
+	if err == nil {
+		return ifi, nil
+	}
+	var names []string
+	if all, lerr := net.Interfaces(); lerr == nil {
+		for _, i := range all {
+			names = append(names, i.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("capture: no interface %q: %v (`ip link` lists the interfaces)", iface, err)
+	}
+	return nil, fmt.Errorf("capture: no interface %q on this host; it has %s (`ip link` lists them)", iface, strings.Join(names, ", "))
+}
+
+// ErrLiveUnsupported is OpenLive's error on systems other than Linux, which
+// have no AF_PACKET sockets.
+var ErrLiveUnsupported = errors.New("capture: live capture needs Linux (AF_PACKET sockets); elsewhere record your own program's connections with the tap (Writer.TapListener, Writer.TapDialer)")

@@ -1,0 +1,389 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/mitmlab/mitmlab/capture"
+	"github.com/spf13/cobra"
+)
+
+type captureOptions struct {
+	app *app
+	out string
+	// ctx ends the capture; nil means SIGINT or SIGTERM.
+	ctx context.Context
+	// onStart, when set, runs once packets are being captured.
+	onStart func()
+	// open opens the live capture; nil means capture.OpenLive. Tests give
+	// a source of synthetic packets, which needs no privilege.
+	open func(iface string, o capture.LiveOptions) (captureSource, error)
+	// terminal says whether a.out is a terminal (progress line); nil means
+	// find out.
+	terminal *bool
+	// every is how often the progress line is rewritten.
+	every time.Duration
+}
+
+// captureSource is what a capture reads: a *capture.Live.
+type captureSource interface {
+	Next() ([]byte, gopacket.CaptureInfo, error)
+	Stats() capture.LiveStats
+	Close() error
+}
+
+func (a *app) newCaptureCmd(runF func(*captureOptions) error) *cobra.Command {
+	opts := &captureOptions{app: a, every: 250 * time.Millisecond}
+	cmd := &cobra.Command{
+		Use:   "capture",
+		Short: "Capture live TCP traffic on an interface to a pcap or pcapng file (needs root)",
+		Long: `Capture the TCP segments on a network interface, as tcpdump would, to a pcap or
+pcapng file (by --out's extension) that only you can read (mode 0600). This is
+what the passive eavesdropper of the lessons sees: with TLS, ciphertext.
+
+--port and --host select the traffic, like tcpdump's
+"tcp and (port A or port B) and (host X or host Y)"; without them every TCP
+segment is kept. On the loopback interface each packet is kept once (the
+kernel hands raw sockets two copies of it).
+
+--keylog names the NSS key log your TLS clients write (SSLKEYLOGFILE). It is
+read when the capture stops and embedded in the pcapng before the packets, so
+Wireshark and tshark decrypt the TLS with no key-log setting: the lesson of
+what a leaked key log gives away. (pcapng only.)
+
+The capture stops on Ctrl-C (or SIGTERM), after --duration, or after --count
+packets, and always writes a complete file. Capturing needs root or the
+CAP_NET_RAW capability; without them, labs can record mitmlab's own
+connections with the tap instead (--capture tap).`,
+		Example: `  sudo mitmlab capture --port 8443 --out wire.pcapng
+  sudo mitmlab capture --iface lo --port 8443 --port 8080 --host 127.0.0.1 --out wire.pcap --duration 30s
+
+  # a capture that decrypts itself:
+  sudo mitmlab capture --port 8443 --keylog keys.log --out wire.pcapng &
+  SSLKEYLOGFILE=keys.log curl --cacert root.pem https://bank.lab.test:8443/
+  kill -INT %1; tshark -r wire.pcapng -Y http.request`,
+		Args: noArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return runCapture(opts)
+		},
+	}
+	f := cmd.Flags()
+	f.String("iface", "lo", "network interface to capture on (ip link lists them)")
+	f.StringSlice("port", nil, "keep TCP to or from this port (repeatable; default all ports)")
+	f.StringSlice("host", nil, "keep TCP to or from this IP address (repeatable; default all hosts)")
+	f.Int("snaplen", capture.Snaplen, "keep at most this many bytes of each packet")
+	f.String("duration", "", "stop after this long (e.g. 30s, 5m); default: until Ctrl-C")
+	f.Int("count", 0, "stop after this many packets; 0: no limit")
+	f.String("keylog", "", "NSS key log (SSLKEYLOGFILE) to embed as decryption secrets when the capture stops (pcapng only)")
+	f.StringVar(&opts.out, "out", "", "file to write: .pcapng for pcapng, anything else pcap (required)")
+	for _, b := range [][2]string{
+		{"iface", "capture.iface"}, {"port", "capture.port"}, {"host", "capture.host"},
+		{"snaplen", "capture.snaplen"}, {"duration", "capture.duration"}, {"count", "capture.count"},
+		{"keylog", "capture.keylog"},
+	} {
+		a.bind(cmd, f, b[0], b[1])
+	}
+	return cmd
+}
+
+// captureConfig is a checked capture request.
+type captureConfig struct {
+	iface    string
+	filter   capture.Filter
+	snaplen  int
+	duration time.Duration // 0: until stopped
+	count    int           // 0: no limit
+	keylog   string
+	out      string
+	format   capture.Format
+}
+
+func captureSettings(opts *captureOptions) (captureConfig, error) {
+	a := opts.app
+	c := captureConfig{
+		iface:   strings.TrimSpace(a.v.GetString("capture.iface")),
+		snaplen: a.v.GetInt("capture.snaplen"),
+		count:   a.v.GetInt("capture.count"),
+		keylog:  expandTilde(a.v.GetString("capture.keylog")),
+		out:     expandTilde(opts.out),
+	}
+	if c.out == "" {
+		return c, usageError{errors.New("--out FILE is required: the capture file to write (.pcapng, or .pcap)")}
+	}
+	c.format = capture.FormatFromPath(c.out)
+	if c.keylog != "" && c.format != capture.PCAPNG {
+		return c, usageError{fmt.Errorf("--keylog needs a .pcapng --out: a pcap file cannot carry decryption secrets (or leave out --keylog and give tshark the key log: -o tls.keylog_file:%s)", c.keylog)}
+	}
+	if c.iface == "" {
+		return c, usageError{errors.New("--iface must name an interface, e.g. lo (`ip link` lists them)")}
+	}
+	for _, s := range a.strings("capture.port") {
+		p, err := strconv.Atoi(s)
+		if err != nil || p < 1 || p > 65535 {
+			return c, usageError{fmt.Errorf("--port %q is not a port number (1 to 65535)", s)}
+		}
+		c.filter.Ports = append(c.filter.Ports, p)
+	}
+	for _, s := range a.strings("capture.host") {
+		h, err := netip.ParseAddr(s)
+		if err != nil {
+			return c, usageError{fmt.Errorf("--host %q is not an IP address: give one such as 127.0.0.1 or ::1 (names are not resolved)", s)}
+		}
+		c.filter.Hosts = append(c.filter.Hosts, h)
+	}
+	if c.snaplen < 64 || c.snaplen > capture.Snaplen {
+		return c, usageError{fmt.Errorf("--snaplen %d: give a length between 64 and %d", c.snaplen, capture.Snaplen)}
+	}
+	if _, err := c.filter.Compile(c.snaplen); err != nil {
+		return c, usageError{fmt.Errorf("%v: capture fewer ports or hosts, or all of them", err)}
+	}
+	if s := strings.TrimSpace(a.v.GetString("capture.duration")); s != "" && s != "0" {
+		d, err := a.duration("capture.duration")
+		if err != nil {
+			return c, err
+		}
+		c.duration = d
+	}
+	if c.count < 0 {
+		return c, usageError{fmt.Errorf("--count %d: give a number of packets, or 0 for no limit", c.count)}
+	}
+	return c, nil
+}
+
+func runCapture(opts *captureOptions) error {
+	a := opts.app
+	c, err := captureSettings(opts)
+	if err != nil {
+		return err
+	}
+	open := opts.open
+	if open == nil {
+		open = func(iface string, o capture.LiveOptions) (captureSource, error) { return capture.OpenLive(iface, o) }
+	}
+	src, err := open(c.iface, capture.LiveOptions{Snaplen: c.snaplen, Filter: c.filter})
+	if err != nil {
+		if errors.Is(err, capture.ErrLiveUnsupported) {
+			return fmt.Errorf("live capture needs Linux; here, capture with tcpdump or Wireshark, or record mitmlab's own traffic with the tap (labs: --capture tap)")
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("capturing on %s needs root or the CAP_NET_RAW capability: run it with sudo, or allow this binary once with `sudo setcap cap_net_raw+ep $(command -v mitmlab)`; to record mitmlab's own traffic without privileges use the tap (labs: --capture tap)", c.iface)
+		}
+		return fmt.Errorf("cannot capture on %s: %w", c.iface, err)
+	}
+	defer src.Close()
+	w, err := capture.CreateOptions(c.out, c.format, 0o600, capture.WriterOptions{
+		Interface:   c.iface,
+		Description: "live capture by mitmlab",
+		Filter:      c.filter.String(),
+		Snaplen:     c.snaplen,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot write --out %s: %v", c.out, err)
+	}
+	defer w.Abort() // a no-op once Close has run
+
+	ctx := opts.ctx
+	if ctx == nil {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+	if c.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.duration)
+		defer cancel()
+	}
+	limits := ""
+	if c.duration > 0 {
+		limits += fmt.Sprintf(", for %v", c.duration)
+	}
+	if c.count > 0 {
+		limits += fmt.Sprintf(", at most %d packets", c.count)
+	}
+	fmt.Fprintf(a.errOut, "mitmlab: capturing %s on %s to %s%s; stop with Ctrl-C\n", c.filter, c.iface, c.out, limits)
+	start := time.Now()
+	if opts.onStart != nil {
+		opts.onStart()
+	}
+
+	// One goroutine reads and writes packets; this one watches the clock,
+	// the signals and the progress line, and stops the reader by closing
+	// the source.
+	var (
+		mu       sync.Mutex
+		written  int
+		writeErr error // the file is broken: nothing to keep
+	)
+	readErr := make(chan error, 1)
+	full := make(chan struct{})
+	go func() {
+		for {
+			data, ci, err := src.Next()
+			if errors.Is(err, io.EOF) {
+				readErr <- nil
+				return
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+			if err := w.WritePacket(ci, data); err != nil {
+				mu.Lock()
+				writeErr = err
+				mu.Unlock()
+				readErr <- err
+				return
+			}
+			mu.Lock()
+			written++
+			n := written
+			mu.Unlock()
+			if n == c.count {
+				close(full)
+				readErr <- nil
+				return
+			}
+		}
+	}()
+	terminal := captureIsTerminal(a.out)
+	if opts.terminal != nil {
+		terminal = *opts.terminal
+	}
+	var tick <-chan time.Time
+	if terminal {
+		t := time.NewTicker(opts.every)
+		defer t.Stop()
+		tick = t.C
+	}
+	progress := func() {
+		st := src.Stats()
+		fmt.Fprintf(a.out, "\r%d packets  %s  %d dropped  %s   ", st.Packets, captureSize(st.Bytes), st.Dropped, captureElapsed(time.Since(start)))
+	}
+	var failed error
+	reading := true
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-full:
+			break loop
+		case err := <-readErr:
+			reading, failed = false, err
+			break loop
+		case <-tick:
+			progress()
+		}
+	}
+	src.Close()
+	if reading {
+		if err := <-readErr; err != nil && failed == nil {
+			failed = err
+		}
+	}
+	elapsed := time.Since(start)
+	st := src.Stats()
+	if terminal {
+		progress()
+		fmt.Fprintln(a.out)
+	}
+	mu.Lock()
+	n, broken := written, writeErr
+	mu.Unlock()
+	if broken != nil {
+		return fmt.Errorf("cannot write --out %s: %v", c.out, broken)
+	}
+
+	var embedded string
+	if c.keylog != "" {
+		// Read now, not at the start: clients write the key log while the
+		// capture runs.
+		data, err := os.ReadFile(c.keylog)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(a.errOut, "mitmlab: warning: key log %s does not exist, so no decryption secrets were embedded; did the clients run with SSLKEYLOGFILE=%s?\n", c.keylog, c.keylog)
+		case err != nil:
+			return fmt.Errorf("cannot read --keylog %s: %v", c.keylog, err)
+		case len(data) == 0:
+			fmt.Fprintf(a.errOut, "mitmlab: warning: key log %s is empty, so no decryption secrets were embedded\n", c.keylog)
+		default:
+			if err := w.WriteDecryptionSecrets(data); err != nil {
+				return fmt.Errorf("cannot embed --keylog %s: %v", c.keylog, err)
+			}
+			embedded = fmt.Sprintf(", with %s (%d lines) as decryption secrets", c.keylog, captureKeyLogLines(data))
+		}
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("cannot write --out %s: %v", c.out, err)
+	}
+
+	fmt.Fprintf(a.out, "%d packets (%s) captured on %s in %s, %d dropped by the kernel.\n", n, captureSize(st.Bytes), c.iface, captureElapsed(elapsed), st.Dropped)
+	fmt.Fprintf(a.out, "Wrote %s (%s, mode 0600)%s.\n", filepath.Clean(c.out), c.format, embedded)
+	if st.Dropped > 0 {
+		fmt.Fprintf(a.errOut, "mitmlab: warning: the kernel dropped %d packets, so the capture misses segments; capture fewer ports, or a smaller --snaplen\n", st.Dropped)
+	}
+	if failed != nil {
+		// The packets read before the failure are in the file, which is
+		// complete: worth keeping, with the reason it ends early.
+		return fmt.Errorf("the capture on %s stopped early: %v; the %d packets before are in %s", c.iface, failed, n, c.out)
+	}
+	if n == 0 {
+		fmt.Fprintf(a.errOut, "mitmlab: no packet matched %s on %s: is the traffic on another interface or port?\n", c.filter, c.iface)
+	}
+	return nil
+}
+
+// captureIsTerminal reports whether w is a terminal, which gets a progress line.
+func captureIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// captureKeyLogLines counts the lines of a key log that hold a secret.
+func captureKeyLogLines(data []byte) int {
+	n := 0
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			n++
+		}
+	}
+	return n
+}
+
+func captureSize(n uint64) string {
+	switch {
+	case n >= 10<<20:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 10<<10:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func captureElapsed(d time.Duration) string {
+	d = d.Round(100 * time.Millisecond)
+	if d < time.Minute {
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return d.Round(time.Second).String()
+}
