@@ -267,6 +267,9 @@ func ignoreCtx(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return nil // expected when flows outlast the grace period; they were closed
 	}
+	if errors.Is(err, net.ErrClosed) {
+		return nil // the listener, closed above so Accept stops at once
+	}
 	return err
 }
 
