@@ -1,6 +1,7 @@
 # mitmlab's entry points. `make demo` and `make test` work on a fresh machine
 # with only Go installed; `make interop` needs openssl, curl, certutil,
-# chromium and tshark (.ci/run installs them).
+# chromium, tshark and tcpdump (.ci/run installs them), and root for the
+# live-capture tests.
 
 GO       ?= go
 BIN      := bin/mitmlab
@@ -54,12 +55,13 @@ fuzz:
 	  done; \
 	done
 
-## interop: tests that drive real outside tools (openssl, curl, certutil, chromium, tshark),
+## interop: tests that drive real outside tools (openssl, curl, certutil, chromium, tshark, tcpdump),
 ## plus every command shown in docs/, with missing tools as failures
 interop:
 	$(GO) test -race -count=1 -tags interop -run 'Interop|TestDocsCommands' ./...
 
-## bench: benchmarks (leaf minting, the proxy under concurrency, pcap writing)
+## bench: benchmarks (leaf minting, the proxy under concurrency, pcap writing,
+## TLS parsing, and the analyzer on a generated 200 MB capture against tshark)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 

@@ -28,6 +28,29 @@
 // the http_tcp heuristic and h2c not at all. TestInteropServerPort checks
 // this against the installed tshark.
 //
+// Live capture ([OpenLive]) reads an interface through an AF_PACKET socket
+// with a kernel BPF filter compiled from ports and hosts ([Filter]), without
+// libpcap or cgo; on loopback it keeps each packet once. The tap
+// ([Writer.TapListener], [Writer.TapConn], [Writer.TapDialer]) records
+// mitmlab's own connections without privileges. A pcapng file can carry the
+// TLS key log as a Decryption Secrets Block ([Writer.WriteDecryptionSecrets]),
+// which Wireshark uses without any setting.
+//
+// Analysis reads any pcap or pcapng ([NewReader]: Ethernet, Linux cooked
+// SLL and SLL2, raw IP, loopback), reassembles TCP with gopacket's
+// reassembly, and reports each connection ([Analyze]). A [TLSStream] follows
+// the TLS of a connection: ClientHello (SNI, ALPN), ServerHello (version,
+// cipher suite), certificates when visible, alerts; with a [KeyLog] it
+// decrypts TLS 1.3 and TLS 1.2 AEAD records, handshake included:
+//
+//	r, _ := capture.NewReader(f)
+//	keys, _ := capture.ParseKeyLog(keylogBytes)
+//	rep, _ := capture.Analyze(r, capture.AnalyzeOptions{
+//		Keys:    keys,
+//		Secrets: []capture.Secret{{Name: "password", Value: "hunter2"}},
+//	})
+//	fmt.Println(rep.Secrets[0].Verdict)
+//
 // The package knows nothing of the rest of mitmlab. It never prints and never
 // exits; files that may hold plaintext are created with the mode the caller
 // gives, 0600 being the right one.

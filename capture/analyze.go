@@ -1,0 +1,677 @@
+package capture
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/netip"
+	"net/url"
+	"sort"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/reassembly"
+)
+
+// Secret is a string to look for in a capture: on the wire in clear, or
+// only after decryption.
+type Secret struct {
+	Name  string
+	Value string
+}
+
+// AnalyzeOptions configures Analyze.
+type AnalyzeOptions struct {
+	// Keys decrypt TLS; the file's own decryption secrets are added to them.
+	Keys    *KeyLog
+	Secrets []Secret
+	Logger  *slog.Logger
+	// MaxRequests bounds the HTTP requests listed per connection (default 100).
+	MaxRequests int
+}
+
+// Report is what Analyze found. Its JSON form is the documented schema of
+// `mitmlab analyze --json` (docs/analyze.md).
+type Report struct {
+	File        string        `json:"file,omitempty"`
+	Format      string        `json:"format"`
+	LinkTypes   []string      `json:"link_types"`
+	Packets     int           `json:"packets"`
+	TCPPackets  int           `json:"tcp_packets"`
+	Bytes       int64         `json:"bytes"`
+	Start       time.Time     `json:"start"`
+	End         time.Time     `json:"end"`
+	Keys        KeysReport    `json:"keys"`
+	Connections []*ConnReport `json:"connections"`
+	Secrets     []SecretFound `json:"secrets"`
+	Warnings    []string      `json:"warnings"`
+}
+
+// KeysReport says where the TLS secrets came from.
+type KeysReport struct {
+	Sessions    int `json:"sessions"`     // client randoms with secrets
+	FromFile    int `json:"from_file"`    // of which from the capture's decryption secrets blocks
+	BadLines    int `json:"bad_lines"`    // key-log lines that could not be read
+	Decrypted   int `json:"decrypted"`    // TLS connections decrypted
+	WithoutKeys int `json:"without_keys"` // TLS connections whose secrets were not in the key log
+}
+
+// ConnReport describes one TCP connection.
+type ConnReport struct {
+	ID         int       `json:"id"`
+	Client     string    `json:"client"`
+	Server     string    `json:"server"`
+	Start      time.Time `json:"start"`
+	DurationMS float64   `json:"duration_ms"`
+	Packets    int       `json:"packets"`
+	BytesUp    int64     `json:"bytes_up"`   // client → server payload
+	BytesDown  int64     `json:"bytes_down"` // server → client payload
+	// Protocol is "tls", "http" (cleartext HTTP/1.x or h2c), or "other".
+	Protocol string `json:"protocol"`
+	// Entropy of the payload in bits per byte: ciphertext is close to 8,
+	// English text near 4.5, HTTP headers lower.
+	EntropyUp   float64       `json:"entropy_up"`
+	EntropyDown float64       `json:"entropy_down"`
+	TLS         *TLSReport    `json:"tls,omitempty"`
+	Requests    []HTTPRequest `json:"requests"`
+	// MoreRequests counts requests beyond the listed ones.
+	MoreRequests int    `json:"more_requests,omitempty"`
+	Gaps         int    `json:"gaps,omitempty"` // bytes missing from the capture
+	Note         string `json:"note,omitempty"`
+
+	client netip.AddrPort
+}
+
+// TLSReport is the TLS of a connection.
+type TLSReport struct {
+	Version         string        `json:"version"`
+	CipherSuite     string        `json:"cipher_suite"`
+	SNI             string        `json:"sni,omitempty"`
+	ALPN            string        `json:"alpn,omitempty"`
+	ALPNOffered     []string      `json:"alpn_offered,omitempty"`
+	Certificates    []CertName    `json:"certificates,omitempty"`
+	Alerts          []AlertReport `json:"alerts,omitempty"`
+	KeysFound       bool          `json:"keys_found"`
+	Decrypted       bool          `json:"decrypted"`
+	DecryptFailures int           `json:"decrypt_failures,omitempty"`
+	Error           string        `json:"error,omitempty"`
+}
+
+// AlertReport is one TLS alert.
+type AlertReport struct {
+	From      string `json:"from"` // "client" or "server"
+	Level     string `json:"level"`
+	Name      string `json:"name"`
+	Code      int    `json:"code"`
+	Encrypted bool   `json:"encrypted"`
+}
+
+// HTTPRequest is one request seen in a connection.
+type HTTPRequest struct {
+	Method string `json:"method"`
+	Target string `json:"target"`
+	Proto  string `json:"proto"`
+	// Lines are the header lines as sent ("Host: bank.lab.test"); for
+	// HTTP/2, the decoded header fields in the same form.
+	Lines []string `json:"lines"`
+	// Decrypted says the request was read from decrypted TLS.
+	Decrypted bool `json:"decrypted"`
+}
+
+// SecretFound is the verdict on one secret.
+type SecretFound struct {
+	Name string `json:"name"`
+	// Found is "cleartext" (on the wire as is), "decrypted" (only after
+	// decryption with the session keys) or "none".
+	Found       string `json:"found"`
+	Connections []int  `json:"connections"`
+	Verdict     string `json:"verdict"`
+}
+
+// Analyze reads a capture to its end and reports on every TCP connection.
+// A truncated or damaged file gives a warning and the report of what was
+// read; only a file that is not a capture at all is an error.
+func Analyze(r *Reader, opts AnalyzeOptions) (*Report, error) {
+	a := newAnalyzer(r, opts)
+	for {
+		p, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			a.warn("%v; the report covers the %d packets before it", err, r.Packets())
+			break
+		}
+		a.packet(p)
+	}
+	return a.finish(), nil
+}
+
+type analyzer struct {
+	r       *Reader
+	opts    AnalyzeOptions
+	log     *slog.Logger
+	rep     *Report
+	keys    *KeyLog
+	secrets int // DSBs merged so far
+	asm     *reassembly.Assembler
+	dec     decoded
+	conns   []*conn
+	links   map[LinkType]bool
+	skipped map[skipReason]int
+	last    time.Time
+	search  []*searcher
+}
+
+func newAnalyzer(r *Reader, opts AnalyzeOptions) *analyzer {
+	if opts.MaxRequests <= 0 {
+		opts.MaxRequests = 100
+	}
+	a := &analyzer{
+		r: r, opts: opts, log: opts.Logger,
+		rep:     &Report{Format: r.Format().String(), Connections: []*ConnReport{}, Secrets: []SecretFound{}, Warnings: []string{}},
+		keys:    opts.Keys,
+		links:   map[LinkType]bool{},
+		skipped: map[skipReason]int{},
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.keys == nil {
+		a.keys, _ = ParseKeyLog(nil)
+	}
+	a.rep.Keys.Sessions = a.keys.Len()
+	for _, s := range opts.Secrets {
+		a.search = append(a.search, newSearcher(s))
+	}
+	pool := reassembly.NewStreamPool(a)
+	a.asm = reassembly.NewAssembler(pool)
+	// Bounded memory: out-of-order data waits in at most this many 1900-byte
+	// pages (about 60 MB) before the oldest is given up as a gap.
+	a.asm.MaxBufferedPagesTotal = 32 << 10
+	a.asm.MaxBufferedPagesPerConnection = 4 << 10
+	return a
+}
+
+func (a *analyzer) warn(format string, args ...any) {
+	a.rep.Warnings = append(a.rep.Warnings, fmt.Sprintf(format, args...))
+}
+
+func (a *analyzer) packet(p Packet) {
+	rep := a.rep
+	rep.Packets++
+	rep.Bytes += int64(len(p.Data))
+	if rep.Start.IsZero() || p.Time.Before(rep.Start) {
+		rep.Start = p.Time
+	}
+	if p.Time.After(rep.End) {
+		rep.End = p.Time
+	}
+	a.links[p.LinkType] = true
+	if s := a.r.Secrets(); len(s) > a.secrets {
+		for _, data := range s[a.secrets:] {
+			kl, errs := ParseKeyLog(data)
+			before := a.keys.Len()
+			a.keys.Merge(kl)
+			rep.Keys.FromFile += a.keys.Len() - before
+			rep.Keys.BadLines += len(errs)
+		}
+		a.secrets = len(s)
+		rep.Keys.Sessions = a.keys.Len()
+	}
+	if !a.dec.decode(p.LinkType, p.Data) {
+		a.skipped[a.dec.why]++
+		return
+	}
+	rep.TCPPackets++
+	ci := gopacket.CaptureInfo{Timestamp: p.Time, CaptureLength: len(p.Data), Length: p.OrigLen}
+	a.asm.AssembleWithContext(a.dec.netFlow, &a.dec.tcp, (*asmContext)(&ci))
+	a.last = p.Time
+	// Flush on the capture's clock: connections idle for two minutes are
+	// done, and their buffers go back to the pool.
+	if rep.TCPPackets%65536 == 0 {
+		a.asm.FlushCloseOlderThan(p.Time.Add(-2 * time.Minute))
+	}
+}
+
+type asmContext gopacket.CaptureInfo
+
+func (c *asmContext) GetCaptureInfo() gopacket.CaptureInfo { return gopacket.CaptureInfo(*c) }
+
+// New is the reassembly.StreamFactory hook: a new TCP connection.
+func (a *analyzer) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reassembly.AssemblerContext) reassembly.Stream {
+	src := netip.AddrPortFrom(a.dec.src, uint16(tcp.SrcPort))
+	dst := netip.AddrPortFrom(a.dec.dst, uint16(tcp.DstPort))
+	// Who is the client: the sender of a SYN, the receiver of a SYN/ACK, or,
+	// for a connection already open when the capture started, the side
+	// with the higher (ephemeral) port.
+	firstIsClient := true
+	switch {
+	case tcp.SYN && !tcp.ACK:
+	case tcp.SYN && tcp.ACK:
+		firstIsClient = false
+	default:
+		firstIsClient = tcp.SrcPort > tcp.DstPort
+	}
+	c := &conn{a: a, firstIsClient: firstIsClient}
+	client, server := src, dst
+	if !firstIsClient {
+		client, server = dst, src
+	}
+	c.rep = &ConnReport{
+		ID: len(a.conns) + 1, Client: client.String(), Server: server.String(),
+		Start: ac.GetCaptureInfo().Timestamp, Protocol: "other", Requests: []HTTPRequest{}, client: client,
+	}
+	c.last = c.rep.Start
+	a.conns = append(a.conns, c)
+	return c
+}
+
+func (a *analyzer) finish() *Report {
+	a.asm.FlushAll()
+	rep := a.rep
+	for l := range a.links {
+		rep.LinkTypes = append(rep.LinkTypes, l.String())
+		if !l.Supported() {
+			a.warn("packets of %s cannot be decoded and were skipped", l)
+		}
+	}
+	if len(rep.LinkTypes) == 0 {
+		rep.LinkTypes = append(rep.LinkTypes, a.r.LinkType().String())
+	}
+	sort.Strings(rep.LinkTypes)
+	if n := a.skipped[skipFragment]; n > 0 {
+		a.warn("%d IP fragments were not reassembled", n)
+	}
+	if n := a.skipped[skipBad]; n > 0 {
+		a.warn("%d packets had damaged or cut headers and were skipped", n)
+	}
+	for _, c := range a.conns {
+		c.finish()
+		if !c.sawSYN && c.rep.BytesUp+c.rep.BytesDown == 0 {
+			// Stray segments with neither a handshake nor data: the last
+			// ACK of a connection already closed, keep-alives. Nothing to
+			// report.
+			continue
+		}
+		rep.Connections = append(rep.Connections, c.rep)
+		if c.tls != nil {
+			if c.rep.TLS.Decrypted {
+				rep.Keys.Decrypted++
+			} else if !c.rep.TLS.KeysFound {
+				rep.Keys.WithoutKeys++
+			}
+		}
+	}
+	sort.SliceStable(rep.Connections, func(i, j int) bool { return rep.Connections[i].Start.Before(rep.Connections[j].Start) })
+	for i, c := range rep.Connections {
+		// Renumber in time order, and keep the search results pointing at
+		// the same connections.
+		for _, s := range a.search {
+			s.renumber(c.ID, i+1)
+		}
+		c.ID = i + 1
+	}
+	for _, s := range a.search {
+		rep.Secrets = append(rep.Secrets, s.verdict(a))
+	}
+	return rep
+}
+
+// conn is one TCP connection being analysed.
+type conn struct {
+	a             *analyzer
+	rep           *ConnReport
+	firstIsClient bool
+	last          time.Time
+	classified    bool
+	tls           *TLSStream
+	tlsStopped    bool
+	sawSYN        bool
+	http          [2]*httpStream // cleartext, by direction
+	decrypted     [2]*httpStream // from TLS plaintext
+	hist          [2][256]uint64
+	tails         [2][][]byte // per direction, per searcher: the last bytes seen on the wire
+	plainTails    [2][][]byte // the same for decrypted data
+	done          bool
+}
+
+func (c *conn) dir(d reassembly.TCPFlowDirection) Direction {
+	if (d == reassembly.TCPDirClientToServer) == c.firstIsClient {
+		return ClientToServer
+	}
+	return ServerToClient
+}
+
+// Accept is the reassembly.Stream hook for every packet.
+func (c *conn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
+	c.rep.Packets++
+	c.sawSYN = c.sawSYN || tcp.SYN
+	if ci.Timestamp.After(c.last) {
+		c.last = ci.Timestamp
+	}
+	// A connection that was open before the capture began has no SYN: start
+	// from the first segment seen (gopacket's -allowmissinginit).
+	*start = true
+	return true
+}
+
+// ReassembledSG is the reassembly.Stream hook for in-order data.
+func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.AssemblerContext) {
+	d, _, _, skip := sg.Info()
+	n, _ := sg.Lengths()
+	dir := c.dir(d)
+	if skip > 0 {
+		c.rep.Gaps += skip
+		if c.tls != nil && c.rep.Note == "" {
+			c.rep.Note = "bytes missing from the capture: TLS parsing stopped at the gap"
+		}
+	}
+	if n == 0 {
+		return
+	}
+	data := sg.Fetch(n)
+	c.data(dir, data, skip > 0)
+}
+
+func (c *conn) data(dir Direction, data []byte, afterGap bool) {
+	if dir == ClientToServer {
+		c.rep.BytesUp += int64(len(data))
+	} else {
+		c.rep.BytesDown += int64(len(data))
+	}
+	h := &c.hist[dir]
+	for _, b := range data {
+		h[b]++
+	}
+	for i, s := range c.a.search {
+		if c.tails[dir] == nil {
+			c.tails[dir] = make([][]byte, len(c.a.search))
+		}
+		c.tails[dir][i] = s.scan(c.tails[dir][i], data, c.rep.ID, false)
+	}
+	if !c.classified {
+		c.classify(dir, data)
+	}
+	switch {
+	case c.tls != nil:
+		if afterGap {
+			c.tlsStopped = true // a gap breaks TLS record framing
+		}
+		if !c.tlsStopped {
+			c.tls.Feed(dir, data)
+		}
+	case c.http[dir] != nil:
+		c.http[dir].feed(data)
+	}
+}
+
+// classify decides the protocol from the first bytes either side sends.
+func (c *conn) classify(dir Direction, data []byte) {
+	c.classified = true
+	switch {
+	case len(data) >= 3 && data[0] == 0x16 && data[1] == 3:
+		c.rep.Protocol = "tls"
+		c.tls = NewTLSStream(c.a.keys)
+		c.tls.OnPlaintext(c.plaintext)
+	case dir == ClientToServer && looksLikeHTTP(data):
+		c.rep.Protocol = "http"
+		c.http[ClientToServer] = newHTTPStream(c, false)
+	}
+}
+
+// plaintext receives decrypted application data.
+func (c *conn) plaintext(dir Direction, data []byte) {
+	for i, s := range c.a.search {
+		if c.plainTails[dir] == nil {
+			c.plainTails[dir] = make([][]byte, len(c.a.search))
+		}
+		c.plainTails[dir][i] = s.scan(c.plainTails[dir][i], data, c.rep.ID, true)
+	}
+	if dir != ClientToServer {
+		return
+	}
+	if c.decrypted[dir] == nil {
+		if !looksLikeHTTP(data) && !bytes.HasPrefix(data, []byte(h2Preface[:min(len(data), len(h2Preface))])) {
+			return
+		}
+		c.decrypted[dir] = newHTTPStream(c, true)
+	}
+	c.decrypted[dir].feed(data)
+}
+
+// ReassemblyComplete is the reassembly.Stream hook at the end.
+func (c *conn) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
+	c.finish()
+	return true
+}
+
+func (c *conn) finish() {
+	if c.done {
+		return
+	}
+	c.done = true
+	r := c.rep
+	r.DurationMS = float64(c.last.Sub(r.Start).Microseconds()) / 1000
+	r.EntropyUp, r.EntropyDown = entropy(&c.hist[ClientToServer]), entropy(&c.hist[ServerToClient])
+	if c.tls != nil {
+		c.tls.Close()
+		s := c.tls.Summary()
+		t := &TLSReport{
+			Version: VersionName(s.Version), CipherSuite: cipherSuiteName(s.CipherSuite), SNI: s.SNI, ALPN: s.ALPN,
+			ALPNOffered: s.ALPNOffered, Certificates: s.Certificates, KeysFound: s.KeysFound, Decrypted: s.Decrypted,
+			DecryptFailures: s.DecryptFailures, Error: s.Err,
+		}
+		if s.Version == 0 {
+			t.Version = ""
+		}
+		for _, al := range s.Alerts {
+			from := "client"
+			if al.Dir == ServerToClient {
+				from = "server"
+			}
+			level := "warning"
+			if al.Level == 2 {
+				level = "fatal"
+			}
+			t.Alerts = append(t.Alerts, AlertReport{From: from, Level: level, Name: al.Name, Code: int(al.Description), Encrypted: al.Encrypted})
+		}
+		r.TLS = t
+		if !s.IsTLS {
+			r.Protocol = "other"
+			r.TLS = nil
+		}
+	}
+}
+
+func cipherSuiteName(id uint16) string {
+	if id == 0 {
+		return ""
+	}
+	return tls.CipherSuiteName(id)
+}
+
+func entropy(h *[256]uint64) float64 {
+	var n uint64
+	for _, c := range h {
+		n += c
+	}
+	if n == 0 {
+		return 0
+	}
+	var e float64
+	for _, c := range h {
+		if c > 0 {
+			p := float64(c) / float64(n)
+			e -= p * math.Log2(p)
+		}
+	}
+	return math.Round(e*1000) / 1000
+}
+
+// searcher looks for one secret in streams, across chunk boundaries, in
+// its raw and URL-encoded forms (a password typed in a form travels
+// encoded).
+type searcher struct {
+	secret    Secret
+	forms     [][]byte
+	longest   int
+	clear     map[int]bool // connections where it was on the wire
+	decrypted map[int]bool // connections where it was found after decryption
+	renamed   map[int]int
+}
+
+func newSearcher(s Secret) *searcher {
+	forms := [][]byte{[]byte(s.Value)}
+	if enc := url.QueryEscape(s.Value); enc != s.Value {
+		forms = append(forms, []byte(enc))
+	}
+	if enc := url.PathEscape(s.Value); enc != s.Value && enc != url.QueryEscape(s.Value) {
+		forms = append(forms, []byte(enc))
+	}
+	longest := 0
+	for _, f := range forms {
+		longest = max(longest, len(f))
+	}
+	return &searcher{secret: s, forms: forms, longest: longest, clear: map[int]bool{}, decrypted: map[int]bool{}}
+}
+
+// scan searches data, with tail (the end of the previous chunk) for matches
+// across the boundary, and returns the new tail.
+func (s *searcher) scan(tail, data []byte, connID int, decrypted bool) []byte {
+	if s.longest == 0 {
+		return tail
+	}
+	found := s.clear
+	if decrypted {
+		found = s.decrypted
+	}
+	if !found[connID] {
+		for _, f := range s.forms {
+			if bytes.Contains(data, f) || (len(tail) > 0 && crosses(tail, data, f)) {
+				found[connID] = true
+				break
+			}
+		}
+	}
+	keep := s.longest - 1
+	if len(data) >= keep {
+		return append(tail[:0], data[len(data)-keep:]...)
+	}
+	tail = append(tail, data...)
+	if len(tail) > keep {
+		tail = append(tail[:0], tail[len(tail)-keep:]...)
+	}
+	return tail
+}
+
+// crosses reports whether f occurs across the boundary of tail and data.
+func crosses(tail, data, f []byte) bool {
+	var buf [256]byte
+	head := data[:min(len(data), len(f)-1)]
+	if len(tail)+len(head) > len(buf) {
+		return bytes.Contains(append(append([]byte{}, tail...), head...), f)
+	}
+	joined := append(append(buf[:0], tail...), head...)
+	return bytes.Contains(joined, f)
+}
+
+func (s *searcher) renumber(from, to int) {
+	if s.renamed == nil {
+		s.renamed = map[int]int{}
+	}
+	s.renamed[from] = to
+}
+
+func (s *searcher) ids(m map[int]bool) []int {
+	out := []int{}
+	for id := range m {
+		if n, ok := s.renamed[id]; ok {
+			id = n
+		}
+		out = append(out, id)
+	}
+	sort.Ints(out)
+	return out
+}
+
+func (s *searcher) verdict(a *analyzer) SecretFound {
+	f := SecretFound{Name: s.secret.Name, Found: "none", Connections: []int{}}
+	kind := func(id int) string {
+		for _, c := range a.rep.Connections {
+			if c.ID == id {
+				switch c.Protocol {
+				case "http":
+					return "cleartext HTTP"
+				case "tls":
+					return "the clear parts of TLS (handshake)"
+				}
+			}
+		}
+		return "cleartext"
+	}
+	switch {
+	case len(s.clear) > 0:
+		f.Found, f.Connections = "cleartext", s.ids(s.clear)
+		f.Verdict = fmt.Sprintf("%s: VISIBLE in %s, connection %s", f.Name, kind(f.Connections[0]), joinInts(f.Connections))
+	case len(s.decrypted) > 0:
+		f.Found, f.Connections = "decrypted", s.ids(s.decrypted)
+		f.Verdict = fmt.Sprintf("%s: NOT visible on the wire (only ciphertext); visible with the session keys, connection %s", f.Name, joinInts(f.Connections))
+	case a.rep.Keys.WithoutKeys > 0 || (a.rep.Keys.Decrypted == 0 && a.hasTLS()):
+		f.Verdict = fmt.Sprintf("%s: NOT visible on the wire (only ciphertext); without the session keys it cannot be read", f.Name)
+	default:
+		f.Verdict = fmt.Sprintf("%s: not found, on the wire or after decryption", f.Name)
+	}
+	return f
+}
+
+func (a *analyzer) hasTLS() bool {
+	for _, c := range a.rep.Connections {
+		if c.Protocol == "tls" {
+			return true
+		}
+	}
+	return false
+}
+
+func joinInts(ids []int) string {
+	var b bytes.Buffer
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprint(&b, id)
+	}
+	return b.String()
+}
+
+// ParseSecret reads "NAME=VALUE", or a bare value (named "secret N").
+func ParseSecret(s string, n int) (Secret, error) {
+	if name, value, ok := bytes.Cut([]byte(s), []byte("=")); ok && len(value) > 0 && isIdent(name) {
+		return Secret{Name: string(name), Value: string(value)}, nil
+	}
+	if s == "" {
+		return Secret{}, errors.New("capture: an empty secret cannot be searched for")
+	}
+	return Secret{Name: fmt.Sprintf("secret %d", n), Value: s}, nil
+}
+
+func isIdent(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		case i > 0 && (c >= '0' && c <= '9' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,1030 @@
+package capture
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"golang.org/x/crypto/cryptobyte"
+)
+
+// TLS record content types (RFC 8446 section 5.1, RFC 5246 section 6.2.1).
+const (
+	tlsTypeChangeCipherSpec = 20
+	tlsTypeAlert            = 21
+	tlsTypeHandshake        = 22
+	tlsTypeApplicationData  = 23
+	tlsTypeHeartbeat        = 24 // RFC 6520
+)
+
+// Handshake message types (RFC 8446 section 4, RFC 5246 section 7.4).
+const (
+	tlsHSClientHello           = 1
+	tlsHSServerHello           = 2
+	tlsHSNewSessionTicket      = 4
+	tlsHSEndOfEarlyData        = 5
+	tlsHSEncryptedExtensions   = 8
+	tlsHSCertificate           = 11
+	tlsHSFinished              = 20
+	tlsHSKeyUpdate             = 24
+	tlsHSCompressedCertificate = 25 // RFC 8879
+)
+
+// Extension types (IANA "TLS ExtensionType Values").
+const (
+	tlsExtServerName        = 0  // RFC 6066 section 3
+	tlsExtALPN              = 16 // RFC 7301
+	tlsExtSessionTicket     = 35 // RFC 5077
+	tlsExtPreSharedKey      = 41 // RFC 8446 section 4.2.11
+	tlsExtEarlyData         = 42 // RFC 8446 section 4.2.10
+	tlsExtSupportedVersions = 43 // RFC 8446 section 4.2.1
+)
+
+const (
+	tlsHeaderLen = 5
+	// tlsMaxPlaintext is the largest record fragment, RFC 8446 section 5.1.
+	tlsMaxPlaintext = 1 << 14
+	// tlsMaxRecord is the largest record payload accepted: TLS 1.2 allows
+	// ciphertext up to 2^14+2048 bytes (RFC 5246 section 6.2.3); TLS 1.3
+	// only 2^14+256 (RFC 8446 section 5.2), which this includes.
+	tlsMaxRecord = tlsMaxPlaintext + 2048
+	// tlsMaxHandshake bounds the handshake messages reassembled. The
+	// largest in practice is a Certificate with a chain of a few
+	// kilobytes; larger messages (up to 2^24 bytes on the wire) are passed
+	// over, so a hostile stream cannot make the parser hold megabytes.
+	tlsMaxHandshake = 1 << 16
+	// tlsMaxHold bounds the bytes of one direction held back while the other
+	// direction's hello, which its keys depend on, has not been fed yet.
+	tlsMaxHold = 1 << 16
+	// tlsMaxCertificates is how many certificates of a chain are parsed for
+	// their names; real chains have two to four.
+	tlsMaxCertificates = 10
+)
+
+// tlsHelloRetryRandom is the ServerHello.random that marks a
+// HelloRetryRequest: SHA-256 of "HelloRetryRequest" (RFC 8446 section 4.1.3).
+var tlsHelloRetryRandom = []byte{
+	0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+	0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+}
+
+// TLSSummary is what a TLSStream learned about a connection.
+type TLSSummary struct {
+	IsTLS        bool     // a direction starts with a TLS handshake record
+	Version      uint16   // negotiated: ServerHello's supported_versions for TLS 1.3, else its version; 0 if unknown
+	CipherSuite  uint16   // from ServerHello; tls.CipherSuiteName names it
+	SNI          string   // ClientHello server_name; untrusted bytes, quote before printing
+	ALPNOffered  []string // ClientHello ALPN list; untrusted bytes
+	ALPN         string   // selected: ServerHello (TLS 1.2) or EncryptedExtensions (TLS 1.3, once decrypted)
+	ClientRandom []byte   // 32 bytes, what a key log line is matched by
+	Resumed      bool     // an abbreviated TLS 1.2 handshake (session ID echoed) or a TLS 1.3 PSK handshake
+	HelloRetry   bool     // the server sent a HelloRetryRequest (RFC 8446 section 4.1.4)
+
+	// Certificates of the server, leaf first: visible in TLS 1.2, in TLS 1.3
+	// only once decrypted. ClientCertificates likewise, for client
+	// authentication.
+	Certificates       []CertName
+	ClientCertificates []CertName
+
+	Alerts []TLSAlert // alerts read, plaintext or decrypted, in the order fed
+	// OpaqueAlerts counts TLS 1.2 alert records per direction that stayed
+	// encrypted (no keys): Wireshark's "Encrypted Alert". TLS 1.3 hides an
+	// alert's record type, so there it counts under AppData instead.
+	OpaqueAlerts [2]int
+
+	KeysFound       bool // the key log had secrets for this connection
+	Decrypted       bool // at least one record was decrypted and authenticated
+	DecryptFailures int  // records that failed to authenticate: wrong keys or corruption
+
+	Records [2]int // records seen per direction, ChangeCipherSpec included
+	// AppData counts the payload bytes of records whose outer type is
+	// application_data, per direction: the ciphertext length, before any
+	// decryption. In TLS 1.3 every encrypted record has that outer type
+	// (RFC 8446 section 5.2), so the encrypted handshake counts too, with
+	// keys or without, as Wireshark shows it.
+	AppData [2]int64
+
+	Truncated bool     // a direction ended inside a record
+	Err       string   // the first parse problem, if a direction stopped being parseable
+	Notes     []string // things worth knowing that are not errors, each once
+}
+
+// CertName names a certificate as x509.Certificate's Subject.String() and
+// Issuer.String() do.
+type CertName struct{ Subject, Issuer string }
+
+// TLSAlert is an alert record's message (RFC 8446 section 6).
+type TLSAlert struct {
+	Dir         Direction
+	Level       uint8 // 1 warning, 2 fatal
+	Description uint8
+	Name        string // AlertName(Description)
+	Encrypted   bool   // read after decryption
+}
+
+// VersionName returns "TLS 1.3", "TLS 1.2", "TLS 1.1", "TLS 1.0" or
+// "SSL 3.0"; an unknown version as "0x%04x".
+func VersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS13:
+		return "TLS 1.3"
+	case tls.VersionTLS12:
+		return "TLS 1.2"
+	case tls.VersionTLS11:
+		return "TLS 1.1"
+	case tls.VersionTLS10:
+		return "TLS 1.0"
+	case 0x0300:
+		return "SSL 3.0"
+	}
+	return fmt.Sprintf("0x%04x", v)
+}
+
+// tlsAlertNames are the AlertDescription names of RFC 8446 section 6, with
+// the ones TLS 1.3 retired (RFC 5246 section 7.2) and later additions from
+// the IANA registry.
+var tlsAlertNames = map[uint8]string{
+	0:   "close_notify",
+	10:  "unexpected_message",
+	20:  "bad_record_mac",
+	21:  "decryption_failed",
+	22:  "record_overflow",
+	30:  "decompression_failure",
+	40:  "handshake_failure",
+	41:  "no_certificate",
+	42:  "bad_certificate",
+	43:  "unsupported_certificate",
+	44:  "certificate_revoked",
+	45:  "certificate_expired",
+	46:  "certificate_unknown",
+	47:  "illegal_parameter",
+	48:  "unknown_ca",
+	49:  "access_denied",
+	50:  "decode_error",
+	51:  "decrypt_error",
+	52:  "too_many_cids_requested",
+	60:  "export_restriction",
+	70:  "protocol_version",
+	71:  "insufficient_security",
+	80:  "internal_error",
+	86:  "inappropriate_fallback",
+	90:  "user_canceled",
+	100: "no_renegotiation",
+	109: "missing_extension",
+	110: "unsupported_extension",
+	111: "certificate_unobtainable",
+	112: "unrecognized_name",
+	113: "bad_certificate_status_response",
+	114: "bad_certificate_hash_value",
+	115: "unknown_psk_identity",
+	116: "certificate_required",
+	120: "no_application_protocol",
+	121: "ech_required",
+}
+
+// AlertName returns the RFC 8446 name of an alert description, such as
+// "unknown_ca"; an unknown one as "alert(N)".
+func AlertName(d uint8) string {
+	if n, ok := tlsAlertNames[d]; ok {
+		return n
+	}
+	return fmt.Sprintf("alert(%d)", d)
+}
+
+// ClientHelloInfo is what ParseClientHello reads from a ClientHello.
+type ClientHelloInfo struct {
+	Version           uint16   // legacy_version; 0x0303 for TLS 1.3 too (RFC 8446 section 4.1.2)
+	Random            []byte   // 32 bytes
+	SessionID         []byte   // up to 32 bytes
+	CipherSuites      []uint16 // offered, in order, GREASE values included
+	ServerName        string   // SNI host_name (RFC 6066 section 3); untrusted bytes
+	ALPN              []string // RFC 7301; untrusted bytes
+	SupportedVersions []uint16 // RFC 8446 section 4.2.1; nil when absent
+	SessionTicket     []byte   // RFC 5077; nil when absent
+	EarlyData         bool     // 0-RTT offered (RFC 8446 section 4.2.10)
+	Extensions        []uint16 // extension types in order
+}
+
+// ErrMalformedHello wraps every error ParseClientHello returns.
+var ErrMalformedHello = errors.New("capture: malformed TLS hello")
+
+// ParseClientHello parses the body of a ClientHello handshake message (after
+// the 4-byte handshake header), RFC 8446 section 4.1.2 and RFC 5246 section
+// 7.4.1.2. It reads untrusted bytes: it never panics, and allocates at most
+// in proportion to its input. On error the fields read so far are returned
+// along with it. The result never aliases handshakeBody.
+func ParseClientHello(handshakeBody []byte) (ClientHelloInfo, error) {
+	var info ClientHelloInfo
+	fail := func(what string) (ClientHelloInfo, error) {
+		return info, fmt.Errorf("capture: client hello: %s: %w", what, ErrMalformedHello)
+	}
+	s := cryptobyte.String(handshakeBody)
+	var random []byte
+	if !s.ReadUint16(&info.Version) || !s.ReadBytes(&random, 32) {
+		return fail("short")
+	}
+	info.Random = bytes.Clone(random)
+	var sid, suites, comp cryptobyte.String
+	if !s.ReadUint8LengthPrefixed(&sid) || len(sid) > 32 {
+		return fail("session id")
+	}
+	info.SessionID = bytes.Clone(sid)
+	if !s.ReadUint16LengthPrefixed(&suites) || len(suites)%2 != 0 {
+		return fail("cipher suites")
+	}
+	info.CipherSuites = make([]uint16, 0, len(suites)/2)
+	for len(suites) > 0 {
+		var cs uint16
+		suites.ReadUint16(&cs)
+		info.CipherSuites = append(info.CipherSuites, cs)
+	}
+	if !s.ReadUint8LengthPrefixed(&comp) {
+		return fail("compression methods")
+	}
+	if s.Empty() {
+		return info, nil // no extensions: allowed before TLS 1.3 (RFC 5246 section 7.4.1.2)
+	}
+	var exts cryptobyte.String
+	if !s.ReadUint16LengthPrefixed(&exts) || !s.Empty() {
+		return fail("extensions")
+	}
+	for !exts.Empty() {
+		var typ uint16
+		var body cryptobyte.String
+		if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&body) {
+			return fail("extension")
+		}
+		info.Extensions = append(info.Extensions, typ)
+		switch typ {
+		case tlsExtServerName:
+			var list cryptobyte.String
+			if !body.ReadUint16LengthPrefixed(&list) || !body.Empty() {
+				return fail("server_name")
+			}
+			for !list.Empty() {
+				var nameType uint8
+				var name cryptobyte.String
+				if !list.ReadUint8(&nameType) || !list.ReadUint16LengthPrefixed(&name) {
+					return fail("server_name")
+				}
+				if nameType == 0 && info.ServerName == "" {
+					info.ServerName = string(name)
+				}
+			}
+		case tlsExtALPN:
+			var list cryptobyte.String
+			if !body.ReadUint16LengthPrefixed(&list) || !body.Empty() {
+				return fail("alpn")
+			}
+			for !list.Empty() {
+				var proto cryptobyte.String
+				if !list.ReadUint8LengthPrefixed(&proto) || len(proto) == 0 {
+					return fail("alpn")
+				}
+				info.ALPN = append(info.ALPN, string(proto))
+			}
+		case tlsExtSupportedVersions:
+			var list cryptobyte.String
+			if !body.ReadUint8LengthPrefixed(&list) || !body.Empty() || len(list)%2 != 0 {
+				return fail("supported_versions")
+			}
+			info.SupportedVersions = make([]uint16, 0, len(list)/2)
+			for len(list) > 0 {
+				var v uint16
+				list.ReadUint16(&v)
+				info.SupportedVersions = append(info.SupportedVersions, v)
+			}
+		case tlsExtSessionTicket:
+			info.SessionTicket = append([]byte{}, body...)
+		case tlsExtEarlyData:
+			info.EarlyData = true
+		}
+	}
+	return info, nil
+}
+
+// tlsServerHello is what the engine reads from a ServerHello.
+type tlsServerHello struct {
+	random    []byte // aliases the message
+	sessionID []byte // aliases the message
+	suite     uint16
+	version   uint16 // supported_versions if present, else legacy_version
+	alpn      string
+	psk       bool
+	retry     bool // a HelloRetryRequest
+}
+
+// parseTLSServerHello parses a ServerHello body (RFC 8446 section 4.1.3, RFC
+// 5246 section 7.4.1.3).
+func parseTLSServerHello(body []byte) (tlsServerHello, error) {
+	var h tlsServerHello
+	s := cryptobyte.String(body)
+	var sid cryptobyte.String
+	var comp uint8
+	if !s.ReadUint16(&h.version) || !s.ReadBytes(&h.random, 32) ||
+		!s.ReadUint8LengthPrefixed(&sid) || len(sid) > 32 ||
+		!s.ReadUint16(&h.suite) || !s.ReadUint8(&comp) {
+		return h, fmt.Errorf("capture: server hello: %w", ErrMalformedHello)
+	}
+	h.sessionID = sid
+	h.retry = bytes.Equal(h.random, tlsHelloRetryRandom)
+	if s.Empty() {
+		return h, nil
+	}
+	var exts cryptobyte.String
+	if !s.ReadUint16LengthPrefixed(&exts) || !s.Empty() {
+		return h, fmt.Errorf("capture: server hello: extensions: %w", ErrMalformedHello)
+	}
+	for !exts.Empty() {
+		var typ uint16
+		var body cryptobyte.String
+		if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&body) {
+			return h, fmt.Errorf("capture: server hello: extension: %w", ErrMalformedHello)
+		}
+		switch typ {
+		case tlsExtSupportedVersions:
+			if !body.ReadUint16(&h.version) {
+				return h, fmt.Errorf("capture: server hello: supported_versions: %w", ErrMalformedHello)
+			}
+		case tlsExtALPN:
+			h.alpn = tlsSelectedALPN(body)
+		case tlsExtPreSharedKey:
+			h.psk = true
+		}
+	}
+	return h, nil
+}
+
+// tlsSelectedALPN reads the one protocol of a server's ALPN extension (RFC
+// 7301 section 3.1); "" if malformed.
+func tlsSelectedALPN(body cryptobyte.String) string {
+	var list, proto cryptobyte.String
+	if !body.ReadUint16LengthPrefixed(&list) || !list.ReadUint8LengthPrefixed(&proto) {
+		return ""
+	}
+	return string(proto)
+}
+
+// TLSStream follows the TLS of one TCP connection in both directions: it
+// parses records (RFC 8446 section 5, RFC 5246 section 6.2) and handshake
+// messages and, given a key log with the connection's secrets, decrypts
+// TLS 1.3 and TLS 1.2 AEAD records, handing the application data to the
+// OnPlaintext callback.
+//
+// Feed it each direction's TCP payload in order, the two directions
+// interleaved as they were captured: a TLS 1.2 client's encrypted Finished
+// can only be decrypted once the server's ServerHello (its random and
+// suite) has been fed. When one direction runs ahead of the hello it
+// depends on, up to 64 KiB of it is held back until the hello arrives;
+// past that the direction is followed without decryption.
+//
+// Memory is bounded whatever the input: a record of each direction (at
+// most 2^14+2048 bytes), a handshake message of at most 64 KiB while the
+// handshake lasts, and the hold above. A direction that does not start with
+// a TLS record is dropped after its first 5 bytes. Records that are not
+// decrypted (all of them, without keys) are counted and passed over without
+// being copied or allocated for; a connection past its handshake holds no
+// buffer then.
+//
+// A TLSStream is not safe for concurrent use.
+type TLSStream struct {
+	keys    *KeyLog
+	onPlain func(Direction, []byte)
+	dir     [2]tlsDir
+	sum     TLSSummary
+
+	clientHello  bool // a ClientHello was parsed
+	serverHello  bool // the ServerHello (not a HelloRetryRequest) was parsed
+	helloRetry   bool
+	earlyData    bool // the ClientHello offered 0-RTT
+	clientSID    []byte
+	clientTicket []byte
+	serverRandom []byte
+	serverSID    []byte
+	closed       bool
+	keysResolved bool   // the key log was consulted, after both hellos
+	master       []byte // TLS 1.2 master secret, once known
+}
+
+// tlsDir is the state of one direction.
+type tlsDir struct {
+	started bool // the first record header was read
+	stopped bool // not TLS, or no longer parseable: bytes are dropped
+	notTLS  bool // stopped at the first bytes
+
+	hdr       [tlsHeaderLen]byte
+	hdrN      int    // header bytes read so far
+	rec       []byte // payload of a record being collected
+	need      int    // its length
+	collect   bool   // collecting a record into rec
+	skip      int    // payload bytes of an opaque record still to drop
+	protected bool   // the record being collected is protected
+	appData   bool   // the record being read has the outer type application_data
+
+	hold    []byte // bytes held back, from a record header on, while holding
+	holding bool
+	noWait  bool // holding is over for good
+	lost    bool // protected records went by before keys were known: sequence numbers unknown
+
+	ccs int // ChangeCipherSpec records seen
+
+	cur     *tlsCipher // keys for the current protected records, or nil
+	next    *tlsCipher // TLS 1.3: application keys while cur has the handshake keys
+	early   *tlsCipher // TLS 1.3 client: 0-RTT keys, until the handshake keys take over
+	secret  []byte     // TLS 1.3: the application traffic secret of cur (or next), for KeyUpdate
+	suite   *tlsSuite
+	ok      bool   // a record of this direction was decrypted, 0-RTT data aside
+	pt      []byte // decryption buffer
+	hs      []byte // handshake message reassembly
+	hsSkip  int    // bytes of an oversized handshake message still to drop
+	records int
+}
+
+// NewTLSStream returns a TLSStream that decrypts with keys, which may be nil.
+func NewTLSStream(keys *KeyLog) *TLSStream {
+	return &TLSStream{keys: keys}
+}
+
+// OnPlaintext sets the function that receives decrypted application data,
+// in order within each direction. data is valid only during the call.
+func (s *TLSStream) OnPlaintext(fn func(dir Direction, data []byte)) { s.onPlain = fn }
+
+// Feed parses the next bytes of dir's TCP payload. Records may be split
+// anywhere across calls. Feed does not keep data after it returns.
+func (s *TLSStream) Feed(dir Direction, data []byte) {
+	if !dir.valid() || len(data) == 0 || s.closed {
+		return
+	}
+	s.feed(dir, data)
+	s.drain()
+}
+
+// Close ends both directions: held bytes are parsed without waiting any
+// longer, and a direction that ends inside a record marks the summary
+// Truncated. Feed does nothing after Close.
+func (s *TLSStream) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	for i := range s.dir {
+		s.dir[i].noWait = true
+	}
+	s.drain()
+	for i := range s.dir {
+		d := &s.dir[i]
+		if d.stopped || !(d.hdrN > 0 || d.collect || d.skip > 0) {
+			continue
+		}
+		s.sum.Truncated = true
+		// AppData counts what was captured, not what a cut record's
+		// header promised.
+		if d.appData {
+			missing := d.skip
+			if d.collect {
+				missing = d.need - len(d.rec)
+			}
+			s.sum.AppData[i] -= int64(missing)
+		}
+		d.hdrN, d.collect, d.skip = 0, false, 0
+	}
+}
+
+// Summary returns what was learned so far. Its slices are copies.
+func (s *TLSStream) Summary() TLSSummary {
+	sum := s.sum
+	sum.ALPNOffered = slices.Clone(sum.ALPNOffered)
+	sum.ClientRandom = bytes.Clone(sum.ClientRandom)
+	sum.Certificates = slices.Clone(sum.Certificates)
+	sum.ClientCertificates = slices.Clone(sum.ClientCertificates)
+	sum.Alerts = slices.Clone(sum.Alerts)
+	sum.Notes = slices.Clone(sum.Notes)
+	if sum.Err == "" && sum.IsTLS {
+		for i := range s.dir {
+			if d := &s.dir[i]; d.notTLS {
+				sum.Err = fmt.Sprintf("capture: %v: not TLS", Direction(i))
+				break
+			}
+		}
+	}
+	return sum
+}
+
+// buffered returns the bytes of buffers the stream holds, for tests of its
+// memory bound.
+func (s *TLSStream) buffered() int {
+	n := 0
+	for i := range s.dir {
+		d := &s.dir[i]
+		n += cap(d.rec) + cap(d.hold) + cap(d.pt) + cap(d.hs)
+	}
+	return n
+}
+
+func (s *TLSStream) note(format string, args ...any) {
+	n := fmt.Sprintf(format, args...)
+	if !slices.Contains(s.sum.Notes, n) && len(s.sum.Notes) < 20 {
+		s.sum.Notes = append(s.sum.Notes, n)
+	}
+}
+
+// stop stops parsing dir for good, recording why.
+func (s *TLSStream) stop(dir Direction, err error) {
+	d := &s.dir[dir]
+	d.stopped, d.collect, d.skip, d.hdrN = true, false, 0, 0
+	d.rec, d.hold, d.holding = nil, nil, false
+	if err != nil {
+		s.problem(err)
+	}
+	// The other direction need not wait for a hello that will not come.
+	s.dir[dir.Reverse()].noWait = true
+}
+
+// problem records the first parse problem of a stream that goes on.
+func (s *TLSStream) problem(err error) {
+	if s.sum.Err == "" {
+		s.sum.Err = err.Error()
+	}
+}
+
+// drain feeds held bytes of a direction that need not wait any longer.
+func (s *TLSStream) drain() {
+	for progress := true; progress; {
+		progress = false
+		for i := range s.dir {
+			dir := Direction(i)
+			d := &s.dir[dir]
+			if d.holding && !s.mustWait(dir) {
+				held := d.hold
+				d.hold, d.holding = nil, false
+				s.feed(dir, held)
+				progress = true
+			}
+		}
+	}
+}
+
+// mustWait reports whether dir's protected records must wait for the other
+// direction's hello: without it, the keys are unknown, and decrypting needs
+// every protected record from the first, for the sequence numbers. Waiting
+// makes sense only when the key log could have the keys and this direction
+// has sent its own hello, i.e. the capture holds the handshake.
+func (s *TLSStream) mustWait(dir Direction) bool {
+	d := &s.dir[dir]
+	if s.keysResolved || d.noWait || !s.keys.usable() {
+		return false
+	}
+	if dir == ClientToServer {
+		return s.clientHello && !s.serverHello
+	}
+	return s.serverHello && !s.clientHello
+}
+
+// tls13 reports whether the connection is TLS 1.3: 1 yes, 0 no, -1 not
+// known yet (no ServerHello fed).
+func (s *TLSStream) tls13() int {
+	switch {
+	case s.serverHello && s.sum.Version == tls.VersionTLS13:
+		return 1
+	case s.serverHello:
+		return 0
+	case s.helloRetry:
+		return 1 // only TLS 1.3 has HelloRetryRequest
+	}
+	return -1
+}
+
+// isProtected reports whether a record of type typ and length n in dir is
+// encrypted.
+func (s *TLSStream) isProtected(d *tlsDir, typ uint8, n int) bool {
+	switch {
+	case typ == tlsTypeChangeCipherSpec:
+		return false
+	case typ == tlsTypeAlert && n == 2:
+		// An AEAD record has at least a 16-byte tag, so a 2-byte alert is
+		// plaintext wherever it comes. OpenSSL 3 clients send the alert
+		// refusing a TLS 1.3 server's certificate this way, before they
+		// switch to their handshake keys.
+		return false
+	}
+	switch s.tls13() {
+	case 1:
+		// RFC 8446 section 5.2: every protected record is application_data
+		// on the outside; handshake and alert records are plaintext.
+		return typ == tlsTypeApplicationData
+	case 0:
+		return d.ccs > 0 // RFC 5246 section 7.1: protected from the sender's CCS on
+	}
+	// Not known yet: application data before a ServerHello can only be TLS
+	// 1.3 early data.
+	return typ == tlsTypeApplicationData || d.ccs > 0
+}
+
+// What to do with a record, decided from its header.
+const (
+	tlsActSkip    = iota // count it and drop its payload
+	tlsActCollect        // parse (and maybe decrypt) its payload
+	tlsActHold           // hold it and what follows until the peer's hello
+)
+
+// feed parses data of dir.
+func (s *TLSStream) feed(dir Direction, data []byte) {
+	d := &s.dir[dir]
+	for len(data) > 0 && !d.stopped {
+		if d.holding {
+			if len(d.hold)+len(data) <= tlsMaxHold {
+				d.hold = append(d.hold, data...)
+				return
+			}
+			// Too much to hold: go on without waiting.
+			held := d.hold
+			d.hold, d.holding, d.noWait = nil, false, true
+			s.feed(dir, held)
+			continue
+		}
+		if d.skip > 0 {
+			n := min(d.skip, len(data))
+			d.skip -= n
+			data = data[n:]
+			continue
+		}
+		if d.collect {
+			n := min(d.need-len(d.rec), len(data))
+			d.rec = append(d.rec, data[:n]...)
+			data = data[n:]
+			if len(d.rec) == d.need {
+				d.collect = false
+				s.record(dir, d, d.rec)
+				d.rec = d.rec[:0]
+				if s.keysResolved && d.cur == nil && d.next == nil {
+					// Nothing to decrypt: what follows the handshake is
+					// skipped, not collected, so a connection that lasts
+					// does not keep the buffer.
+					d.rec = nil
+				}
+			}
+			continue
+		}
+		// A record header.
+		if d.hdrN > 0 || len(data) < tlsHeaderLen {
+			n := copy(d.hdr[d.hdrN:], data)
+			d.hdrN += n
+			data = data[n:]
+			if d.hdrN < tlsHeaderLen {
+				return
+			}
+		} else {
+			copy(d.hdr[:], data)
+			data = data[tlsHeaderLen:]
+		}
+		d.hdrN = 0
+		typ, n := d.hdr[0], int(binary.BigEndian.Uint16(d.hdr[3:]))
+		if err := s.checkHeader(dir, d); err != nil || d.notTLS {
+			s.stop(dir, err)
+			return
+		}
+		act := s.begin(dir, d, typ, n)
+		if act == tlsActHold && tlsHeaderLen+len(data) > tlsMaxHold {
+			d.noWait = true // too much to hold: go on without waiting
+			act = s.begin(dir, d, typ, n)
+		}
+		switch act {
+		case tlsActHold:
+			d.holding = true
+			if d.hold == nil {
+				d.hold = make([]byte, 0, tlsMaxHold)
+			}
+			d.hold = append(append(d.hold[:0], d.hdr[:]...), data...)
+			return
+		case tlsActSkip:
+			d.skip = n
+		case tlsActCollect:
+			if len(data) >= n {
+				s.record(dir, d, data[:n])
+				data = data[n:]
+				continue
+			}
+			if cap(d.rec) < n {
+				// Decrypting, every record may be the largest; else only
+				// handshake and alert records are collected, and few.
+				size := n
+				if d.cur != nil || d.next != nil {
+					size = tlsMaxRecord
+				}
+				d.rec = make([]byte, 0, size)
+			}
+			d.rec = append(d.rec[:0], data...)
+			d.need, d.collect = n, true
+			data = nil
+		}
+	}
+}
+
+// checkHeader checks the record header in d.hdr; at the start of a
+// direction it decides whether the direction is TLS at all.
+func (s *TLSStream) checkHeader(dir Direction, d *tlsDir) error {
+	typ, major, minor := d.hdr[0], d.hdr[1], d.hdr[2]
+	n := int(binary.BigEndian.Uint16(d.hdr[3:]))
+	ok := typ >= tlsTypeChangeCipherSpec && typ <= tlsTypeHeartbeat && major == 3 && minor <= 4 && n <= tlsMaxRecord
+	if !d.started {
+		d.started = true
+		// A plaintext first record holds at most 2^14 bytes, and is not empty.
+		if !ok || n == 0 || n > tlsMaxPlaintext+256 {
+			d.notTLS = true
+			return nil // not an error: most TCP streams are not TLS
+		}
+		if typ == tlsTypeHandshake {
+			s.sum.IsTLS = true
+		}
+		return nil
+	}
+	if !ok {
+		return fmt.Errorf("capture: %v: record %d: bad header % x", dir, d.records+1, d.hdr[:])
+	}
+	return nil
+}
+
+// begin accounts for a record whose header is in d.hdr and decides what to
+// do with its payload.
+func (s *TLSStream) begin(dir Direction, d *tlsDir, typ uint8, n int) int {
+	protected := s.isProtected(d, typ, n)
+	if protected && !s.keysResolved {
+		if s.mustWait(dir) {
+			return tlsActHold
+		}
+		d.lost = true
+	}
+	d.records++
+	s.sum.Records[dir]++
+	d.appData = typ == tlsTypeApplicationData
+	if d.appData {
+		s.sum.AppData[dir] += int64(n)
+	}
+	d.protected = protected
+	switch {
+	case typ == tlsTypeChangeCipherSpec:
+		d.ccs++
+		if d.ccs == 2 && s.tls13() == 0 {
+			// A second CCS is a renegotiation (RFC 5746), whose new keys
+			// come from a handshake this engine does not follow.
+			s.note("%v: TLS 1.2 renegotiation is not followed; later records are not decrypted", dir)
+			d.cur = nil
+		}
+		return tlsActSkip
+	case !protected && (typ == tlsTypeHeartbeat || typ == tlsTypeApplicationData):
+		// Application data in the clear breaks RFC 5246: just count it. A
+		// protected heartbeat is decrypted below, if it can be, for its
+		// sequence number.
+		return tlsActSkip
+	case !protected:
+		return tlsActCollect
+	case d.cur != nil || d.next != nil || d.early != nil:
+		return tlsActCollect
+	}
+	if typ == tlsTypeAlert {
+		s.sum.OpaqueAlerts[dir]++
+	}
+	return tlsActSkip
+}
+
+// record handles a record's payload, of the type in d.hdr.
+func (s *TLSStream) record(dir Direction, d *tlsDir, payload []byte) {
+	typ := d.hdr[0]
+	encrypted := d.protected
+	if encrypted {
+		var ok bool
+		typ, payload, ok = s.open(dir, d, payload)
+		if !ok {
+			return
+		}
+	}
+	switch typ {
+	case tlsTypeHandshake:
+		s.handshake(dir, d, payload)
+	case tlsTypeAlert:
+		s.alert(dir, payload, encrypted)
+	case tlsTypeApplicationData:
+		if encrypted && len(payload) > 0 && s.onPlain != nil {
+			s.onPlain(dir, payload)
+		}
+	}
+}
+
+// alert records the alerts of an alert record.
+func (s *TLSStream) alert(dir Direction, p []byte, encrypted bool) {
+	if len(p) == 0 || len(p)%2 != 0 {
+		s.note("%v: malformed alert record of %d bytes", dir, len(p))
+	}
+	for ; len(p) >= 2 && len(s.sum.Alerts) < 100; p = p[2:] {
+		s.sum.Alerts = append(s.sum.Alerts, TLSAlert{
+			Dir: dir, Level: p[0], Description: p[1], Name: AlertName(p[1]), Encrypted: encrypted,
+		})
+	}
+}
+
+// handshake reassembles handshake messages from a handshake record's
+// (plaintext or decrypted) payload and handles each complete one.
+func (s *TLSStream) handshake(dir Direction, d *tlsDir, p []byte) {
+	if d.hsSkip > 0 {
+		n := min(d.hsSkip, len(p))
+		d.hsSkip -= n
+		p = p[n:]
+	}
+	buf := p
+	if len(d.hs) > 0 {
+		d.hs = tlsAppendBounded(d.hs, p)
+		buf = d.hs
+	}
+	for len(buf) >= 4 && d.hsSkip == 0 && !d.stopped {
+		typ := buf[0]
+		n := int(buf[1])<<16 | int(buf[2])<<8 | int(buf[3])
+		if n > tlsMaxHandshake {
+			s.note("%v: handshake message of type %d and %d bytes passed over", dir, typ, n)
+			skip := min(n, len(buf)-4)
+			buf = buf[4+skip:]
+			d.hsSkip = n - skip
+			continue
+		}
+		if len(buf) < 4+n {
+			break
+		}
+		s.handshakeMessage(dir, d, typ, buf[4:4+n])
+		buf = buf[4+n:]
+	}
+	// Keep the start of an incomplete message.
+	if d.hsSkip > 0 {
+		buf = nil
+	}
+	switch {
+	case len(buf) == 0:
+		d.hs = nil // handshake messages rarely span records: do not keep the buffer
+	case len(d.hs) > 0:
+		d.hs = d.hs[:copy(d.hs, buf)]
+	default:
+		d.hs = tlsAppendBounded(d.hs[:0], buf)
+	}
+}
+
+// tlsAppendBounded appends p to a handshake reassembly buffer, growing it
+// no further than the largest it can need: the start of a message of
+// tlsMaxHandshake bytes and a record more. append's doubling could
+// otherwise take it to twice that.
+func tlsAppendBounded(buf, p []byte) []byte {
+	if len(buf)+len(p) > cap(buf) {
+		const most = 4 + tlsMaxHandshake + tlsMaxRecord
+		nb := make([]byte, len(buf), max(len(buf)+len(p), min(2*cap(buf)+len(p), most)))
+		copy(nb, buf)
+		buf = nb
+	}
+	return append(buf, p...)
+}
+
+// handshakeMessage handles one handshake message of dir.
+func (s *TLSStream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []byte) {
+	switch {
+	case typ == tlsHSClientHello && dir == ClientToServer:
+		if s.clientHello && !(s.helloRetry && !s.serverHello) {
+			return // only a HelloRetryRequest calls for a second one; else renegotiation
+		}
+		info, err := ParseClientHello(body)
+		if err != nil {
+			s.problem(err)
+			if info.Random == nil {
+				return
+			}
+		}
+		s.clientHello = true
+		s.sum.SNI = info.ServerName
+		s.sum.ALPNOffered = info.ALPN
+		s.sum.ClientRandom = info.Random
+		s.earlyData = info.EarlyData
+		s.clientSID = info.SessionID
+		s.clientTicket = info.SessionTicket
+		s.resolve()
+
+	case typ == tlsHSServerHello && dir == ServerToClient:
+		if s.serverHello {
+			return // renegotiation
+		}
+		h, err := parseTLSServerHello(body)
+		if err != nil {
+			s.problem(err)
+			s.dir[ClientToServer].noWait = true // no keys without a ServerHello
+			return
+		}
+		s.sum.Version, s.sum.CipherSuite = h.version, h.suite
+		if h.retry {
+			s.helloRetry, s.sum.HelloRetry = true, true
+			return
+		}
+		s.serverHello = true
+		s.serverRandom = bytes.Clone(h.random)
+		s.serverSID = bytes.Clone(h.sessionID)
+		if h.version != tls.VersionTLS13 {
+			s.sum.ALPN = h.alpn
+			s.sum.Resumed = len(h.sessionID) > 0 && bytes.Equal(h.sessionID, s.clientSID)
+		} else {
+			s.sum.Resumed = h.psk
+		}
+		s.resolve()
+
+	case typ == tlsHSEncryptedExtensions && dir == ServerToClient:
+		exts := cryptobyte.String(body)
+		var list cryptobyte.String
+		if !exts.ReadUint16LengthPrefixed(&list) {
+			return
+		}
+		for !list.Empty() {
+			var et uint16
+			var eb cryptobyte.String
+			if !list.ReadUint16(&et) || !list.ReadUint16LengthPrefixed(&eb) {
+				return
+			}
+			if et == tlsExtALPN {
+				s.sum.ALPN = tlsSelectedALPN(eb)
+			}
+		}
+
+	case typ == tlsHSCertificate:
+		names := s.certificates(dir, body)
+		if dir == ServerToClient {
+			s.sum.Certificates = names
+		} else {
+			s.sum.ClientCertificates = names
+		}
+
+	case typ == tlsHSNewSessionTicket && dir == ServerToClient && s.tls13() == 0 && d.ccs == 0:
+		// RFC 5077 section 3.3: sent in the clear before the server's CCS
+		// (one after it belongs to a renegotiation, whose master secret is
+		// not known). Remember the ticket so a later resumption with it
+		// decrypts.
+		t := cryptobyte.String(body)
+		var hint uint32
+		var ticket cryptobyte.String
+		if t.ReadUint32(&hint) && t.ReadUint16LengthPrefixed(&ticket) && len(ticket) > 0 && s.master != nil {
+			s.keys.learn("t"+string(ticket), s.master)
+		}
+
+	case typ == tlsHSEndOfEarlyData && dir == ClientToServer:
+		// RFC 8446 section 4.5: the last message under the 0-RTT keys.
+		d.early = nil
+
+	case typ == tlsHSCompressedCertificate:
+		s.note("%v: the certificate chain is compressed (RFC 8879) and not read", dir)
+
+	case typ == tlsHSFinished && s.tls13() == 1:
+		// RFC 8446 section 7.2: the sender's next record is protected with
+		// its application traffic keys.
+		if d.next != nil || d.cur != nil {
+			d.cur, d.next = d.next, nil
+		}
+
+	case typ == tlsHSKeyUpdate && s.tls13() == 1:
+		// RFC 8446 section 4.6.3: the sender's next record uses the next
+		// generation of its traffic secret.
+		if d.secret != nil && d.suite != nil {
+			d.secret = d.suite.nextSecret(d.secret)
+			d.cur = d.suite.tls13Cipher(d.secret)
+		} else {
+			d.cur = nil
+		}
+	}
+}
+
+// certificates returns the names in a Certificate message: TLS 1.2 (RFC
+// 5246 section 7.4.2) or TLS 1.3 (RFC 8446 section 4.4.2), with its
+// request context and per-certificate extensions.
+func (s *TLSStream) certificates(dir Direction, body []byte) []CertName {
+	m := cryptobyte.String(body)
+	tls13 := s.tls13() == 1
+	if tls13 {
+		var ctx cryptobyte.String
+		if !m.ReadUint8LengthPrefixed(&ctx) {
+			return nil
+		}
+	}
+	var list cryptobyte.String
+	if !m.ReadUint24LengthPrefixed(&list) {
+		s.note("%v: malformed Certificate message", dir)
+		return nil
+	}
+	var names []CertName
+	for !list.Empty() && len(names) < tlsMaxCertificates {
+		var der, exts cryptobyte.String
+		if !list.ReadUint24LengthPrefixed(&der) || tls13 && !list.ReadUint16LengthPrefixed(&exts) {
+			s.note("%v: malformed Certificate message", dir)
+			break
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			s.note("%v: certificate %d does not parse: %v", dir, len(names)+1, err)
+			continue
+		}
+		names = append(names, CertName{Subject: c.Subject.String(), Issuer: c.Issuer.String()})
+	}
+	return names
+}

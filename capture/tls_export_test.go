@@ -1,0 +1,10 @@
+package capture
+
+// TLSBuffered exposes the bytes a TLSStream holds in buffers, for the
+// external tests of its memory bound.
+func TLSBuffered(s *TLSStream) int { return s.buffered() }
+
+// TLSMaxBuffered is the most TLSBuffered may ever return: per direction, a
+// record being collected, a decryption buffer, a handshake message being
+// reassembled (its start and a record's worth more) and the hold.
+const TLSMaxBuffered = 2 * (tlsMaxRecord + tlsMaxRecord + (4 + tlsMaxHandshake + tlsMaxRecord) + tlsMaxHold)

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/mitmlab/mitmlab/capture"
+	"github.com/spf13/cobra"
+)
+
+type analyzeOptions struct {
+	app     *app
+	file    string
+	keylogs []string
+	secrets []string
+	json    bool
+}
+
+func (a *app) newAnalyzeCmd(runF func(*analyzeOptions) error) *cobra.Command {
+	opts := &analyzeOptions{app: a}
+	cmd := &cobra.Command{
+		Use:   "analyze FILE",
+		Short: "Report what a capture shows: connections, TLS, HTTP, and whether secrets are visible",
+		Long: `Read a pcap or pcapng file (from mitmlab, tcpdump, tshark or Wireshark; Ethernet,
+Linux cooked SLL and SLL2, raw IP and loopback link types) and report every TCP
+connection: endpoints, duration, bytes each way, what it carries (TLS with its
+version, cipher suite, SNI, ALPN, certificates when visible and alerts; cleartext
+HTTP with its request lines; or other), and the payload's entropy, which shows
+what ciphertext looks like next to plaintext.
+
+With a key log (--keylog, NSS format, or the decryption secrets a pcapng file
+embeds) TLS 1.3 and TLS 1.2 AEAD sessions are decrypted and their HTTP shown.
+
+For each --secret (NAME=VALUE, or just VALUE) a verdict says whether it is
+visible in cleartext, visible only with the session keys, or not found.`,
+		Example: `  mitmlab analyze wire.pcapng
+  mitmlab analyze wire.pcap --keylog keys.log --secret password=hunter2
+  tcpdump -i lo -w lo.pcap port 8443 &   # ... then:  mitmlab analyze lo.pcap --json`,
+		Args: exactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			opts.file = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return runAnalyze(opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&opts.keylogs, "keylog", nil, "NSS key log to decrypt TLS with (repeatable)")
+	f.StringArrayVar(&opts.secrets, "secret", nil, "a secret to look for, NAME=VALUE or VALUE (repeatable)")
+	f.BoolVar(&opts.json, "json", false, "print the report as JSON (schema in docs/analyze.md)")
+	return cmd
+}
+
+func runAnalyze(opts *analyzeOptions) error {
+	a := opts.app
+	var secrets []capture.Secret
+	for i, s := range opts.secrets {
+		sec, err := capture.ParseSecret(s, i+1)
+		if err != nil {
+			return usageError{err}
+		}
+		secrets = append(secrets, sec)
+	}
+	keys, _ := capture.ParseKeyLog(nil)
+	for _, path := range opts.keylogs {
+		data, err := os.ReadFile(expandTilde(path))
+		if err != nil {
+			return fmt.Errorf("cannot read the key log: %v", err)
+		}
+		kl, errs := capture.ParseKeyLog(data)
+		if kl.Len() == 0 {
+			return fmt.Errorf("%s holds no TLS secrets (NSS key log lines such as CLIENT_RANDOM or CLIENT_TRAFFIC_SECRET_0): is it the right file?", path)
+		}
+		for _, e := range errs {
+			a.log.Warn("key log line skipped", "file", path, "err", e)
+		}
+		keys.Merge(kl)
+	}
+	f, err := os.Open(expandTilde(opts.file))
+	if err != nil {
+		return fmt.Errorf("cannot open the capture: %v", err)
+	}
+	defer f.Close()
+	r, err := capture.NewReader(f)
+	if err != nil {
+		return fmt.Errorf("%s: %v; give a pcap or pcapng file (tcpdump -w, tshark -w, Wireshark, mitmlab capture)", opts.file, err)
+	}
+	rep, err := capture.Analyze(r, capture.AnalyzeOptions{Keys: keys, Secrets: secrets, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	rep.File = opts.file
+	if opts.json {
+		enc := json.NewEncoder(a.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	writeReport(a.out, rep)
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(a.errOut, "mitmlab: warning: %s\n", w)
+	}
+	return nil
+}
+
+func writeReport(w io.Writer, rep *capture.Report) {
+	dur := rep.End.Sub(rep.Start)
+	fmt.Fprintf(w, "%s: %s, %s, %d packets (%d TCP), %s, %.2f s\n", rep.File, rep.Format, strings.Join(rep.LinkTypes, " + "),
+		rep.Packets, rep.TCPPackets, humanBytes(rep.Bytes), dur.Seconds())
+	k := rep.Keys
+	switch {
+	case k.Sessions == 0:
+		fmt.Fprintln(w, "keys: none (give --keylog, or a pcapng with decryption secrets, to decrypt TLS)")
+	default:
+		from := ""
+		if k.FromFile > 0 {
+			from = fmt.Sprintf(", %d from the file's decryption secrets", k.FromFile)
+		}
+		fmt.Fprintf(w, "keys: %d TLS sessions in the key log%s; %d connections decrypted\n", k.Sessions, from, k.Decrypted)
+	}
+	for _, c := range rep.Connections {
+		fmt.Fprintf(w, "\n#%d %s → %s  %s\n", c.ID, c.Client, c.Server, connHeadline(c))
+		fmt.Fprintf(w, "   %s, %s, up %s, down %s, entropy up %.2f down %.2f bits/byte\n",
+			c.Start.Local().Format("15:04:05.000"), durationMS(c.DurationMS), humanBytes(c.BytesUp), humanBytes(c.BytesDown), c.EntropyUp, c.EntropyDown)
+		if t := c.TLS; t != nil {
+			if len(t.Certificates) > 0 {
+				var chain []string
+				for _, cert := range t.Certificates {
+					chain = append(chain, cert.Subject)
+				}
+				fmt.Fprintf(w, "   certificates: %s (issued by %s)\n", strings.Join(chain, " ← "), t.Certificates[len(t.Certificates)-1].Issuer)
+			} else if strings.HasPrefix(t.Version, "TLS 1.3") && !t.Decrypted {
+				fmt.Fprintln(w, "   certificates: encrypted (TLS 1.3 hides the server's certificate)")
+			}
+			for _, al := range t.Alerts {
+				enc := ""
+				if al.Encrypted {
+					enc = ", read after decryption"
+				}
+				fmt.Fprintf(w, "   alert from the %s: %s (%d, %s%s)\n", al.From, al.Name, al.Code, al.Level, enc)
+			}
+			switch {
+			case t.Decrypted:
+				fmt.Fprintln(w, "   decrypted with the session keys")
+			case t.KeysFound:
+				fmt.Fprintf(w, "   keys found, but %d records failed to decrypt\n", t.DecryptFailures)
+			}
+			if t.Error != "" {
+				fmt.Fprintf(w, "   note: %s\n", t.Error)
+			}
+		}
+		for _, r := range c.Requests {
+			suffix := ""
+			if r.Decrypted {
+				suffix = "   (decrypted)"
+			}
+			fmt.Fprintf(w, "   %s %s %s%s\n", r.Method, r.Target, r.Proto, suffix)
+		}
+		if c.MoreRequests > 0 {
+			fmt.Fprintf(w, "   … %d more requests (see --json)\n", c.MoreRequests)
+		}
+		if c.Note != "" {
+			fmt.Fprintf(w, "   note: %s\n", c.Note)
+		}
+	}
+	if len(rep.Secrets) > 0 {
+		fmt.Fprintln(w, "\nSecrets:")
+		for _, s := range rep.Secrets {
+			fmt.Fprintf(w, "  %s\n", s.Verdict)
+		}
+	}
+}
+
+func connHeadline(c *capture.ConnReport) string {
+	switch {
+	case c.TLS != nil:
+		parts := []string{c.TLS.Version, c.TLS.CipherSuite}
+		if c.TLS.SNI != "" {
+			parts = append(parts, "SNI "+c.TLS.SNI)
+		}
+		if c.TLS.ALPN != "" {
+			parts = append(parts, "ALPN "+c.TLS.ALPN)
+		}
+		var kept []string
+		for _, p := range parts {
+			if p != "" {
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) == 0 {
+			return "TLS (handshake not seen)"
+		}
+		return "TLS: " + strings.Join(kept, ", ")
+	case c.Protocol == "http":
+		return "cleartext HTTP"
+	}
+	return "other"
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func durationMS(ms float64) string {
+	if ms >= 1000 {
+		return fmt.Sprintf("%.2f s", ms/1000)
+	}
+	return fmt.Sprintf("%.0f ms", ms)
+}
