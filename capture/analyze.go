@@ -639,9 +639,15 @@ func (a *analyzer) hasTLS() bool {
 	return false
 }
 
+// joinInts lists connection numbers for a person: the first few, then a
+// count (the JSON report has them all).
 func joinInts(ids []int) string {
 	var b bytes.Buffer
 	for i, id := range ids {
+		if i == 5 && len(ids) > 6 {
+			fmt.Fprintf(&b, " and %d more", len(ids)-5)
+			break
+		}
 		if i > 0 {
 			b.WriteString(", ")
 		}
