@@ -33,7 +33,17 @@ type AnalyzeOptions struct {
 	Logger  *slog.Logger
 	// MaxRequests bounds the HTTP requests listed per connection (default 100).
 	MaxRequests int
+	// IgnoreFileSecrets leaves the capture's own decryption secrets
+	// unused: what an eavesdropper without the key log sees.
+	IgnoreFileSecrets bool
+	// Samples keeps, per connection, the first client→server bytes that
+	// carried application data on the wire and what they decrypt to, for
+	// side-by-side display (ConnReport.SampleWire, SamplePlain).
+	Samples bool
 }
+
+// sampleSize bounds a sample: enough for a request line, headers and a form.
+const sampleSize = 2048
 
 // Report is what Analyze found. Its JSON form is the documented schema of
 // `mitmlab analyze --json` (docs/analyze.md).
@@ -57,6 +67,7 @@ type KeysReport struct {
 	Sessions    int `json:"sessions"`     // client randoms with secrets
 	FromFile    int `json:"from_file"`    // of which from the capture's decryption secrets blocks
 	BadLines    int `json:"bad_lines"`    // key-log lines that could not be read
+	ServerKeys  int `json:"server_keys"`  // server private keys given (TLS 1.2 RSA key transport)
 	Decrypted   int `json:"decrypted"`    // TLS connections decrypted
 	WithoutKeys int `json:"without_keys"` // TLS connections whose secrets were not in the key log
 }
@@ -73,6 +84,9 @@ type ConnReport struct {
 	BytesDown  int64     `json:"bytes_down"` // server → client payload
 	// Protocol is "tls", "http" (cleartext HTTP/1.x or h2c), or "other".
 	Protocol string `json:"protocol"`
+	// Tunnel is the CONNECT target when the client spoke to an HTTP proxy:
+	// Protocol is then what went through the tunnel.
+	Tunnel string `json:"tunnel,omitempty"`
 	// Entropy of the payload in bits per byte: ciphertext is close to 8,
 	// English text near 4.5, HTTP headers lower.
 	EntropyUp   float64       `json:"entropy_up"`
@@ -83,6 +97,12 @@ type ConnReport struct {
 	MoreRequests int    `json:"more_requests,omitempty"`
 	Gaps         int    `json:"gaps,omitempty"` // bytes missing from the capture
 	Note         string `json:"note,omitempty"`
+	// SampleWire is the first client→server data on the wire that carried
+	// application data (the encrypted record of a TLS request, or the
+	// cleartext request), and SamplePlain what it decrypted to; kept with
+	// AnalyzeOptions.Samples.
+	SampleWire  []byte `json:"-"`
+	SamplePlain []byte `json:"-"`
 
 	client netip.AddrPort
 }
@@ -100,6 +120,24 @@ type TLSReport struct {
 	Decrypted       bool          `json:"decrypted"`
 	DecryptFailures int           `json:"decrypt_failures,omitempty"`
 	Error           string        `json:"error,omitempty"`
+	// KeyExchange is "RSA", "ECDHE", "DHE", "TLS 1.3 (EC)DHE" or "TLS 1.3
+	// PSK"; Group the curve or DH size.
+	KeyExchange string `json:"key_exchange,omitempty"`
+	Group       string `json:"group,omitempty"`
+	// KeySource says what decrypted it: "key log" or "server private key".
+	KeySource string `json:"key_source,omitempty"`
+	// Handshake lists the handshake messages in order, as far as they
+	// could be read.
+	Handshake []HandshakeStep `json:"handshake,omitempty"`
+	Notes     []string        `json:"notes,omitempty"`
+}
+
+// HandshakeStep is one handshake message (or ChangeCipherSpec).
+type HandshakeStep struct {
+	From      string `json:"from"` // client or server
+	Name      string `json:"name"` // ClientHello, ..., or "encrypted handshake"
+	Detail    string `json:"detail,omitempty"`
+	Encrypted bool   `json:"encrypted"`
 }
 
 // AlertReport is one TLS alert.
@@ -186,6 +224,7 @@ func newAnalyzer(r *Reader, opts AnalyzeOptions) *analyzer {
 		a.keys, _ = ParseKeyLog(nil)
 	}
 	a.rep.Keys.Sessions = a.keys.Len()
+	a.rep.Keys.ServerKeys = a.keys.ServerKeys()
 	for _, s := range opts.Secrets {
 		a.search = append(a.search, newSearcher(s))
 	}
@@ -213,7 +252,7 @@ func (a *analyzer) packet(p Packet) {
 		rep.End = p.Time
 	}
 	a.links[p.LinkType] = true
-	if s := a.r.Secrets(); len(s) > a.secrets {
+	if s := a.r.Secrets(); len(s) > a.secrets && !a.opts.IgnoreFileSecrets {
 		for _, data := range s[a.secrets:] {
 			kl, errs := ParseKeyLog(data)
 			before := a.keys.Len()
@@ -332,6 +371,10 @@ type conn struct {
 	classified    bool
 	tls           *TLSStream
 	tlsStopped    bool
+	connect       [2]bool   // inside a CONNECT request (client) or response (server) head
+	headTail      [2][]byte // the last bytes of a head, to find its end across chunks
+	headLen       [2]int
+	feeding       []byte // the wire bytes being fed to the TLS stream (samples)
 	sawSYN        bool
 	http          [2]*httpStream // cleartext, by direction
 	decrypted     [2]*httpStream // from TLS plaintext
@@ -395,7 +438,22 @@ func (c *conn) data(dir Direction, data []byte, afterGap bool) {
 		}
 		c.tails[dir][i] = s.scan(c.tails[dir][i], data, c.rep.ID, false)
 	}
+	if c.connect[dir] {
+		// Inside a CONNECT request or its response: skip the head, then
+		// read what is tunnelled (usually TLS) as this connection's protocol.
+		if data = c.skipConnectHead(dir, data); len(data) == 0 {
+			return
+		}
+	}
 	if !c.classified {
+		if dir == ClientToServer && bytes.HasPrefix(data, []byte("CONNECT ")) && c.rep.Tunnel == "" {
+			target, _, _ := bytes.Cut(data[len("CONNECT "):], []byte(" "))
+			c.rep.Tunnel = string(target[:min(len(target), 256)])
+			c.connect = [2]bool{true, true}
+			if data = c.skipConnectHead(dir, data); len(data) == 0 {
+				return
+			}
+		}
 		c.classify(dir, data)
 	}
 	switch {
@@ -404,11 +462,38 @@ func (c *conn) data(dir Direction, data []byte, afterGap bool) {
 			c.tlsStopped = true // a gap breaks TLS record framing
 		}
 		if !c.tlsStopped {
+			if c.a.opts.Samples && dir == ClientToServer {
+				c.feeding = data
+			}
 			c.tls.Feed(dir, data)
+			c.feeding = nil
 		}
 	case c.http[dir] != nil:
+		if c.a.opts.Samples && dir == ClientToServer && c.rep.SampleWire == nil {
+			c.rep.SampleWire = append([]byte(nil), data[:min(len(data), sampleSize)]...)
+			c.rep.SamplePlain = c.rep.SampleWire
+		}
 		c.http[dir].feed(data)
 	}
+}
+
+// skipConnectHead consumes a direction's CONNECT head (request or
+// response, up to the blank line) and returns the bytes after it.
+func (c *conn) skipConnectHead(dir Direction, data []byte) []byte {
+	const end = "\r\n\r\n"
+	joined := append(c.headTail[dir], data...)
+	if i := bytes.Index(joined, []byte(end)); i >= 0 {
+		c.connect[dir] = false
+		c.headTail[dir] = nil
+		return joined[i+len(end):]
+	}
+	c.headLen[dir] += len(data)
+	if c.headLen[dir] > 64<<10 { // not an HTTP head after all: read it raw
+		c.connect[dir] = false
+		return joined
+	}
+	c.headTail[dir] = append([]byte(nil), joined[max(0, len(joined)-3):]...)
+	return nil
 }
 
 // classify decides the protocol from the first bytes either side sends.
@@ -427,6 +512,16 @@ func (c *conn) classify(dir Direction, data []byte) {
 
 // plaintext receives decrypted application data.
 func (c *conn) plaintext(dir Direction, data []byte) {
+	if c.a.opts.Samples && dir == ClientToServer {
+		if c.rep.SampleWire == nil && c.feeding != nil {
+			// The record that decrypted to this arrived in the chunk being
+			// fed: the eavesdropper's view of the same request.
+			c.rep.SampleWire = append([]byte(nil), c.feeding[:min(len(c.feeding), sampleSize)]...)
+		}
+		if room := sampleSize - len(c.rep.SamplePlain); room > 0 {
+			c.rep.SamplePlain = append(c.rep.SamplePlain, data[:min(len(data), room)]...)
+		}
+	}
 	for i, s := range c.a.search {
 		if c.plainTails[dir] == nil {
 			c.plainTails[dir] = make([][]byte, len(c.a.search))
@@ -480,6 +575,14 @@ func (c *conn) finish() {
 				level = "fatal"
 			}
 			t.Alerts = append(t.Alerts, AlertReport{From: from, Level: level, Name: al.Name, Code: int(al.Description), Encrypted: al.Encrypted})
+		}
+		t.KeyExchange, t.Group, t.KeySource, t.Notes = s.KeyExchange, s.Group, s.KeySource, s.Notes
+		for _, m := range s.Handshake {
+			from := "client"
+			if m.Dir == ServerToClient {
+				from = "server"
+			}
+			t.Handshake = append(t.Handshake, HandshakeStep{From: from, Name: m.Name, Detail: m.Detail, Encrypted: m.Encrypted})
 		}
 		r.TLS = t
 		if !s.IsTLS {

@@ -37,13 +37,31 @@ import (
 // session ticket. A resumed connection later in the same capture (an
 // abbreviated handshake, RFC 5246 section 7.3 and RFC 5077) then decrypts
 // too, although clients such as Go's crypto/tls write no key log line for
-// resumptions. Many TLSStreams may share a KeyLog, from as many goroutines;
-// Merge must not run while they do.
+// resumptions.
+//
+// A KeyLog can also hold servers' private keys (AddServerKey), with which
+// a TLS 1.2 connection that uses RSA key transport is decrypted without a
+// key log line, as Wireshark's "RSA keys list" does; the master secret
+// found that way is learned too.
+//
+// Many TLSStreams may share a KeyLog, from as many goroutines; Merge and
+// AddServerKey must not run while they do.
 type KeyLog struct {
-	conns map[[32]byte]*tlsSecrets
+	conns      map[[32]byte]*tlsSecrets
+	serverKeys []tlsServerKey
 
-	mu       sync.Mutex
-	sessions map[string][]byte // "i"+session ID or "t"+ticket -> TLS 1.2 master secret
+	mu sync.Mutex
+	// "i"+session ID, "t"+ticket, or "r"+client random (a master secret
+	// decrypted with a server key) -> TLS 1.2 master secret.
+	sessions map[string]tlsLearned
+}
+
+// tlsLearned is a TLS 1.2 master secret a KeyLog learned, and where the
+// connection it was learned from had it (KeySourceKeyLog or
+// KeySourceServerKey).
+type tlsLearned struct {
+	master []byte
+	source string
 }
 
 // tlsSecrets are the secrets of one connection, by client random.
@@ -242,14 +260,17 @@ func (k *KeyLog) Merge(other *KeyLog) {
 			}
 		}
 	}
+	for _, sk := range other.serverKeys {
+		k.addServerKey(sk)
+	}
 	other.mu.Lock()
-	learned := make(map[string][]byte, len(other.sessions))
-	for id, ms := range other.sessions {
-		learned[id] = ms
+	learned := make(map[string]tlsLearned, len(other.sessions))
+	for id, l := range other.sessions {
+		learned[id] = l
 	}
 	other.mu.Unlock()
-	for id, ms := range learned {
-		k.learn(id, ms)
+	for id, l := range learned {
+		k.learn(id, l.master, l.source)
 	}
 }
 
@@ -286,40 +307,43 @@ func (k *KeyLog) lookup(clientRandom []byte) *tlsSecrets {
 // then decrypted only with key log lines of their own).
 const keyLogMaxSessions = 10000
 
-// learn remembers a TLS 1.2 master secret under a session ID ("i" + ID) or
-// a session ticket ("t" + ticket).
-func (k *KeyLog) learn(id string, master []byte) {
+// learn remembers a TLS 1.2 master secret under a session ID ("i" + ID), a
+// session ticket ("t" + ticket) or a client random ("r" + random), with
+// where it came from.
+func (k *KeyLog) learn(id string, master []byte, source string) {
 	if k == nil || len(id) < 2 || len(master) != 48 {
 		return
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.sessions == nil {
-		k.sessions = make(map[string][]byte)
+		k.sessions = make(map[string]tlsLearned)
 	}
 	if _, ok := k.sessions[id]; !ok && len(k.sessions) >= keyLogMaxSessions {
 		return
 	}
-	k.sessions[id] = master
+	k.sessions[id] = tlsLearned{master, source}
 }
 
-// session returns the master secret learned for a session ID or ticket key.
-func (k *KeyLog) session(id string) []byte {
+// session returns the master secret learned under a key of learn, and its
+// source.
+func (k *KeyLog) session(id string) (master []byte, source string) {
 	if k == nil || len(id) < 2 {
-		return nil
+		return nil, ""
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.sessions[id]
+	l := k.sessions[id]
+	return l.master, l.source
 }
 
 // usable reports whether k holds anything that could decrypt a
-// connection: secrets by client random or learned sessions.
+// connection: secrets by client random, server keys or learned sessions.
 func (k *KeyLog) usable() bool {
 	if k == nil {
 		return false
 	}
-	if len(k.conns) > 0 {
+	if len(k.conns) > 0 || len(k.serverKeys) > 0 {
 		return true
 	}
 	k.mu.Lock()

@@ -2,12 +2,19 @@ package capture
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
+	"strconv"
+	"strings"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -23,25 +30,35 @@ const (
 
 // Handshake message types (RFC 8446 section 4, RFC 5246 section 7.4).
 const (
+	tlsHSHelloRequest          = 0
 	tlsHSClientHello           = 1
 	tlsHSServerHello           = 2
 	tlsHSNewSessionTicket      = 4
 	tlsHSEndOfEarlyData        = 5
 	tlsHSEncryptedExtensions   = 8
 	tlsHSCertificate           = 11
+	tlsHSServerKeyExchange     = 12
+	tlsHSCertificateRequest    = 13
+	tlsHSServerHelloDone       = 14
+	tlsHSCertificateVerify     = 15
+	tlsHSClientKeyExchange     = 16
 	tlsHSFinished              = 20
+	tlsHSCertificateStatus     = 22 // RFC 6066 section 8
 	tlsHSKeyUpdate             = 24
 	tlsHSCompressedCertificate = 25 // RFC 8879
 )
 
 // Extension types (IANA "TLS ExtensionType Values").
 const (
-	tlsExtServerName        = 0  // RFC 6066 section 3
-	tlsExtALPN              = 16 // RFC 7301
-	tlsExtSessionTicket     = 35 // RFC 5077
-	tlsExtPreSharedKey      = 41 // RFC 8446 section 4.2.11
-	tlsExtEarlyData         = 42 // RFC 8446 section 4.2.10
-	tlsExtSupportedVersions = 43 // RFC 8446 section 4.2.1
+	tlsExtServerName           = 0  // RFC 6066 section 3
+	tlsExtSupportedGroups      = 10 // RFC 8446 section 4.2.7 (RFC 4492's elliptic_curves)
+	tlsExtALPN                 = 16 // RFC 7301
+	tlsExtExtendedMasterSecret = 23 // RFC 7627
+	tlsExtSessionTicket        = 35 // RFC 5077
+	tlsExtPreSharedKey         = 41 // RFC 8446 section 4.2.11
+	tlsExtEarlyData            = 42 // RFC 8446 section 4.2.10
+	tlsExtSupportedVersions    = 43 // RFC 8446 section 4.2.1
+	tlsExtKeyShare             = 51 // RFC 8446 section 4.2.8
 )
 
 const (
@@ -63,6 +80,10 @@ const (
 	// tlsMaxCertificates is how many certificates of a chain are parsed for
 	// their names; real chains have two to four.
 	tlsMaxCertificates = 10
+	// tlsMaxHandshakeList bounds TLSSummary.Handshake. A full handshake has
+	// about a dozen entries; what comes after it (session tickets, key
+	// updates, renegotiations) could otherwise add without end.
+	tlsMaxHandshakeList = 64
 )
 
 // tlsHelloRetryRandom is the ServerHello.random that marks a
@@ -84,6 +105,19 @@ type TLSSummary struct {
 	Resumed      bool     // an abbreviated TLS 1.2 handshake (session ID echoed) or a TLS 1.3 PSK handshake
 	HelloRetry   bool     // the server sent a HelloRetryRequest (RFC 8446 section 4.1.4)
 
+	// KeyExchange is how the peers agreed on the connection's secret:
+	// "RSA" (TLS 1.2: the client encrypts the premaster secret with the
+	// public key of the server's certificate), "ECDHE" or "DHE" (TLS 1.2:
+	// ephemeral Diffie-Hellman), from the cipher suite; "TLS 1.3 (EC)DHE",
+	// or "TLS 1.3 PSK" for a resumption without a new key exchange. Other
+	// TLS 1.2 suites give what their name says ("ECDH", "PSK", ...); ""
+	// before a ServerHello.
+	KeyExchange string
+	// Group is the (EC)DHE group: the TLS 1.3 ServerHello's key share or
+	// the TLS 1.2 ServerKeyExchange's named curve ("X25519", "P-256",
+	// "X25519MLKEM768", ...), or "2048-bit DH" for a TLS 1.2 DHE prime.
+	Group string
+
 	// Certificates of the server, leaf first: visible in TLS 1.2, in TLS 1.3
 	// only once decrypted. ClientCertificates likewise, for client
 	// authentication.
@@ -96,7 +130,26 @@ type TLSSummary struct {
 	// alert's record type, so there it counts under AppData instead.
 	OpaqueAlerts [2]int
 
-	KeysFound       bool // the key log had secrets for this connection
+	// Handshake lists the handshake messages, both directions in the order
+	// fed, and the ChangeCipherSpec records among them, at most 64. A
+	// protected handshake record that could not be decrypted is listed as
+	// "encrypted handshake": in TLS 1.2 the Finished after a
+	// ChangeCipherSpec; in TLS 1.3, where every protected record looks like
+	// application data from outside (RFC 8446 section 5.2), the server's
+	// records before the client's first protected record, and that record,
+	// which is how the handshake goes unless the client sends 0-RTT data
+	// or a certificate of its own.
+	Handshake []HandshakeMessage
+
+	// KeysFound: secrets for this connection were found, in the key log,
+	// learned from an earlier connection of the same session, or by
+	// decrypting its RSA key exchange with a server key
+	// (KeyLog.AddServerKey); KeySource says which.
+	KeysFound bool
+	// KeySource is KeySourceKeyLog or KeySourceServerKey when KeysFound
+	// (a resumed connection has the source of the connection it resumes),
+	// else "".
+	KeySource       string
 	Decrypted       bool // at least one record was decrypted and authenticated
 	DecryptFailures int  // records that failed to authenticate: wrong keys or corruption
 
@@ -116,6 +169,30 @@ type TLSSummary struct {
 // CertName names a certificate as x509.Certificate's Subject.String() and
 // Issuer.String() do.
 type CertName struct{ Subject, Issuer string }
+
+// HandshakeMessage is one step of a handshake as a TLSStream read it.
+type HandshakeMessage struct {
+	Dir Direction
+	// Type is the handshake type (RFC 8446 section 4, RFC 5246 section
+	// 7.4); 0 for a ChangeCipherSpec record and an encrypted handshake
+	// record, which are not messages: their Name says what they are.
+	Type uint8
+	// Name is "ClientHello", "ServerHello", "HelloRetryRequest",
+	// "Certificate", "ServerKeyExchange", "ServerHelloDone",
+	// "ClientKeyExchange", "Finished", "EncryptedExtensions",
+	// "CertificateVerify", "NewSessionTicket", ..., "ChangeCipherSpec",
+	// or "encrypted handshake" for a record that could not be decrypted;
+	// an unknown type is "handshake(N)".
+	Name string
+	// Encrypted: the message travelled encrypted, and was read after
+	// decryption or, named "encrypted handshake", could not be.
+	Encrypted bool
+	// Detail is what the message says, for a person: "offers TLS 1.3, TLS
+	// 1.2; SNI bank.lab.test; ...". Names from the peers (SNI, ALPN,
+	// certificate subjects) are quoted when they hold anything but
+	// printable ASCII.
+	Detail string
+}
 
 // TLSAlert is an alert record's message (RFC 8446 section 6).
 type TLSAlert struct {
@@ -206,7 +283,13 @@ type ClientHelloInfo struct {
 	SupportedVersions []uint16 // RFC 8446 section 4.2.1; nil when absent
 	SessionTicket     []byte   // RFC 5077; nil when absent
 	EarlyData         bool     // 0-RTT offered (RFC 8446 section 4.2.10)
-	Extensions        []uint16 // extension types in order
+	// SupportedGroups are the (EC)DHE groups offered (RFC 8446 section
+	// 4.2.7), in order, GREASE values included; KeyShares the groups of
+	// the key shares sent along (section 4.2.8).
+	SupportedGroups      []uint16
+	KeyShares            []uint16
+	ExtendedMasterSecret bool     // RFC 7627 offered
+	Extensions           []uint16 // extension types in order
 }
 
 // ErrMalformedHello wraps every error ParseClientHello returns.
@@ -302,6 +385,33 @@ func ParseClientHello(handshakeBody []byte) (ClientHelloInfo, error) {
 			info.SessionTicket = append([]byte{}, body...)
 		case tlsExtEarlyData:
 			info.EarlyData = true
+		case tlsExtExtendedMasterSecret:
+			info.ExtendedMasterSecret = true
+		case tlsExtSupportedGroups:
+			var list cryptobyte.String
+			if !body.ReadUint16LengthPrefixed(&list) || !body.Empty() || len(list)%2 != 0 {
+				return fail("supported_groups")
+			}
+			info.SupportedGroups = make([]uint16, 0, len(list)/2)
+			for len(list) > 0 {
+				var g uint16
+				list.ReadUint16(&g)
+				info.SupportedGroups = append(info.SupportedGroups, g)
+			}
+		case tlsExtKeyShare:
+			var list cryptobyte.String
+			if !body.ReadUint16LengthPrefixed(&list) || !body.Empty() {
+				return fail("key_share")
+			}
+			info.KeyShares = []uint16{}
+			for !list.Empty() {
+				var g uint16
+				var key cryptobyte.String
+				if !list.ReadUint16(&g) || !list.ReadUint16LengthPrefixed(&key) {
+					return fail("key_share")
+				}
+				info.KeyShares = append(info.KeyShares, g)
+			}
 		}
 	}
 	return info, nil
@@ -315,7 +425,9 @@ type tlsServerHello struct {
 	version   uint16 // supported_versions if present, else legacy_version
 	alpn      string
 	psk       bool
-	retry     bool // a HelloRetryRequest
+	retry     bool   // a HelloRetryRequest
+	ems       bool   // extended_master_secret (RFC 7627)
+	group     uint16 // key_share: the server's share, or a HelloRetryRequest's selected group
 }
 
 // parseTLSServerHello parses a ServerHello body (RFC 8446 section 4.1.3, RFC
@@ -354,6 +466,12 @@ func parseTLSServerHello(body []byte) (tlsServerHello, error) {
 			h.alpn = tlsSelectedALPN(body)
 		case tlsExtPreSharedKey:
 			h.psk = true
+		case tlsExtExtendedMasterSecret:
+			h.ems = true
+		case tlsExtKeyShare:
+			// RFC 8446 section 4.2.8: a KeyShareEntry, or in a
+			// HelloRetryRequest only the group; both start with it.
+			body.ReadUint16(&h.group)
 		}
 	}
 	return h, nil
@@ -408,6 +526,16 @@ type TLSStream struct {
 	closed       bool
 	keysResolved bool   // the key log was consulted, after both hellos
 	master       []byte // TLS 1.2 master secret, once known
+
+	// rsa keeps what decrypting a TLS 1.2 RSA key exchange with a server
+	// key needs, from the ClientHello on; only with server keys, and only
+	// until it is known whether the connection needs it.
+	rsa *tlsRSA
+	// awaitRSA: the keys wait for the ClientKeyExchange (and, for the
+	// extended master secret, the server's flight), to be decrypted with a
+	// server key; keysResolved is false meanwhile.
+	awaitRSA bool
+	listFull bool // the Handshake list reached its bound
 }
 
 // tlsDir is the state of one direction.
@@ -441,12 +569,20 @@ type tlsDir struct {
 	pt      []byte // decryption buffer
 	hs      []byte // handshake message reassembly
 	hsSkip  int    // bytes of an oversized handshake message still to drop
+	hsEnc   bool   // the handshake record being read was decrypted
 	records int
+
+	prot13   int // TLS 1.3: protected records since the ServerHello
+	opaqueHS int // TLS 1.2: protected handshake records that stayed encrypted
 }
 
 // NewTLSStream returns a TLSStream that decrypts with keys, which may be nil.
 func NewTLSStream(keys *KeyLog) *TLSStream {
-	return &TLSStream{keys: keys}
+	s := &TLSStream{keys: keys}
+	if keys.hasServerKeys() {
+		s.rsa = &tlsRSA{ckeEntry: -1}
+	}
+	return s
 }
 
 // OnPlaintext sets the function that receives decrypted application data,
@@ -475,6 +611,10 @@ func (s *TLSStream) Close() {
 		s.dir[i].noWait = true
 	}
 	s.drain()
+	if s.awaitRSA {
+		s.note("no ClientKeyExchange to decrypt with the server's private key")
+		s.awaitRSA, s.keysResolved, s.rsa = false, true, nil
+	}
 	for i := range s.dir {
 		d := &s.dir[i]
 		if d.stopped || !(d.hdrN > 0 || d.collect || d.skip > 0) {
@@ -502,6 +642,7 @@ func (s *TLSStream) Summary() TLSSummary {
 	sum.Certificates = slices.Clone(sum.Certificates)
 	sum.ClientCertificates = slices.Clone(sum.ClientCertificates)
 	sum.Alerts = slices.Clone(sum.Alerts)
+	sum.Handshake = slices.Clone(sum.Handshake)
 	sum.Notes = slices.Clone(sum.Notes)
 	if sum.Err == "" && sum.IsTLS {
 		for i := range s.dir {
@@ -522,7 +663,7 @@ func (s *TLSStream) buffered() int {
 		d := &s.dir[i]
 		n += cap(d.rec) + cap(d.hold) + cap(d.pt) + cap(d.hs)
 	}
-	return n
+	return n + s.rsa.buffered()
 }
 
 func (s *TLSStream) note(format string, args ...any) {
@@ -575,7 +716,17 @@ func (s *TLSStream) drain() {
 // has sent its own hello, i.e. the capture holds the handshake.
 func (s *TLSStream) mustWait(dir Direction) bool {
 	d := &s.dir[dir]
-	if s.keysResolved || d.noWait || !s.keys.usable() {
+	if d.noWait {
+		return false
+	}
+	if s.awaitRSA {
+		// The server's protected records follow the ClientKeyExchange in
+		// the capture; the client's, once it has been fed, wait for the
+		// server's flight that the extended master secret covers. Without
+		// it the client's CCS came with no ClientKeyExchange: no waiting.
+		return dir == ServerToClient || s.rsa != nil && s.rsa.cke != nil
+	}
+	if s.keysResolved || !s.keys.usable() {
 		return false
 	}
 	if dir == ClientToServer {
@@ -765,9 +916,18 @@ func (s *TLSStream) begin(dir Direction, d *tlsDir, typ uint8, n int) int {
 		s.sum.AppData[dir] += int64(n)
 	}
 	d.protected = protected
+	if protected && s.serverHello && s.tls13() == 1 {
+		d.prot13++
+	}
 	switch {
 	case typ == tlsTypeChangeCipherSpec:
 		d.ccs++
+		detail := "the sender's next records are encrypted"
+		if s.tls13() != 0 {
+			// Before a ServerHello only a TLS 1.3 client sends one.
+			detail = "changes nothing in TLS 1.3: sent for middlebox compatibility (RFC 8446 appendix D.4)"
+		}
+		s.list(dir, 0, "ChangeCipherSpec", false, detail)
 		if d.ccs == 2 && s.tls13() == 0 {
 			// A second CCS is a renegotiation (RFC 5746), whose new keys
 			// come from a handshake this engine does not follow.
@@ -788,6 +948,7 @@ func (s *TLSStream) begin(dir Direction, d *tlsDir, typ uint8, n int) int {
 	if typ == tlsTypeAlert {
 		s.sum.OpaqueAlerts[dir]++
 	}
+	s.opaque(dir, d, typ, n)
 	return tlsActSkip
 }
 
@@ -797,13 +958,16 @@ func (s *TLSStream) record(dir Direction, d *tlsDir, payload []byte) {
 	encrypted := d.protected
 	if encrypted {
 		var ok bool
+		n := len(payload)
 		typ, payload, ok = s.open(dir, d, payload)
 		if !ok {
+			s.opaque(dir, d, d.hdr[0], n)
 			return
 		}
 	}
 	switch typ {
 	case tlsTypeHandshake:
+		d.hsEnc = encrypted
 		s.handshake(dir, d, payload)
 	case tlsTypeAlert:
 		s.alert(dir, payload, encrypted)
@@ -844,6 +1008,8 @@ func (s *TLSStream) handshake(dir Direction, d *tlsDir, p []byte) {
 		n := int(buf[1])<<16 | int(buf[2])<<8 | int(buf[3])
 		if n > tlsMaxHandshake {
 			s.note("%v: handshake message of type %d and %d bytes passed over", dir, typ, n)
+			s.list(dir, typ, tlsHandshakeName(typ), d.hsEnc, fmt.Sprintf("%d bytes: too large, passed over", n))
+			s.rsa.passedOver()
 			skip := min(n, len(buf)-4)
 			buf = buf[4+skip:]
 			d.hsSkip = n - skip
@@ -885,9 +1051,17 @@ func tlsAppendBounded(buf, p []byte) []byte {
 
 // handshakeMessage handles one handshake message of dir.
 func (s *TLSStream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []byte) {
+	s.rsa.track(dir, typ, body)
+	i := s.list(dir, typ, tlsHandshakeName(typ), d.hsEnc, "")
+	detail := func(format string, args ...any) {
+		if i >= 0 {
+			s.sum.Handshake[i].Detail = fmt.Sprintf(format, args...)
+		}
+	}
 	switch {
 	case typ == tlsHSClientHello && dir == ClientToServer:
 		if s.clientHello && !(s.helloRetry && !s.serverHello) {
+			detail("a second ClientHello: a renegotiation, not followed")
 			return // only a HelloRetryRequest calls for a second one; else renegotiation
 		}
 		info, err := ParseClientHello(body)
@@ -897,6 +1071,7 @@ func (s *TLSStream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body [
 				return
 			}
 		}
+		detail("%s", tlsDescribeClientHello(info))
 		s.clientHello = true
 		s.sum.SNI = info.ServerName
 		s.sum.ALPNOffered = info.ALPN
@@ -904,10 +1079,14 @@ func (s *TLSStream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body [
 		s.earlyData = info.EarlyData
 		s.clientSID = info.SessionID
 		s.clientTicket = info.SessionTicket
+		if r := s.rsa; r != nil {
+			r.clientVersion, r.clientEMS = info.Version, info.ExtendedMasterSecret
+		}
 		s.resolve()
 
 	case typ == tlsHSServerHello && dir == ServerToClient:
 		if s.serverHello {
+			detail("a second ServerHello: a renegotiation, not followed")
 			return // renegotiation
 		}
 		h, err := parseTLSServerHello(body)
@@ -919,6 +1098,11 @@ func (s *TLSStream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body [
 		s.sum.Version, s.sum.CipherSuite = h.version, h.suite
 		if h.retry {
 			s.helloRetry, s.sum.HelloRetry = true, true
+			s.sum.KeyExchange, s.sum.Group = "TLS 1.3 (EC)DHE", tlsGroupName(h.group)
+			if i >= 0 {
+				s.sum.Handshake[i].Name = "HelloRetryRequest"
+			}
+			detail("asks for a new ClientHello with a key share for %s", tlsGroupName(h.group))
 			return
 		}
 		s.serverHello = true
@@ -927,8 +1111,19 @@ func (s *TLSStream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body [
 		if h.version != tls.VersionTLS13 {
 			s.sum.ALPN = h.alpn
 			s.sum.Resumed = len(h.sessionID) > 0 && bytes.Equal(h.sessionID, s.clientSID)
+			s.sum.KeyExchange, s.sum.Group = tlsKeyExchange(h.suite), ""
 		} else {
 			s.sum.Resumed = h.psk
+			s.sum.KeyExchange, s.sum.Group = "TLS 1.3 (EC)DHE", ""
+			if h.group != 0 {
+				s.sum.Group = tlsGroupName(h.group)
+			} else if h.psk {
+				s.sum.KeyExchange = "TLS 1.3 PSK" // psk_ke: no (EC)DHE (RFC 8446 section 4.2.9)
+			}
+		}
+		detail("%s", s.describeServerHello(h))
+		if r := s.rsa; r != nil {
+			r.serverEMS = h.ems
 		}
 		s.resolve()
 
@@ -938,6 +1133,7 @@ func (s *TLSStream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body [
 		if !exts.ReadUint16LengthPrefixed(&list) {
 			return
 		}
+		detail("no ALPN")
 		for !list.Empty() {
 			var et uint16
 			var eb cryptobyte.String
@@ -946,16 +1142,21 @@ func (s *TLSStream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body [
 			}
 			if et == tlsExtALPN {
 				s.sum.ALPN = tlsSelectedALPN(eb)
+				detail("ALPN %s", tlsPrintable(s.sum.ALPN))
 			}
 		}
 
 	case typ == tlsHSCertificate:
-		names := s.certificates(dir, body)
+		names, n, leaf := s.certificates(dir, body)
 		if dir == ServerToClient {
 			s.sum.Certificates = names
+			if r := s.rsa; r != nil && r.leaf == nil {
+				r.leaf = leaf
+			}
 		} else {
 			s.sum.ClientCertificates = names
 		}
+		detail("%s", tlsDescribeCertificates(names, n, leaf))
 
 	case typ == tlsHSNewSessionTicket && dir == ServerToClient && s.tls13() == 0 && d.ccs == 0:
 		// RFC 5077 section 3.3: sent in the clear before the server's CCS
@@ -965,16 +1166,21 @@ func (s *TLSStream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body [
 		t := cryptobyte.String(body)
 		var hint uint32
 		var ticket cryptobyte.String
-		if t.ReadUint32(&hint) && t.ReadUint16LengthPrefixed(&ticket) && len(ticket) > 0 && s.master != nil {
-			s.keys.learn("t"+string(ticket), s.master)
+		if t.ReadUint32(&hint) && t.ReadUint16LengthPrefixed(&ticket) && len(ticket) > 0 {
+			detail("session ticket for resuming the session (lifetime hint %s)", tlsLifetime(hint))
+			if s.master != nil {
+				s.keys.learn("t"+string(ticket), s.master, s.sum.KeySource)
+			}
 		}
 
 	case typ == tlsHSEndOfEarlyData && dir == ClientToServer:
 		// RFC 8446 section 4.5: the last message under the 0-RTT keys.
 		d.early = nil
+		detail("end of the 0-RTT data")
 
 	case typ == tlsHSCompressedCertificate:
 		s.note("%v: the certificate chain is compressed (RFC 8879) and not read", dir)
+		detail("certificate chain, compressed (RFC 8879): not read")
 
 	case typ == tlsHSFinished && s.tls13() == 1:
 		// RFC 8446 section 7.2: the sender's next record is protected with
@@ -982,6 +1188,7 @@ func (s *TLSStream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body [
 		if d.next != nil || d.cur != nil {
 			d.cur, d.next = d.next, nil
 		}
+		detail("%s", tlsDescribeFinished(body))
 
 	case typ == tlsHSKeyUpdate && s.tls13() == 1:
 		// RFC 8446 section 4.6.3: the sender's next record uses the next
@@ -992,39 +1199,454 @@ func (s *TLSStream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body [
 		} else {
 			d.cur = nil
 		}
+		if len(body) == 1 && body[0] == 1 {
+			detail("new traffic keys from here on; asks the peer to update its keys too")
+		} else {
+			detail("new traffic keys from here on")
+		}
+
+	case typ == tlsHSClientKeyExchange && dir == ClientToServer:
+		if r := s.rsa; r != nil && r.cke != nil && r.ckeEntry < 0 {
+			r.ckeEntry = i
+		}
+		detail("%s", s.describeClientKeyExchange(body))
+		s.rsaDerive()
+
+	case typ == tlsHSServerHelloDone && dir == ServerToClient:
+		detail("the server's hello messages are complete")
+		s.rsaDerive()
+
+	default:
+		detail("%s", s.describeMessage(dir, typ, body))
 	}
 }
 
 // certificates returns the names in a Certificate message: TLS 1.2 (RFC
 // 5246 section 7.4.2) or TLS 1.3 (RFC 8446 section 4.4.2), with its
-// request context and per-certificate extensions.
-func (s *TLSStream) certificates(dir Direction, body []byte) []CertName {
+// request context and per-certificate extensions; also how many
+// certificates it holds and the public key of the first, if it parses.
+func (s *TLSStream) certificates(dir Direction, body []byte) (names []CertName, n int, leaf crypto.PublicKey) {
 	m := cryptobyte.String(body)
 	tls13 := s.tls13() == 1
 	if tls13 {
 		var ctx cryptobyte.String
 		if !m.ReadUint8LengthPrefixed(&ctx) {
-			return nil
+			return nil, 0, nil
 		}
 	}
 	var list cryptobyte.String
 	if !m.ReadUint24LengthPrefixed(&list) {
 		s.note("%v: malformed Certificate message", dir)
-		return nil
+		return nil, 0, nil
 	}
-	var names []CertName
-	for !list.Empty() && len(names) < tlsMaxCertificates {
+	for !list.Empty() {
 		var der, exts cryptobyte.String
 		if !list.ReadUint24LengthPrefixed(&der) || tls13 && !list.ReadUint16LengthPrefixed(&exts) {
 			s.note("%v: malformed Certificate message", dir)
 			break
 		}
+		n++
+		if n > tlsMaxCertificates {
+			continue // counted, not parsed
+		}
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			s.note("%v: certificate %d does not parse: %v", dir, len(names)+1, err)
+			s.note("%v: certificate %d does not parse: %v", dir, n, err)
 			continue
+		}
+		if n == 1 {
+			leaf = c.PublicKey
 		}
 		names = append(names, CertName{Subject: c.Subject.String(), Issuer: c.Issuer.String()})
 	}
-	return names
+	return names, n, leaf
+}
+
+// list appends an entry to the summary's Handshake list and returns its
+// index, or -1 once the list is full.
+func (s *TLSStream) list(dir Direction, typ uint8, name string, encrypted bool, detail string) int {
+	if len(s.sum.Handshake) >= tlsMaxHandshakeList {
+		if !s.listFull {
+			s.listFull = true
+			s.note("the handshake list stops at %d entries", tlsMaxHandshakeList)
+		}
+		return -1
+	}
+	s.sum.Handshake = append(s.sum.Handshake, HandshakeMessage{Dir: dir, Type: typ, Name: name, Encrypted: encrypted, Detail: detail})
+	return len(s.sum.Handshake) - 1
+}
+
+// opaque lists a protected record of outer type typ and n bytes that was
+// not decrypted, if it belongs to the handshake as far as the outside
+// shows: see TLSSummary.Handshake.
+func (s *TLSStream) opaque(dir Direction, d *tlsDir, typ uint8, n int) {
+	// Called for every record not decrypted: decide before formatting.
+	finished := false
+	switch s.tls13() {
+	case 0:
+		if typ != tlsTypeHandshake {
+			return
+		}
+		d.opaqueHS++
+		finished = d.opaqueHS == 1 // RFC 5246 section 7.4.9: the first message after the CCS
+	case 1:
+		// A handshake message under a TLS 1.3 AEAD takes at least its
+		// 4-byte header, the inner content type and a 16-byte tag; a
+		// smaller record is an alert (19 bytes unpadded).
+		if typ != tlsTypeApplicationData || !s.serverHello || n < 4+1+16 ||
+			dir == ServerToClient && s.dir[ClientToServer].prot13 > 0 ||
+			dir == ClientToServer && d.prot13 != 1 {
+			return
+		}
+	default:
+		return
+	}
+	why := "unreadable without the keys"
+	if d.cur != nil || d.next != nil {
+		why = "did not decrypt with the keys found"
+	}
+	detail := fmt.Sprintf("%d-byte record, %s", n, why)
+	if finished {
+		detail += ": the sender's Finished"
+	}
+	s.list(dir, 0, "encrypted handshake", true, detail)
+}
+
+// tlsHandshakeNames are the handshake types of the IANA "TLS
+// HandshakeType" registry that a capture may show.
+var tlsHandshakeNames = map[uint8]string{
+	tlsHSHelloRequest:          "HelloRequest",
+	tlsHSClientHello:           "ClientHello",
+	tlsHSServerHello:           "ServerHello",
+	3:                          "HelloVerifyRequest", // DTLS
+	tlsHSNewSessionTicket:      "NewSessionTicket",
+	tlsHSEndOfEarlyData:        "EndOfEarlyData",
+	tlsHSEncryptedExtensions:   "EncryptedExtensions",
+	tlsHSCertificate:           "Certificate",
+	tlsHSServerKeyExchange:     "ServerKeyExchange",
+	tlsHSCertificateRequest:    "CertificateRequest",
+	tlsHSServerHelloDone:       "ServerHelloDone",
+	tlsHSCertificateVerify:     "CertificateVerify",
+	tlsHSClientKeyExchange:     "ClientKeyExchange",
+	tlsHSFinished:              "Finished",
+	21:                         "CertificateURL",
+	tlsHSCertificateStatus:     "CertificateStatus",
+	tlsHSKeyUpdate:             "KeyUpdate",
+	tlsHSCompressedCertificate: "CompressedCertificate",
+	254:                        "MessageHash",
+}
+
+func tlsHandshakeName(typ uint8) string {
+	if n, ok := tlsHandshakeNames[typ]; ok {
+		return n
+	}
+	return fmt.Sprintf("handshake(%d)", typ)
+}
+
+// tlsGroupNames name the key exchange groups of RFC 8446 section 4.2.7,
+// RFC 7919 and the hybrid post-quantum ones browsers and Go offer.
+var tlsGroupNames = map[uint16]string{
+	23:     "P-256",
+	24:     "P-384",
+	25:     "P-521",
+	29:     "X25519",
+	30:     "X448",
+	256:    "ffdhe2048",
+	257:    "ffdhe3072",
+	258:    "ffdhe4096",
+	259:    "ffdhe6144",
+	260:    "ffdhe8192",
+	0x11eb: "SecP256r1MLKEM768",
+	0x11ec: "X25519MLKEM768",
+	0x11ed: "SecP384r1MLKEM1024",
+	0x6399: "X25519Kyber768Draft00",
+}
+
+func tlsGroupName(g uint16) string {
+	if n, ok := tlsGroupNames[g]; ok {
+		return n
+	}
+	return fmt.Sprintf("0x%04x", g)
+}
+
+// tlsSigSchemeNames name the signature schemes of RFC 8446 section 4.2.3.
+var tlsSigSchemeNames = map[uint16]string{
+	0x0201: "rsa_pkcs1_sha1",
+	0x0203: "ecdsa_sha1",
+	0x0401: "rsa_pkcs1_sha256",
+	0x0501: "rsa_pkcs1_sha384",
+	0x0601: "rsa_pkcs1_sha512",
+	0x0403: "ecdsa_secp256r1_sha256",
+	0x0503: "ecdsa_secp384r1_sha384",
+	0x0603: "ecdsa_secp521r1_sha512",
+	0x0804: "rsa_pss_rsae_sha256",
+	0x0805: "rsa_pss_rsae_sha384",
+	0x0806: "rsa_pss_rsae_sha512",
+	0x0807: "ed25519",
+	0x0808: "ed448",
+	0x0809: "rsa_pss_pss_sha256",
+	0x080a: "rsa_pss_pss_sha384",
+	0x080b: "rsa_pss_pss_sha512",
+}
+
+func tlsSigSchemeName(v uint16) string {
+	if n, ok := tlsSigSchemeNames[v]; ok {
+		return n
+	}
+	return fmt.Sprintf("0x%04x", v)
+}
+
+// tlsGREASE reports whether v is a GREASE value (RFC 8701), which clients
+// offer to keep servers tolerant and which mean nothing.
+func tlsGREASE(v uint16) bool { return v&0x0f0f == 0x0a0a && v>>8 == v&0xff }
+
+// tlsKeyExchange names the key exchange of a TLS 1.2 (or older) cipher
+// suite from its name (RFC 5246 appendix A.5, RFC 8422, RFC 5288); "" for
+// a TLS 1.3 suite or an unknown one.
+func tlsKeyExchange(suite uint16) string {
+	name := tlsSuiteName(suite)
+	for _, p := range [...]struct{ prefix, kx string }{
+		{"TLS_ECDHE_", "ECDHE"}, {"TLS_DHE_", "DHE"}, {"TLS_RSA_", "RSA"},
+		{"TLS_ECDH_", "ECDH"}, {"TLS_DH_", "DH"}, {"TLS_PSK_", "PSK"},
+	} {
+		if strings.HasPrefix(name, p.prefix) {
+			return p.kx
+		}
+	}
+	return ""
+}
+
+// tlsPrintable returns a name from the wire as is if it is printable
+// ASCII, else quoted, so that it cannot pass for something else.
+func tlsPrintable(s string) string {
+	for i := range len(s) {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return strconv.Quote(s)
+		}
+	}
+	if s == "" {
+		return `""`
+	}
+	return s
+}
+
+// tlsPlural returns "1 certificate" or "2 certificates".
+func tlsPlural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// tlsLifetime formats a ticket lifetime in seconds.
+func tlsLifetime(sec uint32) string {
+	switch {
+	case sec == 0:
+		return "0 s"
+	case sec%86400 == 0:
+		return tlsPlural(int(sec/86400), "day")
+	case sec%3600 == 0:
+		return tlsPlural(int(sec/3600), "hour")
+	}
+	return fmt.Sprintf("%d s", sec)
+}
+
+// tlsKeyName describes a certificate's public key.
+func tlsKeyName(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d-bit", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	case ed25519.PublicKey:
+		return "Ed25519"
+	}
+	return fmt.Sprintf("%T", pub)
+}
+
+// tlsDescribeClientHello says what a client offers: versions, server
+// name, protocols, key shares and cipher suites.
+func tlsDescribeClientHello(info ClientHelloInfo) string {
+	var versions []string
+	for _, v := range info.SupportedVersions {
+		if !tlsGREASE(v) {
+			versions = append(versions, VersionName(v))
+		}
+	}
+	parts := []string{"offers " + strings.Join(versions, ", ")}
+	if len(versions) == 0 {
+		parts[0] = "offers up to " + VersionName(info.Version)
+	}
+	if info.ServerName != "" {
+		parts = append(parts, "SNI "+tlsPrintable(info.ServerName))
+	} else {
+		parts = append(parts, "no SNI")
+	}
+	if len(info.ALPN) > 0 {
+		alpn := make([]string, len(info.ALPN))
+		for i, p := range info.ALPN {
+			alpn[i] = tlsPrintable(p)
+		}
+		parts = append(parts, "ALPN "+strings.Join(alpn, ", "))
+	}
+	if info.KeyShares != nil {
+		var shares []string
+		for _, g := range info.KeyShares {
+			if !tlsGREASE(g) {
+				shares = append(shares, tlsGroupName(g))
+			}
+		}
+		if len(shares) == 0 {
+			parts = append(parts, "no key share")
+		} else {
+			parts = append(parts, "key shares "+strings.Join(shares, ", "))
+		}
+	}
+	var suites []string
+	for _, cs := range info.CipherSuites {
+		if !tlsGREASE(cs) && cs != 0x00ff { // TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746
+			suites = append(suites, tlsSuiteName(cs))
+		}
+	}
+	if len(suites) <= 3 {
+		parts = append(parts, tlsPlural(len(suites), "cipher suite")+" ("+strings.Join(suites, ", ")+")")
+	} else {
+		parts = append(parts, tlsPlural(len(suites), "cipher suite"))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// describeServerHello says what the server chose.
+func (s *TLSStream) describeServerHello(h tlsServerHello) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "chooses %s, %s", VersionName(h.version), tlsSuiteName(h.suite))
+	if h.version == tls.VersionTLS13 {
+		if h.group != 0 {
+			fmt.Fprintf(&b, ", key share %s", tlsGroupName(h.group))
+		}
+		if h.psk {
+			b.WriteString("; resumes a session with a pre-shared key")
+		}
+		return b.String()
+	}
+	if kx := tlsKeyExchange(h.suite); kx != "" {
+		fmt.Fprintf(&b, " (%s key exchange)", kx)
+	}
+	if h.ems {
+		b.WriteString("; extended master secret")
+	}
+	if s.sum.Resumed {
+		b.WriteString("; resumes the session, without a key exchange")
+	}
+	if h.alpn != "" {
+		fmt.Fprintf(&b, "; ALPN %s", tlsPrintable(h.alpn))
+	}
+	return b.String()
+}
+
+// tlsDescribeCertificates says what a Certificate message holds.
+func tlsDescribeCertificates(names []CertName, n int, leaf crypto.PublicKey) string {
+	switch {
+	case n == 0:
+		return "no certificate"
+	case leaf == nil:
+		return tlsPlural(n, "certificate") + "; the first does not parse"
+	}
+	return fmt.Sprintf("%s: %s (%s public key) issued by %s", tlsPlural(n, "certificate"),
+		tlsPrintable(names[0].Subject), tlsKeyName(leaf), tlsPrintable(names[0].Issuer))
+}
+
+func tlsDescribeFinished(body []byte) string {
+	return fmt.Sprintf("MAC over the whole handshake (%d bytes), which the peer checks", len(body))
+}
+
+// describeClientKeyExchange says what the client sent, by the key
+// exchange the ServerHello chose (RFC 5246 section 7.4.7, RFC 8422
+// section 5.7).
+func (s *TLSStream) describeClientKeyExchange(body []byte) string {
+	b := cryptobyte.String(body)
+	var v cryptobyte.String
+	switch s.sum.KeyExchange {
+	case "RSA":
+		if b.ReadUint16LengthPrefixed(&v) && b.Empty() {
+			return fmt.Sprintf("premaster secret encrypted with the server's RSA public key (%d bytes)", len(v))
+		}
+	case "ECDHE":
+		if b.ReadUint8LengthPrefixed(&v) && b.Empty() {
+			return fmt.Sprintf("client's ephemeral ECDH public key (%d bytes)", len(v))
+		}
+	case "DHE":
+		if b.ReadUint16LengthPrefixed(&v) && b.Empty() {
+			return fmt.Sprintf("client's ephemeral DH public key (%d bytes)", len(v))
+		}
+	}
+	return fmt.Sprintf("%d bytes", len(body))
+}
+
+// describeServerKeyExchange says what the server's ephemeral key is, and
+// records its group (RFC 8422 section 5.4, RFC 5246 section 7.4.3).
+func (s *TLSStream) describeServerKeyExchange(body []byte) string {
+	b := cryptobyte.String(body)
+	var what string
+	switch s.sum.KeyExchange {
+	case "ECDHE":
+		var curveType uint8
+		var group uint16
+		var pub cryptobyte.String
+		if !b.ReadUint8(&curveType) || curveType != 3 || !b.ReadUint16(&group) || !b.ReadUint8LengthPrefixed(&pub) {
+			return "ephemeral ECDH parameters, unreadable"
+		}
+		s.sum.Group = tlsGroupName(group)
+		what = fmt.Sprintf("ephemeral ECDH public key (%s, %d bytes)", s.sum.Group, len(pub))
+	case "DHE":
+		var p, g, y cryptobyte.String
+		if !b.ReadUint16LengthPrefixed(&p) || !b.ReadUint16LengthPrefixed(&g) || !b.ReadUint16LengthPrefixed(&y) {
+			return "ephemeral DH parameters, unreadable"
+		}
+		p = bytes.TrimLeft(p, "\x00")
+		n := 0
+		if len(p) > 0 {
+			n = 8*(len(p)-1) + bits.Len8(p[0])
+		}
+		s.sum.Group = fmt.Sprintf("%d-bit DH", n)
+		what = fmt.Sprintf("ephemeral DH public key (%d-bit group, %d bytes)", n, len(y))
+	default:
+		return fmt.Sprintf("%d bytes", len(body))
+	}
+	var scheme uint16
+	if s.sum.Version == tls.VersionTLS12 && b.ReadUint16(&scheme) {
+		return what + fmt.Sprintf(", signed with the certificate's private key (%s)", tlsSigSchemeName(scheme))
+	}
+	return what + ", signed with the certificate's private key"
+}
+
+// describeMessage describes the handshake messages handshakeMessage has
+// nothing else to do with.
+func (s *TLSStream) describeMessage(dir Direction, typ uint8, body []byte) string {
+	b := cryptobyte.String(body)
+	switch typ {
+	case tlsHSServerKeyExchange:
+		if dir == ServerToClient {
+			return s.describeServerKeyExchange(body)
+		}
+	case tlsHSCertificateRequest:
+		return "asks the client for a certificate"
+	case tlsHSCertificateVerify:
+		var scheme uint16
+		if b.ReadUint16(&scheme) {
+			return fmt.Sprintf("signature over the handshake so far with the certificate's private key (%s)", tlsSigSchemeName(scheme))
+		}
+	case tlsHSFinished:
+		return tlsDescribeFinished(body)
+	case tlsHSNewSessionTicket:
+		var lifetime uint32
+		if b.ReadUint32(&lifetime) {
+			return fmt.Sprintf("session ticket for resuming the session (lifetime %s)", tlsLifetime(lifetime))
+		}
+	case tlsHSHelloRequest:
+		return "asks the client to renegotiate"
+	case tlsHSCertificateStatus:
+		return fmt.Sprintf("OCSP response for the certificate (%d bytes)", len(body))
+	}
+	return ""
 }

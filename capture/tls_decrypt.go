@@ -53,14 +53,28 @@ var tlsSuites = map[uint16]*tlsSuite{
 	0xccaa: {aead: tlsChaCha20Poly1305, keyLen: 32, hash: sha256.New}, // TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256
 }
 
-// tlsSuiteName names a cipher suite as crypto/tls does, and also the TLS
-// 1.3 CCM suites (RFC 8446 appendix B.4) that crypto/tls does not know.
+// tlsSuiteNames are suites crypto/tls does not know: the TLS 1.3 CCM ones
+// (RFC 8446 appendix B.4) and the DHE and RSA ones OpenSSL still offers
+// (RFC 5246 appendix A.5, RFC 5288, RFC 7905).
+var tlsSuiteNames = map[uint16]string{
+	0x1304: "TLS_AES_128_CCM_SHA256",
+	0x1305: "TLS_AES_128_CCM_8_SHA256",
+	0x0016: "TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA",
+	0x0033: "TLS_DHE_RSA_WITH_AES_128_CBC_SHA",
+	0x0039: "TLS_DHE_RSA_WITH_AES_256_CBC_SHA",
+	0x003d: "TLS_RSA_WITH_AES_256_CBC_SHA256",
+	0x0067: "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256",
+	0x006b: "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256",
+	0x009e: "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+	0x009f: "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+	0xccaa: "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+}
+
+// tlsSuiteName names a cipher suite as crypto/tls does, and also the ones
+// of tlsSuiteNames.
 func tlsSuiteName(id uint16) string {
-	switch id {
-	case 0x1304:
-		return "TLS_AES_128_CCM_SHA256"
-	case 0x1305:
-		return "TLS_AES_128_CCM_8_SHA256"
+	if n, ok := tlsSuiteNames[id]; ok {
+		return n
 	}
 	return tls.CipherSuiteName(id)
 }
@@ -234,7 +248,7 @@ func (c *tlsCipher) open(dst, hdr, payload []byte) ([]byte, bool) {
 // resolve looks the connection's secrets up once both hellos are known and
 // sets up each direction's keys.
 func (s *TLSStream) resolve() {
-	if s.keysResolved || !s.clientHello || !s.serverHello {
+	if s.keysResolved || s.awaitRSA || !s.clientHello || !s.serverHello {
 		return
 	}
 	s.keysResolved = true
@@ -243,11 +257,13 @@ func (s *TLSStream) resolve() {
 	v := s.sum.Version
 	switch {
 	case v == tls.VersionTLS13:
+		s.rsa = nil
 		sec := s.keys.lookup(s.sum.ClientRandom)
 		if sec == nil || !sec.hasTraffic() {
+			s.forwardSecrecy()
 			return
 		}
-		s.sum.KeysFound = true
+		s.sum.KeysFound, s.sum.KeySource = true, KeySourceKeyLog
 		if suite == nil || !suite.tls13 {
 			s.note("TLS 1.3 cipher suite %s is not decrypted", name)
 			return
@@ -284,36 +300,58 @@ func (s *TLSStream) resolve() {
 
 	case v >= 0x0300 && v <= tls.VersionTLS12:
 		var master []byte
+		source := KeySourceKeyLog
 		if sec := s.keys.lookup(s.sum.ClientRandom); sec != nil {
 			master = sec.master
 		}
+		if master == nil {
+			// Decrypted with a server key by an earlier TLSStream.
+			master, source = s.keys.session("r" + string(s.sum.ClientRandom))
+		}
 		if master == nil && s.sum.Resumed {
-			master = s.keys.session("i" + string(s.serverSID))
+			master, source = s.keys.session("i" + string(s.serverSID))
 		}
 		if master == nil && len(s.clientTicket) > 0 {
-			master = s.keys.session("t" + string(s.clientTicket))
+			master, source = s.keys.session("t" + string(s.clientTicket))
 		}
-		if master == nil {
+		if master != nil {
+			s.rsa = nil
+			s.useMaster12(master, source)
 			return
 		}
-		s.sum.KeysFound = true
-		s.master = master
-		if len(s.serverSID) > 0 {
-			s.keys.learn("i"+string(s.serverSID), master)
-		}
-		if suite == nil || suite.tls13 || v != tls.VersionTLS12 {
-			s.note("%s with %s: records are counted, not decrypted (only AES-GCM and ChaCha20-Poly1305 suites of TLS 1.2 and 1.3 are)", VersionName(v), name)
+		if s.rsaAwait() {
+			// The ClientKeyExchange may already be in: client first.
+			s.keysResolved, s.awaitRSA = false, true
+			s.rsaDerive()
 			return
 		}
-		c, sv := suite.tls12Ciphers(master, s.sum.ClientRandom, s.serverRandom)
-		for i, ci := range [2]*tlsCipher{c, sv} {
-			d := &s.dir[i]
-			if d.lost {
-				s.note("%v: records went by before the keys were known; not decrypted", Direction(i))
-				continue
-			}
-			d.cur, d.suite = ci, suite
+		s.rsa = nil
+		s.forwardSecrecy()
+	}
+}
+
+// useMaster12 sets up the TLS 1.2 record keys of both directions from the
+// connection's master secret, found in source.
+func (s *TLSStream) useMaster12(master []byte, source string) {
+	s.sum.KeysFound, s.sum.KeySource = true, source
+	s.master = master
+	if len(s.serverSID) > 0 {
+		s.keys.learn("i"+string(s.serverSID), master, source)
+	}
+	suite := tlsSuites[s.sum.CipherSuite]
+	if v := s.sum.Version; suite == nil || suite.tls13 || v != tls.VersionTLS12 {
+		s.note("%s with %s: records are counted, not decrypted (only AES-GCM and ChaCha20-Poly1305 suites of TLS 1.2 and 1.3 are)",
+			VersionName(v), tlsSuiteName(s.sum.CipherSuite))
+		return
+	}
+	c, sv := suite.tls12Ciphers(master, s.sum.ClientRandom, s.serverRandom)
+	for i, ci := range [2]*tlsCipher{c, sv} {
+		d := &s.dir[i]
+		if d.lost {
+			s.note("%v: records went by before the keys were known; not decrypted", Direction(i))
+			continue
 		}
+		d.cur, d.suite = ci, suite
 	}
 }
 

@@ -70,6 +70,38 @@ func ExampleTLSStream_withoutKeys() {
 	// application data bytes: 191 1176
 }
 
+// The handshake, message by message. In TLS 1.3 everything after the
+// ServerHello is encrypted, the server's certificate included: without the
+// keys only the records' sizes show. (The ChangeCipherSpecs change nothing
+// in TLS 1.3; they are there for middleboxes.)
+func ExampleTLSStream_handshake() {
+	rec, _, err := loadTLSFixture("go-tls13-alpn")
+	if err != nil {
+		log.Fatal(err)
+	}
+	s := capture.NewTLSStream(nil)
+	for _, ev := range rec.events {
+		s.Feed(ev.dir, ev.data)
+	}
+	s.Close()
+	sum := s.Summary()
+	fmt.Println(sum.KeyExchange, sum.Group)
+	for _, m := range sum.Handshake {
+		fmt.Printf("%v %s: %s\n", m.Dir, m.Name, m.Detail)
+	}
+	// Output:
+	// TLS 1.3 (EC)DHE X25519MLKEM768
+	// client->server ClientHello: offers TLS 1.3, TLS 1.2; SNI bank.lab.test; ALPN h2, http/1.1; key shares X25519MLKEM768, X25519; 13 cipher suites
+	// server->client ServerHello: chooses TLS 1.3, TLS_AES_128_GCM_SHA256, key share X25519MLKEM768
+	// server->client ChangeCipherSpec: changes nothing in TLS 1.3: sent for middlebox compatibility (RFC 8446 appendix D.4)
+	// server->client encrypted handshake: 42-byte record, unreadable without the keys
+	// server->client encrypted handshake: 872-byte record, unreadable without the keys
+	// server->client encrypted handshake: 96-byte record, unreadable without the keys
+	// server->client encrypted handshake: 53-byte record, unreadable without the keys
+	// client->server ChangeCipherSpec: changes nothing in TLS 1.3: sent for middlebox compatibility (RFC 8446 appendix D.4)
+	// client->server encrypted handshake: 53-byte record, unreadable without the keys
+}
+
 // ParseKeyLog never fails as a whole: it keeps the good lines and reports
 // the bad ones by line number.
 func ExampleParseKeyLog() {

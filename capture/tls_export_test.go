@@ -6,5 +6,7 @@ func TLSBuffered(s *TLSStream) int { return s.buffered() }
 
 // TLSMaxBuffered is the most TLSBuffered may ever return: per direction, a
 // record being collected, a decryption buffer, a handshake message being
-// reassembled (its start and a record's worth more) and the hold.
-const TLSMaxBuffered = 2 * (tlsMaxRecord + tlsMaxRecord + (4 + tlsMaxHandshake + tlsMaxRecord) + tlsMaxHold)
+// reassembled (its start and a record's worth more) and the hold; with
+// server keys, the handshake kept for the extended master secret and a
+// ClientKeyExchange.
+const TLSMaxBuffered = 2*(tlsMaxRecord+tlsMaxRecord+(4+tlsMaxHandshake+tlsMaxRecord)+tlsMaxHold) + tlsMaxTranscript + tlsMaxHandshake

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mitmlab/mitmlab/capture"
@@ -26,12 +27,45 @@ func tlsFuzzSchedule(rec tlsRecording) []byte {
 	return sched
 }
 
+// tlsFuzzKeys caches the server keys of the PEM blocks fuzz inputs carry:
+// checking an RSA key costs milliseconds, a Merge of the checked key
+// nothing. Bounded: mutated PEM that still parses is a new key.
+var tlsFuzzKeys = struct {
+	sync.Mutex
+	m map[string]*capture.KeyLog
+}{m: map[string]*capture.KeyLog{}}
+
+// tlsFuzzServerKeys adds to keys the private keys of the PEM data in
+// secrets, from its first "-----BEGIN" on.
+func tlsFuzzServerKeys(keys *capture.KeyLog, secrets []byte) {
+	i := bytes.Index(secrets, []byte("-----BEGIN"))
+	if i < 0 {
+		return
+	}
+	pemData := string(secrets[i:])
+	tlsFuzzKeys.Lock()
+	defer tlsFuzzKeys.Unlock()
+	k, ok := tlsFuzzKeys.m[pemData]
+	if !ok {
+		k, _ = capture.ParseKeyLog(nil)
+		k.AddServerKeyPEM([]byte(pemData)) // mostly fails on mutated input: fine
+		if len(tlsFuzzKeys.m) < 64 {
+			tlsFuzzKeys.m[pemData] = k
+		}
+	}
+	keys.Merge(k)
+}
+
 // FuzzTLSStream feeds arbitrary bytes to both directions of a TLSStream,
-// cut and interleaved as the schedule says, with or without a key log. It
-// checks that nothing panics, that the buffers stay within their bound
-// after every Feed, and that the summary is consistent with the input.
-// Seeds are the recorded fixtures with their key logs and capture order,
-// so mutations start from real, decryptable sessions.
+// cut and interleaved as the schedule says, with or without a key log and
+// server keys: the secrets input is a key log, and PEM private keys from
+// its first "-----BEGIN" on (ParseKeyLog skips those lines). It checks
+// that nothing panics, that the buffers stay within their bound after
+// every Feed, and that the summary is consistent with the input. Seeds are
+// the recorded fixtures with their key logs and capture order, so
+// mutations start from real, decryptable sessions; the RSA ones also with
+// only the server's key, so that mutations reach the ClientKeyExchange
+// decryption and the session hash.
 func FuzzTLSStream(f *testing.F) {
 	for _, fx := range tlsFixtures {
 		rec, keyLog, err := loadTLSFixture(fx.name)
@@ -42,6 +76,15 @@ func FuzzTLSStream(f *testing.F) {
 		f.Add(rec.bytes[0], rec.bytes[1], []byte{0x00, 0x01, 0x80, 0x07}, keyLog) // 1 and 7 bytes at a time
 		f.Add(rec.bytes[0], rec.bytes[1], []byte(nil), []byte(nil))
 		f.Add(rec.bytes[1], rec.bytes[0], tlsFuzzSchedule(rec), keyLog) // directions swapped
+		serverKey, err := loadTLSFixtureServerKey(fx.name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if serverKey != nil {
+			f.Add(rec.bytes[0], rec.bytes[1], tlsFuzzSchedule(rec), serverKey)
+			f.Add(rec.bytes[0], rec.bytes[1], []byte{0x00, 0x01, 0x80, 0x07}, serverKey)
+			f.Add(rec.bytes[0], rec.bytes[1], []byte{0x7f, 0xff, 0xff, 0xff}, serverKey) // client first
+		}
 	}
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), []byte("HTTP/1.1 200 OK\r\n\r\n"), []byte{}, []byte{})
 	f.Add([]byte{22, 3, 1, 0, 4, 1, 0, 0, 0}, []byte{22, 3, 3, 0, 4, 2, 0, 0, 0}, []byte{}, []byte("CLIENT_RANDOM "+keyLogCR1+" "+keyLogS48))
@@ -50,6 +93,7 @@ func FuzzTLSStream(f *testing.F) {
 		var keys *capture.KeyLog
 		if len(keyLog) > 0 {
 			keys, _ = capture.ParseKeyLog(keyLog)
+			tlsFuzzServerKeys(keys, keyLog)
 		}
 		s := capture.NewTLSStream(keys)
 		var plain [2]int
@@ -99,8 +143,20 @@ func FuzzTLSStream(f *testing.F) {
 		if keys == nil && (sum.KeysFound || sum.Decrypted) {
 			t.Error("keys found without a key log")
 		}
-		if len(sum.Alerts) > 100 || len(sum.Notes) > 20 || len(sum.Certificates) > 10 {
-			t.Errorf("unbounded summary: %d alerts, %d notes, %d certificates", len(sum.Alerts), len(sum.Notes), len(sum.Certificates))
+		if len(sum.Alerts) > 100 || len(sum.Notes) > 20 || len(sum.Certificates) > 10 || len(sum.Handshake) > 64 {
+			t.Errorf("unbounded summary: %d alerts, %d notes, %d certificates, %d handshake entries",
+				len(sum.Alerts), len(sum.Notes), len(sum.Certificates), len(sum.Handshake))
+		}
+		if (sum.KeySource != "") != sum.KeysFound {
+			t.Errorf("KeySource %q with KeysFound %v", sum.KeySource, sum.KeysFound)
+		}
+		if sum.KeySource == capture.KeySourceServerKey && keys.ServerKeys() == 0 {
+			t.Error("KeySource is the server key, without one")
+		}
+		for _, m := range sum.Handshake {
+			if m.Dir != capture.ClientToServer && m.Dir != capture.ServerToClient || m.Name == "" {
+				t.Errorf("Handshake entry %+v", m)
+			}
 		}
 		if sum.ClientRandom != nil && len(sum.ClientRandom) != 32 {
 			t.Errorf("ClientRandom of %d bytes", len(sum.ClientRandom))
@@ -137,8 +193,9 @@ func FuzzParseClientHello(f *testing.F) {
 		for _, p := range info.ALPN {
 			alpn += len(p) + 1
 		}
-		if alpn > len(body) || 4*len(info.Extensions) > len(body) {
-			t.Fatalf("ParseClientHello: %d ALPN bytes, %d extensions from %d bytes", alpn, len(info.Extensions), len(body))
+		if alpn > len(body) || 4*len(info.Extensions) > len(body) || 2*len(info.SupportedGroups) > len(body) || 4*len(info.KeyShares) > len(body) {
+			t.Fatalf("ParseClientHello: %d ALPN bytes, %d extensions, %d groups, %d key shares from %d bytes",
+				alpn, len(info.Extensions), len(info.SupportedGroups), len(info.KeyShares), len(body))
 		}
 		random, sid, ticket := bytes.Clone(info.Random), bytes.Clone(info.SessionID), bytes.Clone(info.SessionTicket)
 		for i := range in {

@@ -3,12 +3,16 @@ package capture_test
 import (
 	"bufio"
 	"bytes"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,41 +29,57 @@ var tlsUpdate = flag.Bool("update-tls", false, "rewrite testdata/tls/*.golden.js
 // tlsFixtures are recorded sessions kept in testdata/tls, so that examples,
 // golden tests and fuzz seeds have fixed inputs; see testdata/tls/README.md.
 // The crypto/tls ones are made from their options; the OpenSSL ones (o
-// nil) by the interop test named in recordedBy.
+// nil) by the interop test named in recordedBy. Those with serverKey keep
+// the server's private key too, and their golden files hold the summary
+// with only that key.
 var tlsFixtures = []struct {
 	name       string
 	o          func() tlsGoSessionOptions
 	recordedBy string
+	serverKey  bool
 }{
 	{"go-tls13-alpn", func() tlsGoSessionOptions {
 		return tlsGoSessionOptions{
 			client: &tls.Config{NextProtos: []string{"h2", "http/1.1"}},
 			server: &tls.Config{NextProtos: []string{"http/1.1"}},
 		}
-	}, ""},
+	}, "", false},
 	{"go-tls12-ecdhe-rsa-aes256gcm", func() tlsGoSessionOptions {
 		s := tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
 		return tlsGoSessionOptions{rsa: true,
 			client: &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{s}, NextProtos: []string{"http/1.1"}},
 			server: &tls.Config{NextProtos: []string{"http/1.1"}},
 		}
-	}, ""},
+	}, "", false},
 	{"go-tls13-refused", func() tlsGoSessionOptions {
 		return tlsGoSessionOptions{client: &tls.Config{RootCAs: x509.NewCertPool()}}
-	}, ""},
+	}, "", false},
+	// RSA key transport with the extended master secret (Go's default),
+	// decryptable with the server's key alone.
+	{"go-tls12-rsa-aes128gcm", func() tlsGoSessionOptions {
+		s := tls.TLS_RSA_WITH_AES_128_GCM_SHA256
+		return tlsGoSessionOptions{rsa: true,
+			client: &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{s}, NextProtos: []string{"http/1.1"}},
+			server: &tls.Config{CipherSuites: []uint16{s}, NextProtos: []string{"http/1.1"}},
+		}
+	}, "", true},
+	// s_client and an s_server that does not do the extended master
+	// secret: RSA key transport with the classic master secret.
+	{"openssl-tls12-rsa-aes256gcm-no-ems", nil, "TestInteropOpenSSLTLSServerKey/RSA-AES256GCM-no-EMS", true},
 	// s_client and s_server, TLS_CHACHA20_POLY1305_SHA256, a KeyUpdate each
 	// way between two secret lines.
-	{"openssl-tls13-keyupdate", nil, "TestInteropOpenSSLTLS/TLS13-CHACHA20"},
+	{"openssl-tls13-keyupdate", nil, "TestInteropOpenSSLTLS/TLS13-CHACHA20", false},
 	// s_client refusing the server's CA: its unknown_ca alert in the clear
 	// after the server's encrypted flight.
-	{"openssl-tls13-unknown-ca", nil, "TestInteropOpenSSLTLSUnknownCA"},
+	{"openssl-tls13-unknown-ca", nil, "TestInteropOpenSSLTLSUnknownCA", false},
 	// The second of two s_client connections: resumed, with 0-RTT data.
-	{"openssl-tls13-early-data", nil, "TestInteropOpenSSLTLSEarlyData"},
+	{"openssl-tls13-early-data", nil, "TestInteropOpenSSLTLSEarlyData", false},
 }
 
 // recordTLSFixture writes a recording and its key log as fixture name,
-// unless it exists already.
-func recordTLSFixture(t testing.TB, name string, rec tlsRecording, keyLog []byte) {
+// unless it exists already; with a server key also NAME.key, the key in
+// PKCS #8 PEM.
+func recordTLSFixture(t testing.TB, name string, rec tlsRecording, keyLog []byte, serverKey crypto.PrivateKey) {
 	t.Helper()
 	base := filepath.Join("testdata", "tls", name)
 	if _, err := os.Stat(base + ".session"); err == nil {
@@ -74,6 +94,36 @@ func recordTLSFixture(t testing.TB, name string, rec tlsRecording, keyLog []byte
 	if err := os.WriteFile(base+".keylog", keyLog, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if serverKey != nil {
+		der, err := x509.MarshalPKCS8PrivateKey(serverKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(base+".key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// loadTLSFixtureServerKey returns testdata/tls/<name>.key, or nil if the
+// fixture has none.
+func loadTLSFixtureServerKey(name string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join("testdata", "tls", name+".key"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// tlsServerKeyLog returns a KeyLog with no secrets, only the server keys
+// of a PEM file.
+func tlsServerKeyLog(t testing.TB, pemData []byte) *capture.KeyLog {
+	t.Helper()
+	k, _ := capture.ParseKeyLog(nil)
+	if err := k.AddServerKeyPEM(pemData); err != nil {
+		t.Fatalf("AddServerKeyPEM: %v", err)
+	}
+	return k
 }
 
 // writeTLSFixture writes a recording in the fixture format: a comment, then
@@ -130,11 +180,13 @@ func loadTLSFixture(name string) (tlsRecording, []byte, error) {
 }
 
 // tlsGolden is what the golden files hold: the summary with and without
-// keys, and the plaintext.
+// keys, with only the server's private key for the fixtures that have
+// one, and the plaintext (the same with the key log and the server key).
 type tlsGolden struct {
-	WithKeys    capture.TLSSummary
-	WithoutKeys capture.TLSSummary
-	Plaintext   [2]string
+	WithKeys      capture.TLSSummary
+	WithoutKeys   capture.TLSSummary
+	WithServerKey *capture.TLSSummary `json:",omitempty"`
+	Plaintext     [2]string
 }
 
 // TestTLSGolden feeds the recorded fixtures and compares the summaries with
@@ -152,7 +204,11 @@ func TestTLSGolden(t *testing.T) {
 						base, strings.ReplaceAll(fx.recordedBy, "/", "$/^"))
 				case *tlsUpdate:
 					sess := runTLSGoSession(t, fx.o())
-					recordTLSFixture(t, fx.name, sess.rec, sess.keyLog)
+					var key crypto.PrivateKey
+					if fx.serverKey {
+						key = tlsTestPKI(t).rsa.PrivateKey
+					}
+					recordTLSFixture(t, fx.name, sess.rec, sess.keyLog, key)
 				}
 			}
 			rec, keyLog := readTLSFixture(t, fx.name)
@@ -161,6 +217,20 @@ func TestTLSGolden(t *testing.T) {
 			g.WithKeys, pt = tlsFeed(rec, tlsParseKeyLog(t, keyLog), 0)
 			g.Plaintext = [2]string{string(pt[0]), string(pt[1])}
 			g.WithoutKeys, _ = tlsFeed(rec, nil, 0)
+			serverKey, err := loadTLSFixtureServerKey(fx.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (serverKey != nil) != fx.serverKey {
+				t.Fatalf("%s.key exists: %v, want %v", base, serverKey != nil, fx.serverKey)
+			}
+			if serverKey != nil {
+				sum, spt := tlsFeed(rec, tlsServerKeyLog(t, serverKey), 0)
+				g.WithServerKey = &sum
+				if !bytes.Equal(spt[0], pt[0]) || !bytes.Equal(spt[1], pt[1]) {
+					t.Errorf("plaintext with the server key %q / %q, with the key log %q / %q", spt[0], spt[1], pt[0], pt[1])
+				}
+			}
 			got, err := json.MarshalIndent(g, "", "\t")
 			if err != nil {
 				t.Fatal(err)

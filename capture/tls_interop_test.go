@@ -83,6 +83,13 @@ func tlsOpenSSLServer(t *testing.T, openssl, dir string, cert tls.Certificate, e
 // and args.
 func tlsOpenSSLServerArgs(t *testing.T, openssl, dir string, cert tls.Certificate, args ...string) string {
 	t.Helper()
+	return tlsOpenSSLServerEnv(t, openssl, dir, cert, nil, args...)
+}
+
+// tlsOpenSSLServerEnv is tlsOpenSSLServerArgs with variables added to the
+// environment of s_server, such as OPENSSL_CONF.
+func tlsOpenSSLServerEnv(t *testing.T, openssl, dir string, cert tls.Certificate, env []string, args ...string) string {
+	t.Helper()
 	chain, key := tlsPEM(t, cert)
 	leaf := tlsFirstPEM(t, chain)
 	tlsWriteTemp(t, dir, "leaf.pem", leaf)
@@ -93,6 +100,9 @@ func tlsOpenSSLServerArgs(t *testing.T, openssl, dir string, cert tls.Certificat
 		"-cert_chain", filepath.Join(dir, "chain.pem"), "-alpn", "http/1.1"}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	cmd := exec.CommandContext(ctx, openssl, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out := new(tlsSyncBuffer)
 	cmd.Stdout, cmd.Stderr = out, out
 	// A stdin that stays open and silent: at EOF on stdin, s_server ends
@@ -291,7 +301,7 @@ func TestInteropOpenSSLTLS(t *testing.T) {
 			}
 			tlsTsharkAgrees(t, rec, keyLog)
 			if *tlsUpdate && tc.name == "TLS13-CHACHA20" {
-				recordTLSFixture(t, "openssl-tls13-keyupdate", rec, keyLog)
+				recordTLSFixture(t, "openssl-tls13-keyupdate", rec, keyLog, nil)
 			}
 		})
 	}
@@ -344,17 +354,25 @@ func TestInteropOpenSSLTLSUnknownCA(t *testing.T) {
 	}
 	tlsTsharkAgrees(t, rec, keyLog)
 	if *tlsUpdate {
-		recordTLSFixture(t, "openssl-tls13-unknown-ca", rec, keyLog)
+		recordTLSFixture(t, "openssl-tls13-unknown-ca", rec, keyLog, nil)
 	}
 }
 
 // TestInteropGoTLSTshark: tshark agrees with the engine on crypto/tls
-// sessions too, including a HelloRetryRequest and a refused certificate.
+// sessions too, including a HelloRetryRequest and a refused certificate,
+// and on the fixtures with a server key given only that key.
 func TestInteropGoTLSTshark(t *testing.T) {
 	for _, fx := range tlsFixtures {
 		t.Run(fx.name, func(t *testing.T) {
 			rec, keyLog := readTLSFixture(t, fx.name)
 			tlsTsharkAgrees(t, rec, keyLog)
+			if fx.serverKey {
+				key, err := loadTLSFixtureServerKey(fx.name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tlsTsharkAgreesServerKey(t, rec, key)
+			}
 		})
 	}
 	t.Run("HelloRetryRequest", func(t *testing.T) {
@@ -367,6 +385,15 @@ func TestInteropGoTLSTshark(t *testing.T) {
 // with keyLog and checks that tshark and the engine agree on the version,
 // suite, SNI, alerts and the decrypted bytes of each direction.
 func tlsTsharkAgrees(t *testing.T, rec tlsRecording, keyLog []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	tlsWriteTemp(t, dir, "keylog.txt", keyLog)
+	tlsTsharkCompare(t, rec, tlsParseKeyLog(t, keyLog), "tls.keylog_file:"+filepath.Join(dir, "keylog.txt"))
+}
+
+// tlsTsharkCompare writes rec as a pcap and checks that tshark, given the
+// preference pref (-o), and the engine, given keys, agree.
+func tlsTsharkCompare(t *testing.T, rec tlsRecording, keys *capture.KeyLog, pref string) {
 	t.Helper()
 	tsharkPath := tlsTool(t, "tshark")
 	dir := t.TempDir()
@@ -392,11 +419,10 @@ func tlsTsharkAgrees(t *testing.T, rec tlsRecording, keyLog []byte) {
 		t.Fatal(err)
 	}
 	tlsWriteTemp(t, dir, "tls.pcap", file.Bytes())
-	tlsWriteTemp(t, dir, "keylog.txt", keyLog)
 	run := func(args ...string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		args = append([]string{"-n", "-r", pcap, "-o", "tls.keylog_file:" + filepath.Join(dir, "keylog.txt")}, args...)
+		args = append([]string{"-n", "-r", pcap, "-o", pref}, args...)
 		out, err := exec.CommandContext(ctx, tsharkPath, args...).Output()
 		if err != nil {
 			t.Fatalf("tshark %v: %v", args, err)
@@ -404,7 +430,7 @@ func tlsTsharkAgrees(t *testing.T, rec tlsRecording, keyLog []byte) {
 		return string(out)
 	}
 
-	sum, got := tlsFeed(rec, tlsParseKeyLog(t, keyLog), 1460)
+	sum, got := tlsFeed(rec, keys, 1460)
 
 	// Decrypted bytes, as "Follow TLS Stream" shows them.
 	// Node 0 is whoever sent the first decrypted data, which in TLS 1.3
@@ -447,17 +473,26 @@ func tlsTsharkAgrees(t *testing.T, rec tlsRecording, keyLog []byte) {
 		}
 	}
 
-	// Handshake fields and alerts, frame by frame.
+	// Handshake fields and alerts, frame by frame; the handshake
+	// messages each side sent, in order.
 	var suites, snis, alerts []string
+	var hsTypes [2][]string
 	fields := run("-Y", "tls", "-T", "fields", "-E", "separator=|", "-E", "aggregator=,",
 		"-e", "tls.handshake.ciphersuite", "-e", "tls.handshake.extensions_server_name",
-		"-e", "tls.alert_message.desc", "-e", "tls.handshake.type")
+		"-e", "tls.alert_message.desc", "-e", "tls.handshake.type", "-e", "ip.src")
 	for _, l := range strings.Split(strings.TrimSpace(fields), "\n") {
 		f := strings.Split(l, "|")
-		if len(f) < 4 {
+		if len(f) < 5 {
 			continue
 		}
 		types := strings.Split(f[3], ",")
+		if f[3] != "" {
+			d := capture.ClientToServer
+			if f[4] == "10.0.0.2" {
+				d = capture.ServerToClient
+			}
+			hsTypes[d] = append(hsTypes[d], types...)
+		}
 		if slices.Contains(types, "2") && f[0] != "" { // ServerHello: the chosen suite
 			suites = append(suites, f[0])
 		}
@@ -481,6 +516,17 @@ func tlsTsharkAgrees(t *testing.T, rec tlsRecording, keyLog []byte) {
 	}
 	if !slices.Equal(alerts, ours) {
 		t.Errorf("tshark's alerts %v, the engine's %v", alerts, ours)
+	}
+	var ourTypes [2][]string
+	for _, m := range sum.Handshake {
+		if m.Name != "ChangeCipherSpec" && m.Name != "encrypted handshake" {
+			ourTypes[m.Dir] = append(ourTypes[m.Dir], strconv.Itoa(int(m.Type)))
+		}
+	}
+	for d := range 2 {
+		if !slices.Equal(hsTypes[d], ourTypes[d]) {
+			t.Errorf("%v: tshark's handshake messages %v, the engine's %v", capture.Direction(d), hsTypes[d], ourTypes[d])
+		}
 	}
 }
 
@@ -567,6 +613,6 @@ func TestInteropOpenSSLTLSEarlyData(t *testing.T) {
 	}
 	tlsTsharkAgrees(t, rec, keyLog)
 	if *tlsUpdate {
-		recordTLSFixture(t, "openssl-tls13-early-data", rec, keyLog)
+		recordTLSFixture(t, "openssl-tls13-early-data", rec, keyLog, nil)
 	}
 }

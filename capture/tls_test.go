@@ -562,11 +562,12 @@ func TestTLSParseClientHello(t *testing.T) {
 		want capture.ClientHelloInfo // checked fields only
 	}{
 		{"TLS 1.3 with ALPN", &tls.Config{ServerName: "bank.lab.test", NextProtos: []string{"h2", "http/1.1"}},
-			capture.ClientHelloInfo{ServerName: "bank.lab.test", ALPN: []string{"h2", "http/1.1"}, SupportedVersions: []uint16{0x0304, 0x0303}}},
+			capture.ClientHelloInfo{ServerName: "bank.lab.test", ALPN: []string{"h2", "http/1.1"}, SupportedVersions: []uint16{0x0304, 0x0303},
+				KeyShares: []uint16{uint16(tls.X25519MLKEM768), uint16(tls.X25519)}}},
 		{"TLS 1.2 only", &tls.Config{ServerName: "x.lab.test", MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}},
-			capture.ClientHelloInfo{ServerName: "x.lab.test", SupportedVersions: []uint16{0x0303}}},
+			capture.ClientHelloInfo{ServerName: "x.lab.test", SupportedVersions: []uint16{0x0303}}}, // no key_share: TLS 1.3 only
 		{"IP address, no SNI", &tls.Config{ServerName: "127.0.0.1"},
-			capture.ClientHelloInfo{SupportedVersions: []uint16{0x0304, 0x0303}}},
+			capture.ClientHelloInfo{SupportedVersions: []uint16{0x0304, 0x0303}, KeyShares: []uint16{uint16(tls.X25519MLKEM768), uint16(tls.X25519)}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := tlsGoClientHello(t, tc.cfg)
@@ -578,6 +579,11 @@ func TestTLSParseClientHello(t *testing.T) {
 				!slices.Equal(info.SupportedVersions, tc.want.SupportedVersions) {
 				t.Errorf("ParseClientHello = SNI %q ALPN %q versions %x, want %q %q %x", info.ServerName, info.ALPN,
 					info.SupportedVersions, tc.want.ServerName, tc.want.ALPN, tc.want.SupportedVersions)
+			}
+			if !slices.Equal(info.KeyShares, tc.want.KeyShares) || !info.ExtendedMasterSecret ||
+				!slices.Contains(info.SupportedGroups, uint16(tls.X25519)) {
+				t.Errorf("ParseClientHello = key shares %v EMS %v groups %v, want %v true and X25519 among the groups",
+					info.KeyShares, info.ExtendedMasterSecret, info.SupportedGroups, tc.want.KeyShares)
 			}
 			if info.Version != 0x0303 || len(info.Random) != 32 || len(info.SessionID) != 32 || len(info.CipherSuites) == 0 {
 				t.Errorf("ParseClientHello = version %#04x random %d session id %d suites %d", info.Version,

@@ -251,7 +251,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	if n := p.conns.closeAll(); n > 0 {
-		p.log.Info("closed connections still open at shutdown", "count", n)
+		p.log.Debug("closed connections still open at shutdown", "count", n)
 	}
 	p.transport.CloseIdleConnections()
 	// Flows cut short now finish as aborted; give them a moment to be recorded.

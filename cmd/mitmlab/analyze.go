@@ -12,11 +12,13 @@ import (
 )
 
 type analyzeOptions struct {
-	app     *app
-	file    string
-	keylogs []string
-	secrets []string
-	json    bool
+	app        *app
+	file       string
+	keylogs    []string
+	serverKeys []string
+	secrets    []string
+	json       bool
+	handshake  bool
 }
 
 func (a *app) newAnalyzeCmd(runF func(*analyzeOptions) error) *cobra.Command {
@@ -50,7 +52,9 @@ visible in cleartext, visible only with the session keys, or not found.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&opts.keylogs, "keylog", nil, "NSS key log to decrypt TLS with (repeatable)")
+	f.StringArrayVar(&opts.serverKeys, "server-key", nil, "a server's private key (PEM) to decrypt TLS 1.2 RSA key-transport sessions with (repeatable)")
 	f.StringArrayVar(&opts.secrets, "secret", nil, "a secret to look for, NAME=VALUE or VALUE (repeatable)")
+	f.BoolVar(&opts.handshake, "handshake", false, "list each TLS connection's handshake messages")
 	f.BoolVar(&opts.json, "json", false, "print the report as JSON (schema in docs/analyze.md)")
 	return cmd
 }
@@ -80,6 +84,15 @@ func runAnalyze(opts *analyzeOptions) error {
 		}
 		keys.Merge(kl)
 	}
+	for _, path := range opts.serverKeys {
+		data, err := os.ReadFile(expandTilde(path))
+		if err != nil {
+			return fmt.Errorf("cannot read the server key: %v", err)
+		}
+		if err := keys.AddServerKeyPEM(data); err != nil {
+			return fmt.Errorf("%s: %v; give the server's private key in PEM (PKCS#1, PKCS#8 or SEC 1), unencrypted", path, err)
+		}
+	}
 	f, err := os.Open(expandTilde(opts.file))
 	if err != nil {
 		return fmt.Errorf("cannot open the capture: %v", err)
@@ -99,14 +112,14 @@ func runAnalyze(opts *analyzeOptions) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	writeReport(a.out, rep)
+	writeReport(a.out, rep, opts.handshake)
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(a.errOut, "mitmlab: warning: %s\n", w)
 	}
 	return nil
 }
 
-func writeReport(w io.Writer, rep *capture.Report) {
+func writeReport(w io.Writer, rep *capture.Report, handshake bool) {
 	dur := rep.End.Sub(rep.Start)
 	fmt.Fprintf(w, "%s: %s, %s, %d packets (%d TCP), %s, %.2f s\n", rep.File, rep.Format, strings.Join(rep.LinkTypes, " + "),
 		rep.Packets, rep.TCPPackets, humanBytes(rep.Bytes), dur.Seconds())
@@ -142,7 +155,29 @@ func writeReport(w io.Writer, rep *capture.Report) {
 				}
 				fmt.Fprintf(w, "   alert from the %s: %s (%d, %s%s)\n", al.From, al.Name, al.Code, al.Level, enc)
 			}
+			if t.KeyExchange != "" {
+				kx := t.KeyExchange
+				if t.Group != "" {
+					kx += " (" + t.Group + ")"
+				}
+				fmt.Fprintf(w, "   key exchange: %s\n", kx)
+			}
+			if handshake {
+				for _, m := range t.Handshake {
+					arrow := "client → server"
+					if m.From == "server" {
+						arrow = "server → client"
+					}
+					detail := ""
+					if m.Detail != "" {
+						detail = ": " + m.Detail
+					}
+					fmt.Fprintf(w, "     %s  %s%s\n", arrow, m.Name, detail)
+				}
+			}
 			switch {
+			case t.Decrypted && t.KeySource == capture.KeySourceServerKey:
+				fmt.Fprintln(w, "   decrypted with the server's private key")
 			case t.Decrypted:
 				fmt.Fprintln(w, "   decrypted with the session keys")
 			case t.KeysFound:
@@ -150,6 +185,9 @@ func writeReport(w io.Writer, rep *capture.Report) {
 			}
 			if t.Error != "" {
 				fmt.Fprintf(w, "   note: %s\n", t.Error)
+			}
+			for _, n := range t.Notes {
+				fmt.Fprintf(w, "   note: %s\n", n)
 			}
 		}
 		for _, r := range c.Requests {
@@ -175,6 +213,13 @@ func writeReport(w io.Writer, rep *capture.Report) {
 }
 
 func connHeadline(c *capture.ConnReport) string {
+	if c.Tunnel != "" {
+		return "through an HTTP proxy (CONNECT " + c.Tunnel + "), " + connHeadlineInner(c)
+	}
+	return connHeadlineInner(c)
+}
+
+func connHeadlineInner(c *capture.ConnReport) string {
 	switch {
 	case c.TLS != nil:
 		parts := []string{c.TLS.Version, c.TLS.CipherSuite}
