@@ -116,7 +116,7 @@ See docs/configuration.md for every setting.`,
 	a.bind(root, pf, "log-level", "log.level")
 	a.bind(root, pf, "log-format", "log.format")
 
-	root.AddCommand(a.newVersionCmd(nil), a.newCACmd(), a.newProxyCmd(nil), a.newCaptureCmd(nil), a.newAnalyzeCmd(nil))
+	root.AddCommand(a.newVersionCmd(nil), a.newCACmd(), a.newProxyCmd(nil), a.newCaptureCmd(nil), a.newAnalyzeCmd(nil), a.newLabCmd(), a.newServeCmd(nil))
 	return root
 }
 

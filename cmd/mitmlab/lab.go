@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/mitmlab/mitmlab/labs"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) newLabCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "List and run the self-checking lab exercises",
+		Long: `The labs show, with real packets, how HTTPS protects a login and what it takes to
+break it. Each runs on loopback in a little world of its own (the bank
+bank.lab.test, a victim client, an attacker), checks its lesson from the
+artifacts it leaves (captures, proxy flows), and prints a ✔ or ✘ per claim.
+The course is in docs/labs/.`,
+		Args: noArgs(),
+	}
+	cmd.AddCommand(a.newLabListCmd(), a.newLabRunCmd(nil))
+	return cmd
+}
+
+func (a *app) newLabListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the labs",
+		Args:  noArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "#\tNAME\tCLIENTS\tWHAT IT SHOWS")
+			for _, l := range labs.All() {
+				clients := "go, curl, chromium"
+				if l.Clients != nil {
+					clients = ""
+					for i, c := range l.Clients {
+						if i > 0 {
+							clients += ", "
+						}
+						clients += string(c)
+					}
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", l.Number, l.Name, clients, l.Summary)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+type labRunOptions struct {
+	app      *app
+	all      bool
+	password string
+	args     []string
+	ctx      context.Context
+}
+
+func (a *app) newLabRunCmd(runF func(*labRunOptions) error) *cobra.Command {
+	opts := &labRunOptions{app: a}
+	cmd := &cobra.Command{
+		Use:   "run NAME...|--all",
+		Short: "Run labs and check their lessons",
+		Long: `Run the named labs (or --all), each in its own loopback world, printing its steps
+and a ✔/✘ line per expectation. Artifacts go to --out/<lab>/: wire.pcapng (the
+capture of every leg), keys.log, flows.jsonl and flows.har (the proxy's record),
+plaintext.pcap (what the proxy decrypted), result.json (the verdicts, for
+grading); --out/report.html shows the whole run. The exit code is 1 when any
+expectation fails.
+
+--client picks the victim: go (built in), curl (the curl binary) or chromium
+(headless Chromium through DevTools). --capture picks how the wire is
+recorded: live (AF_PACKET on lo, needs root or CAP_NET_RAW), tap (mitmlab
+records its own connections, no privileges) or auto (live when it can).`,
+		Example: `  mitmlab lab list
+  mitmlab lab run --all
+  mitmlab lab run mitm-untrusted mitm-trusted --client curl --out /tmp/labs`,
+		RunE: func(_ *cobra.Command, args []string) error {
+			opts.args = args
+			if runF != nil {
+				return runF(opts)
+			}
+			return runLabRun(opts)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.all, "all", false, "run every lab")
+	f.String("out", "out", "directory for the artifacts and report.html")
+	f.String("client", "go", "the victim: go, curl or chromium")
+	f.String("capture", "auto", "how the wire is recorded: auto, live or tap")
+	f.StringVar(&opts.password, "password", "", "the victim's password (default: a random one per lab)")
+	a.bind(cmd, f, "out", "lab.out")
+	a.bind(cmd, f, "client", "lab.client")
+	a.bind(cmd, f, "capture", "lab.capture")
+	return cmd
+}
+
+func runLabRun(opts *labRunOptions) error {
+	a := opts.app
+	var chosen []*labs.Lab
+	switch {
+	case opts.all && len(opts.args) > 0:
+		return usageError{errors.New("give lab names or --all, not both")}
+	case opts.all:
+		chosen = labs.All()
+	case len(opts.args) == 0:
+		return usageError{errors.New("name the labs to run (see `mitmlab lab list`), or give --all")}
+	default:
+		for _, n := range opts.args {
+			l, err := labs.Find(n)
+			if err != nil {
+				return usageError{err}
+			}
+			chosen = append(chosen, l)
+		}
+	}
+	client, err := labs.ParseClient(a.v.GetString("lab.client"))
+	if err != nil {
+		return usageError{err}
+	}
+	mode := labs.CaptureMode(a.v.GetString("lab.capture"))
+	switch mode {
+	case labs.CaptureAuto, labs.CaptureLive, labs.CaptureTap:
+	default:
+		return usageError{fmt.Errorf("--capture %q: use auto, live or tap", mode)}
+	}
+	ctx := opts.ctx
+	if ctx == nil {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+	out := expandTilde(a.v.GetString("lab.out"))
+	run, err := labs.Run(ctx, chosen, labs.Options{Out: out, Client: client, Capture: mode, Progress: a.out, Logger: a.log, Version: versionString(), Password: opts.password})
+	if err != nil {
+		return err
+	}
+	passed, checks, failed := 0, 0, 0
+	for _, r := range run.Labs {
+		if r.Passed {
+			passed++
+		}
+		for _, e := range r.Expectations {
+			checks++
+			if !e.OK {
+				failed++
+			}
+		}
+	}
+	fmt.Fprintf(a.out, "\n%d of %d labs passed (%d of %d expectations held) in %.1f s, client %s.\n",
+		passed, len(run.Labs), checks-failed, checks, run.Duration, client)
+	fmt.Fprintf(a.out, "Report: %s\n", run.Report)
+	if !run.Passed() {
+		return fmt.Errorf("%d labs failed; see the ✘ lines above and %s", len(run.Labs)-passed, run.Report)
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/mitmlab/mitmlab/ca"
+	"github.com/mitmlab/mitmlab/labs"
+	"github.com/spf13/cobra"
+)
+
+type serveOptions struct {
+	app     *app
+	out     string
+	profile string
+	ctx     context.Context
+	ready   func(*labs.Bank)
+}
+
+func (a *app) newServeCmd(runF func(*serveOptions) error) *cobra.Command {
+	opts := &serveOptions{app: a}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the lab's bank (bank.lab.test) on its own, for labs by hand",
+		Long: `Run the bank of the labs on its own: HTTPS with a chain from the lab's public PKI
+(<home>/pki, the same one ` + "`mitmlab ca issue`" + ` uses) and cleartext HTTP, with a login
+form, an account page and a statement. Its root certificate is written to
+--out/root.pem for clients (curl --cacert, a browser profile), so a student
+can run the bank, the proxy and a client in three terminals, as on a real
+network. --profile serves a bad certificate instead (see ` + "`mitmlab ca issue --help`" + `).`,
+		Example: `  mitmlab serve
+  curl --cacert bank/root.pem --resolve bank.lab.test:8443:127.0.0.1 https://bank.lab.test:8443/
+  mitmlab serve --profile expired --https 127.0.0.1:9443`,
+		Args: noArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return runServe(opts)
+		},
+	}
+	f := cmd.Flags()
+	f.String("https", "127.0.0.1:8443", "HTTPS address")
+	f.String("http", "127.0.0.1:8000", "cleartext HTTP address")
+	f.String("user", "alice", "the account's username")
+	f.String("password", "", "the account's password (default: a random one, printed)")
+	f.StringVar(&opts.out, "out", "bank", "directory for root.pem and the bank's chain")
+	f.StringVar(&opts.profile, "profile", "valid", "certificate profile to serve")
+	a.bind(cmd, f, "https", "serve.https")
+	a.bind(cmd, f, "http", "serve.http")
+	a.bind(cmd, f, "user", "serve.user")
+	a.bind(cmd, f, "password", "serve.password")
+	return cmd
+}
+
+func runServe(opts *serveOptions) error {
+	a := opts.app
+	profile, err := ca.ParseProfile(opts.profile)
+	if err != nil {
+		return usageError{err}
+	}
+	for _, k := range []string{"serve.https", "serve.http"} {
+		if err := checkListen(a.v.GetString(k), false, false); err != nil {
+			return err
+		}
+	}
+	pki, created, err := ca.LoadOrCreatePKI(a.pkiDir(), ca.PKIOptions{})
+	if err != nil {
+		return fmt.Errorf("cannot set up the lab PKI in %s: %v", a.pkiDir(), err)
+	}
+	if created {
+		fmt.Fprintf(a.out, "Created the lab public PKI in %s\n", a.pkiDir())
+	}
+	chain, err := pki.Issue(profile, []string{labs.BankHost, "127.0.0.1", "localhost"}, ca.IssueOptions{})
+	if err != nil {
+		return err
+	}
+	if err := writeChain(opts.out, chain); err != nil {
+		return err
+	}
+	password := a.v.GetString("serve.password")
+	if password == "" {
+		b := make([]byte, 4)
+		rand.Read(b)
+		password = "hunter2-" + hex.EncodeToString(b)
+	}
+	bank, err := labs.StartBank(labs.BankOptions{
+		Certificate: chain.TLSCertificate(), HTTPSAddr: a.v.GetString("serve.https"), HTTPAddr: a.v.GetString("serve.http"),
+		Username: a.v.GetString("serve.user"), Password: password,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot start the bank: %v; choose other addresses with --https and --http", err)
+	}
+	defer bank.Close()
+	root := filepath.Join(opts.out, "root.pem")
+	fmt.Fprintf(a.out, "The Lab Bank (lab use only) serves %s (certificate profile %s)\n", labs.BankHost, profile)
+	fmt.Fprintf(a.out, "  https   %s  (listening on %s)\n", bank.URL("https"), bank.HTTPSAddr)
+	fmt.Fprintf(a.out, "  http    %s  (listening on %s)\n", bank.URL("http"), bank.HTTPAddr)
+	fmt.Fprintf(a.out, "  login   %s / %s\n", bank.Username, password)
+	fmt.Fprintf(a.out, "  trust   %s (the lab's public root: what a client that trusts only real CAs has)\n", root)
+	_, port, _ := net.SplitHostPort(bank.HTTPSAddr)
+	fmt.Fprintf(a.out, "Try: curl --cacert %s --resolve %s:%s:127.0.0.1 %s/\n", root, labs.BankHost, port, bank.URL("https"))
+	if opts.ready != nil {
+		opts.ready(bank)
+	}
+	ctx := opts.ctx
+	if ctx == nil {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+	<-ctx.Done()
+	fmt.Fprintf(a.out, "The bank saw %d logins.\n", bank.Logins())
+	return nil
+}

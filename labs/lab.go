@@ -1,0 +1,242 @@
+package labs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Lab is one exercise: what it shows, and the script that shows it and
+// checks it.
+type Lab struct {
+	Number  int
+	Name    string // "mitm-trusted": the command-line name and directory
+	Title   string
+	Summary string // one line: the lesson
+	// Clients the lab can run with; nil means all.
+	Clients []ClientKind
+	// KeysInWire embeds the key log in wire.pcapng (labs about keys).
+	KeysInWire bool
+	run        func(ctx context.Context, w *World) error
+}
+
+// Supports reports whether the lab can run with a client.
+func (l *Lab) Supports(c ClientKind) bool { return l.Clients == nil || slices.Contains(l.Clients, c) }
+
+var registry []*Lab
+
+func register(l *Lab) *Lab {
+	registry = append(registry, l)
+	slices.SortFunc(registry, func(a, b *Lab) int { return a.Number - b.Number })
+	return l
+}
+
+// All lists the labs in course order.
+func All() []*Lab { return append([]*Lab(nil), registry...) }
+
+// Find returns the lab with a name (or number).
+func Find(name string) (*Lab, error) {
+	for _, l := range registry {
+		if l.Name == name || fmt.Sprint(l.Number) == name {
+			return l, nil
+		}
+	}
+	names := make([]string, len(registry))
+	for i, l := range registry {
+		names[i] = l.Name
+	}
+	return nil, fmt.Errorf("labs: no lab %q: the labs are %s", name, strings.Join(names, ", "))
+}
+
+// Options configures Run.
+type Options struct {
+	// Out is the directory for every lab's artifacts (one subdirectory
+	// each) and report.html.
+	Out     string
+	Client  ClientKind
+	Capture CaptureMode
+	// Progress receives the steps and verdicts as they happen (the CLI
+	// passes its output); nil discards.
+	Progress io.Writer
+	Logger   *slog.Logger
+	Version  string
+	// Password is the victim's password; empty means a random one per
+	// lab, so no check can pass on a string written in advance.
+	Password string
+}
+
+// Run runs labs in order. A lab that fails does not stop the others; the
+// error is only for what prevents running at all.
+func Run(ctx context.Context, labs []*Lab, opts Options) (*RunResult, error) {
+	if opts.Out == "" {
+		opts.Out = "out"
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Client == "" {
+		opts.Client = ClientGo
+	}
+	for _, l := range labs {
+		if !l.Supports(opts.Client) {
+			return nil, fmt.Errorf("labs: lab %s cannot run with --client %s (it can with %s)", l.Name, opts.Client, joinClients(l.Clients))
+		}
+	}
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("labs: %w", err)
+	}
+	run := &RunResult{Started: time.Now(), Out: opts.Out, Version: opts.Version}
+	for _, l := range labs {
+		if ctx.Err() != nil {
+			break
+		}
+		res := runOne(ctx, l, opts)
+		run.Labs = append(run.Labs, res)
+	}
+	run.Duration = time.Since(run.Started).Seconds()
+	run.Report = filepath.Join(opts.Out, "report.html")
+	if err := WriteReport(run.Report, run); err != nil {
+		return run, err
+	}
+	if err := writeJSON(filepath.Join(opts.Out, "run.json"), run); err != nil {
+		return run, err
+	}
+	return run, nil
+}
+
+func joinClients(cs []ClientKind) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = string(c)
+	}
+	return strings.Join(s, " or ")
+}
+
+// runOne runs a lab in a fresh world and writes its result.json.
+func runOne(ctx context.Context, l *Lab, opts Options) *Result {
+	dir := filepath.Join(opts.Out, l.Name)
+	res := &Result{Lab: l.Name, Number: l.Number, Title: l.Title, Client: string(opts.Client), Started: time.Now(),
+		Steps: []Step{}, Expectations: []Expectation{}, Artifacts: map[string]string{}}
+	rec := &recorder{res: res, out: opts.Progress, start: res.Started, base: opts.Out}
+	fmt.Fprintf(opts.Progress, "\nLab %d · %s: %s\n", l.Number, l.Name, l.Title)
+	err := clearLabDir(dir)
+	var w *World
+	if err == nil {
+		w, err = newWorld(ctx, worldOptions{dir: dir, client: opts.Client, capture: opts.Capture, log: opts.Logger, rec: rec, password: opts.Password})
+	}
+	if err == nil {
+		res.Capture, res.Secret = w.Capture, w.Secret
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		err = l.run(lctx, w)
+		cancel()
+		w.Close()
+		if w.keys != nil {
+			rec.artifact(filepath.Join(dir, "keys.log"))
+		}
+	}
+	res.Duration = time.Since(res.Started).Seconds()
+	res.Passed = err == nil && len(res.Expectations) > 0
+	for _, e := range res.Expectations {
+		res.Passed = res.Passed && e.OK
+	}
+	if err != nil {
+		res.Error = err.Error()
+		fmt.Fprintf(opts.Progress, "  ✘ the lab could not run to its end: %v\n", err)
+	}
+	if err := writeJSON(filepath.Join(dir, "result.json"), res); err == nil {
+		rec.artifact(filepath.Join(dir, "result.json"))
+	}
+	verdict := "passed"
+	if !res.Passed {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(opts.Progress, "  %s in %.1f s; artifacts in %s\n", verdict, res.Duration, dir)
+	return res
+}
+
+// clearLabDir empties a lab's directory from an earlier run, refusing to
+// touch a directory mitmlab did not make.
+func clearLabDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("labs: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "result.json")); err != nil {
+		return fmt.Errorf("labs: %s exists and was not written by a lab run (no result.json): choose another --out", dir)
+	}
+	return os.RemoveAll(dir)
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// recorder keeps a lab's result as it runs and prints its progress.
+type recorder struct {
+	res   *Result
+	out   io.Writer
+	start time.Time
+	base  string
+}
+
+func (r *recorder) step(text string) {
+	r.res.Steps = append(r.res.Steps, Step{At: time.Since(r.start).Seconds(), Text: text})
+	fmt.Fprintf(r.out, "  · %s\n", text)
+}
+
+func (r *recorder) expect(id, text string, ok bool, evidence string) bool {
+	r.res.Expectations = append(r.res.Expectations, Expectation{ID: id, Text: text, OK: ok, Evidence: evidence})
+	mark := "✔"
+	if !ok {
+		mark = "✘"
+	}
+	if evidence != "" {
+		fmt.Fprintf(r.out, "  %s %s — %s\n", mark, text, evidence)
+	} else {
+		fmt.Fprintf(r.out, "  %s %s\n", mark, text)
+	}
+	return ok
+}
+
+func (r *recorder) artifact(path string) {
+	if _, err := os.Stat(path); err != nil {
+		return
+	}
+	rel, err := filepath.Rel(r.base, path)
+	if err != nil {
+		rel = path
+	}
+	r.res.Artifacts[filepath.Base(path)] = rel
+}
+
+// relPath shortens a path for a progress line.
+func relPath(p string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return p
+}

@@ -1,0 +1,100 @@
+package labs
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/mitmlab/mitmlab/ca"
+)
+
+// chromiumVerdicts is what headless Chromium says of each profile, measured
+// (labs/chromium_interop_test.go pins it): its net error code, or "" when it
+// loads the page.
+var chromiumVerdicts = map[ca.Profile]string{
+	ca.ProfileValid:                   "",
+	ca.ProfileExpired:                 "net::ERR_CERT_DATE_INVALID",
+	ca.ProfileNotYetValid:             "net::ERR_CERT_DATE_INVALID",
+	ca.ProfileWrongHost:               "net::ERR_CERT_COMMON_NAME_INVALID",
+	ca.ProfileSelfSigned:              "net::ERR_CERT_AUTHORITY_INVALID",
+	ca.ProfileUntrustedRoot:           "net::ERR_CERT_AUTHORITY_INVALID",
+	ca.ProfileRevoked:                 "",
+	ca.ProfileIncompleteChain:         "net::ERR_CERT_AUTHORITY_INVALID",
+	ca.ProfileNameConstraintViolation: "net::ERR_CERT_INVALID",
+	ca.ProfileWeakKey:                 "",
+}
+
+// Lab 6: the certificate-warning taxonomy, offline.
+var _ = register(&Lab{
+	Number: 6, Name: "cert-warnings", Title: "Certificate warnings: what a client refuses, and why",
+	Summary: "the bank serves each bad certificate of the badssl.com catalogue; the victim's verdict and exact error for each",
+	run: func(ctx context.Context, w *World) error {
+		for _, p := range ca.Profiles() {
+			chain, err := w.PKI.Issue(p.Name, []string{BankHost}, ca.IssueOptions{})
+			if err != nil {
+				return err
+			}
+			if err := w.startBankWith(chain, nil); err != nil {
+				return err
+			}
+			visit := Visit{Base: w.Bank.URL("https"), Trust: w.PublicRoots(), NoLogin: true}
+			if w.Victim.Kind() != ClientChromium {
+				visit.CRLs = chain.CRLs // a careful client has fetched the issuer's CRL
+			}
+			w.Step("profile %s (%s): the victim (%s) opens %s", p.Name, p.Summary, w.Victim.Kind(), visit.Base)
+			out, err := w.Victim.Do(ctx, visit, w.User, w.Secret)
+			if err != nil {
+				return err
+			}
+			if len(out.Screenshot) > 0 {
+				name := "warning-" + string(p.Name) + ".png"
+				if err := os.WriteFile(filepath.Join(w.Dir, name), out.Screenshot, 0o644); err == nil {
+					w.Artifact(name)
+				}
+			}
+			w.AddCert(string(p.Name)+": "+p.Summary, chain.Leaf(), chain.Certs[1:]...)
+			switch {
+			case w.Victim.Kind() == ClientChromium:
+				want := chromiumVerdicts[p.Name]
+				got := out.Err
+				if out.OK {
+					got = ""
+				}
+				text := fmt.Sprintf("%s: Chromium says %s", p.Name, orLoads(want))
+				switch p.Name {
+				case ca.ProfileRevoked:
+					text = "revoked: Chromium loads it anyway (it does not fetch this CRL; browsers rely on pushed revocation lists)"
+				case ca.ProfileWeakKey:
+					text = "weak-key: Chromium loads it (it demands 2048-bit RSA only of publicly trusted roots, and this root was added by hand)"
+				}
+				w.Expect("profile-"+string(p.Name), text, got == want, "%s", orLoads(got))
+			case p.Name == ca.ProfileValid:
+				w.Expect("profile-valid", "valid: the victim accepts the bank's certificate", out.OK, "%s", outcome(out))
+			default:
+				w.Expect("profile-"+string(p.Name), fmt.Sprintf("%s: the victim refuses (%s)", p.Name, p.Want),
+					!out.OK && out.Reason == p.Want, "%s", firstLine(out.Err))
+			}
+		}
+		if err := w.StopTraffic(nil, false); err != nil {
+			return err
+		}
+		rep, err := w.Analyze("wire.pcapng", false)
+		if err != nil {
+			return err
+		}
+		w.Expect("no-password-sent", "the victim never logged in: the password is nowhere in the capture", secretVerdict(rep).Found == "none", "%s", secretVerdict(rep).Verdict)
+		w.Note("Each warning is a different failure: a date (expired, not yet valid), a name (wrong host), a trust path " +
+			"(self-signed, untrusted root, missing intermediate), a revocation, a CA issuing outside its name constraints, or a " +
+			"key too weak. Go's verifier checks neither revocation nor key size; the lab's Go victim adds both, as browsers and " +
+			"OpenSSL's default security level do. Clicking through any of these warnings gives up everything HTTPS protects.")
+		return nil
+	},
+})
+
+func orLoads(code string) string {
+	if code == "" {
+		return "nothing: the page loads"
+	}
+	return code
+}

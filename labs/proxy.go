@@ -1,0 +1,110 @@
+package labs
+
+import (
+	"context"
+	"crypto/x509"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/mitmlab/mitmlab/ca"
+	"github.com/mitmlab/mitmlab/capture"
+	"github.com/mitmlab/mitmlab/mitm"
+)
+
+// Proxy is the attacker of a lab: mitmlab's intercepting proxy with the
+// world's rogue CA (or another), writing flows.jsonl, flows.har and
+// plaintext.pcap into the lab's directory.
+type Proxy struct {
+	Addr  string
+	p     *mitm.Proxy
+	har   *mitm.HAR
+	jsonl *mitm.JSONL
+	plain *capture.Writer
+	w     *World
+	done  bool
+}
+
+// StartProxy starts the attacker with CA root. It intercepts the lab's
+// hosts and blocks everything else: a browser victim's own traffic
+// (update checks, sign-in) must not leave the lab.
+func (w *World) StartProxy(root *ca.Root) (*Proxy, error) {
+	auth, err := ca.NewAuthority(root, ca.AuthorityOptions{})
+	if err != nil {
+		return nil, err
+	}
+	intercept, _ := mitm.ParseRule("intercept *.lab.test")
+	block, _ := mitm.ParseRule("block *")
+	mapping, _ := mitm.ParseMapping("*.lab.test=127.0.0.1")
+	upstream := x509.NewCertPool()
+	upstream.AddCert(w.PKI.Root.Cert)
+	px := &Proxy{w: w}
+	if px.jsonl, err = mitm.CreateJSONL(filepath.Join(w.Dir, "flows.jsonl")); err != nil {
+		return nil, err
+	}
+	if px.har, err = mitm.CreateHAR(filepath.Join(w.Dir, "flows.har"), "mitmlab labs"); err != nil {
+		px.jsonl.Close()
+		return nil, err
+	}
+	if px.plain, err = capture.Create(filepath.Join(w.Dir, "plaintext.pcap"), capture.PCAP, 0o600); err != nil {
+		px.jsonl.Close()
+		px.har.Close()
+		return nil, err
+	}
+	px.p, err = mitm.New(mitm.Config{
+		Authority:     auth,
+		Policy:        mitm.Policy{Rules: []mitm.Rule{intercept, block}, Permits: root.Permits},
+		Resolve:       []mitm.Mapping{mapping},
+		UpstreamRoots: upstream,
+		HTTP2:         true,
+		KeyLog:        w.keys,
+		Plaintext:     px.plain,
+		Recorders:     []mitm.Recorder{px.jsonl, px.har},
+		Logger:        w.log,
+	})
+	if err != nil {
+		px.abort()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		px.abort()
+		return nil, err
+	}
+	px.Addr = ln.Addr().String()
+	w.watch(px.Addr)
+	go px.p.Serve(w.tap(ln))
+	w.closers = append(w.closers, func() { px.Stop() })
+	w.Step("the attacker's proxy listens on %s with the CA %q (it intercepts *.lab.test and blocks the rest)", px.Addr, root.Cert.Subject.CommonName)
+	return px, nil
+}
+
+func (px *Proxy) abort() {
+	px.jsonl.Close()
+	px.har.Close()
+	if px.plain != nil {
+		px.plain.Abort()
+	}
+}
+
+// Stop shuts the proxy down and closes its files; the lab reads them after.
+func (px *Proxy) Stop() error {
+	if px.done {
+		return nil
+	}
+	px.done = true
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	px.p.Shutdown(ctx)
+	err := px.jsonl.Close()
+	if e := px.har.Close(); err == nil {
+		err = e
+	}
+	if e := px.plain.Close(); err == nil {
+		err = e
+	}
+	for _, a := range []string{"flows.jsonl", "flows.har", "plaintext.pcap"} {
+		px.w.Artifact(a)
+	}
+	return err
+}
