@@ -86,7 +86,11 @@ func refusalOf(err error, sawCertificate bool, plainAlert int) (r Refusal, refus
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return Refusal{Message: "client did not finish the TLS handshake in time"}, false
-	case (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)) && sawCertificate:
+	case errors.Is(err, net.ErrClosed):
+		// Our side closed the connection (the proxy shutting down): the
+		// client's verdict, whatever it was, was never read.
+		return Refusal{Message: "the proxy closed the connection before the client's verdict on our certificate"}, false
+	case (errors.Is(err, io.EOF) || isReset(err)) && sawCertificate:
 		// Some clients (and every TLS 1.2 client that dislikes the chain
 		// after the server's flight) just hang up.
 		return Refusal{Message: "client closed the connection after seeing our forged certificate (no alert): HTTPS held"}, true

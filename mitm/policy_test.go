@@ -142,6 +142,11 @@ func TestRefusalOf(t *testing.T) {
 	if refused || !strings.Contains(r.Message, "in time") {
 		t.Errorf("refusalOf(timeout) = %+v, %v", r, refused)
 	}
+	// Our own close (shutdown) is not the client hanging up: no refusal.
+	r, refused = refusalOf(&net.OpError{Op: "read", Err: net.ErrClosed}, true, -1)
+	if refused || !strings.Contains(r.Message, "proxy closed") {
+		t.Errorf("refusalOf(local close) = %+v, %v; want no refusal claimed", r, refused)
+	}
 	// Every alert text crypto/tls can give maps to a name: a missing one
 	// would degrade a refusal to "client aborted" without its alert.
 	for text, a := range goAlertText {

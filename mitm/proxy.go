@@ -476,10 +476,14 @@ func (p *Proxy) intercept(client net.Conn, raw net.Conn, ci *connInfo) {
 	if tc != nil {
 		sentBefore = tc.written.Load()
 	}
+	// A handshake in progress counts as in flight, so Shutdown waits for
+	// the client's verdict (its alert) instead of cutting it off unread.
+	p.flows.add()
 	err := tconn.HandshakeContext(context.Background())
 	handshake := p.now().Sub(start)
 	if err != nil {
 		f := p.newFlow(ci)
+		p.flows.done()
 		f.Timings.Handshake = ms(handshake)
 		f.ClientTLS = &TLSInfo{SNI: sni}
 		if shown != nil {
@@ -498,6 +502,7 @@ func (p *Proxy) intercept(client net.Conn, raw net.Conn, ci *connInfo) {
 		p.finish(f)
 		return
 	}
+	p.flows.done()
 	sniffer.stop()
 	tconn.SetDeadline(time.Time{})
 	cs := tconn.ConnectionState()

@@ -104,6 +104,28 @@ func TestClientRefusesForgery(t *testing.T) {
 	}
 }
 
+// TestShutdownKeepsRefusalAlert shuts the proxy down the moment the client
+// has refused: the handshake in progress is in flight, so the proxy still
+// reads the client's alert instead of closing the connection under it (a
+// lab stops its proxy right after the victim's error).
+func TestShutdownKeepsRefusalAlert(t *testing.T) {
+	w := newWorld(t)
+	for i := range 10 {
+		p := w.startProxy(t, nil)
+		c := p.client(w.publicPool, false)
+		if _, err := c.Get(w.url("/")); err == nil {
+			t.Fatal("the client accepted the forged certificate")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		p.Shutdown(ctx)
+		cancel()
+		f := p.flows.wait(t, 1)[0]
+		if f.Refusal == nil || f.Refusal.Alert != "bad_certificate" {
+			t.Fatalf("run %d: refusal = %+v after an immediate shutdown, want the client's bad_certificate alert", i, f.Refusal)
+		}
+	}
+}
+
 func TestBlock(t *testing.T) {
 	w := newWorld(t)
 	rule, _ := ParseRule("block *.lab.test")
