@@ -63,7 +63,7 @@ type Live struct {
 func (l *Live) Next() ([]byte, gopacket.CaptureInfo, error) {
 	data, ci, err := l.sock.read()
 	if err != nil {
-		if l.isClosed() {
+		if l.isClosed() || errors.Is(err, io.EOF) {
 			return nil, gopacket.CaptureInfo{}, io.EOF
 		}
 		return nil, gopacket.CaptureInfo{}, fmt.Errorf("capture: read %s: %w", l.iface, err)
@@ -103,8 +103,32 @@ func (l *Live) updateDrops() {
 	}
 }
 
-// Close stops the capture. A Next blocked in another goroutine returns
-// io.EOF; packets not read yet are lost. Close is idempotent.
+// SetFilter replaces the filter of a running capture. Packets the old
+// filter kept and Next has not returned yet are kept; closing the capture
+// and opening another would lose them.
+func (l *Live) SetFilter(f Filter) error {
+	if l.isClosed() {
+		return fmt.Errorf("capture: %s: SetFilter after Close", l.iface)
+	}
+	return l.sock.setFilter(f)
+}
+
+// Stop ends the capture without losing what the kernel has queued: no new
+// packets are taken, and Next returns the ones already queued, then
+// io.EOF. Call Close afterwards.
+func (l *Live) Stop() error {
+	if l.isClosed() {
+		return nil
+	}
+	if err := l.sock.stop(); err != nil {
+		return fmt.Errorf("capture: stop %s: %w", l.iface, err)
+	}
+	return nil
+}
+
+// Close stops the capture at once. A Next blocked in another goroutine
+// returns io.EOF; packets not read yet are lost (Stop keeps them). Close is
+// idempotent.
 func (l *Live) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -164,3 +164,108 @@ func TestLiveDropOutgoing(t *testing.T) {
 		t.Errorf("dropOutgoing assembles to %v, want %v", raw, want)
 	}
 }
+
+// TestLiveSetFilterAndStopKeepQueued is what a capture that grows its
+// filter as servers start needs (the labs' capture): packets queued under
+// the old filter survive SetFilter, and Stop hands over everything queued
+// before Next says io.EOF. Nothing reads until the end, so every packet is
+// in the socket's queue when the filter changes and when the capture
+// stops; closing and reopening, or Close, would lose them all.
+func TestLiveSetFilterAndStopKeepQueued(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("live capture needs root or CAP_NET_RAW; run the tests as root to include it")
+	}
+	var lns [3]net.Listener
+	var ports [3]int
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		lns[i], ports[i] = ln, ln.Addr().(*net.TCPAddr).Port
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				io.Copy(c, c)
+				c.Close()
+			}
+		}()
+	}
+	msg := append([]byte("hello"), make([]byte, 20_000)...)
+	echo := func(i int) {
+		t.Helper()
+		c, err := net.Dial("tcp", lns[i].Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(msg)
+		c.(*net.TCPConn).CloseWrite()
+		if n, _ := io.Copy(io.Discard, c); n != int64(len(msg)) {
+			t.Fatalf("echoed %d bytes, want %d", n, len(msg))
+		}
+	}
+
+	l, err := OpenLive("lo", LiveOptions{Filter: Filter{Ports: []int{ports[0]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	echo(0)
+	if err := l.SetFilter(Filter{Ports: []int{ports[0], ports[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	echo(1)
+	echo(2)                           // not in the filter
+	time.Sleep(50 * time.Millisecond) // the last FIN's ACK
+	if err := l.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	streams := map[int][]byte{}
+	fins := map[int]int{}
+	done := make(chan error, 1)
+	go func() {
+		for {
+			data, _, err := l.Next()
+			if err != nil {
+				done <- err
+				return
+			}
+			tcp, _ := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP)
+			if tcp == nil {
+				continue
+			}
+			port := int(tcp.DstPort)
+			if tcp.SrcPort != layers.TCPPort(ports[0]) && tcp.SrcPort != layers.TCPPort(ports[1]) && tcp.SrcPort != layers.TCPPort(ports[2]) {
+				streams[port] = append(streams[port], tcp.Payload...) // client → server
+			}
+			if tcp.FIN {
+				fins[port]++
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		if err != io.EOF {
+			t.Fatalf("Next after Stop = %v, want io.EOF once the queue is empty", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next did not return io.EOF within 5 s of Stop")
+	}
+	for i, port := range ports[:2] {
+		if string(streams[port]) != string(msg) || fins[port] != 1 {
+			t.Errorf("conversation %d (port %d): %d bytes from the client, %d FINs to the server; want %d bytes and 1 (queued packets lost)", i, port, len(streams[port]), fins[port], len(msg))
+		}
+	}
+	if len(streams[ports[2]]) > 0 || fins[ports[2]] > 0 {
+		t.Errorf("port %d is not in the filter, yet %d of its bytes were captured", ports[2], len(streams[ports[2]]))
+	}
+	if _, _, err := l.Next(); err != io.EOF {
+		t.Errorf("Next after the drain = %v, want io.EOF", err)
+	}
+}

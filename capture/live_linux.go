@@ -5,11 +5,13 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -80,7 +82,8 @@ func openLive(iface string, opts LiveOptions, dedup bool) (*Live, error) {
 	if ifi.Flags&net.FlagUp == 0 {
 		return nil, fmt.Errorf("capture: %s is down; bring it up first (ip link set %s up)", iface, iface)
 	}
-	if dedup && ifi.Flags&net.FlagLoopback != 0 {
+	dedup = dedup && ifi.Flags&net.FlagLoopback != 0
+	if dedup {
 		prog = append(dropOutgoing(), prog...)
 	}
 	filter, err := assembleFilter(prog)
@@ -130,10 +133,12 @@ func openLive(iface string, opts LiveOptions, dedup bool) (*Live, error) {
 		return nil, fmt.Errorf("capture: open %s: %w", iface, err)
 	}
 	return &Live{iface: iface, sock: &liveSocket{
-		f:   f,
-		rc:  rc,
-		buf: make([]byte, snaplen),
-		oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{})))+unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))),
+		f:       f,
+		rc:      rc,
+		snaplen: snaplen,
+		dedup:   dedup,
+		buf:     make([]byte, snaplen),
+		oob:     make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{})))+unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))),
 	}}, nil
 }
 
@@ -165,10 +170,55 @@ func assembleFilter(prog []bpf.Instruction) ([]unix.SockFilter, error) {
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 type liveSocket struct {
-	f   *os.File
-	rc  syscall.RawConn
-	buf []byte
-	oob []byte
+	f        *os.File
+	rc       syscall.RawConn
+	snaplen  int
+	dedup    bool        // the program starts with dropOutgoing
+	draining atomic.Bool // Stop: read what is queued, then io.EOF
+	buf      []byte
+	oob      []byte
+}
+
+// setFilter replaces the socket's filter. The kernel swaps programs
+// atomically and keeps the packets already queued, so nothing is lost, as
+// it would be in closing the socket and opening another.
+func (s *liveSocket) setFilter(f Filter) error {
+	prog, err := f.Compile(s.snaplen)
+	if err != nil {
+		return err
+	}
+	if s.dedup {
+		prog = append(dropOutgoing(), prog...)
+	}
+	return s.attach(prog)
+}
+
+func (s *liveSocket) attach(prog []bpf.Instruction) error {
+	filter, err := assembleFilter(prog)
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = s.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]})
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("capture: attach filter: %w", err)
+	}
+	return nil
+}
+
+// stop makes the kernel queue nothing more and a reader return what is
+// queued, then io.EOF. A reader blocked waiting is woken by a deadline.
+func (s *liveSocket) stop() error {
+	if err := s.attach([]bpf.Instruction{bpf.RetConstant{Val: 0}}); err != nil {
+		return err
+	}
+	s.draining.Store(true)
+	return s.f.SetReadDeadline(time.Now())
 }
 
 // read returns the next packet. Only one goroutine reads (Next's contract
@@ -176,14 +226,28 @@ type liveSocket struct {
 func (s *liveSocket) read() ([]byte, gopacket.CaptureInfo, error) {
 	var n, oobn int
 	var rerr error
-	err := s.rc.Read(func(fd uintptr) bool {
-		// MSG_TRUNC: n is the packet's length (after the filter's cut)
-		// even when the buffer is shorter.
-		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), s.buf, s.oob, unix.MSG_TRUNC)
-		return rerr != unix.EAGAIN && rerr != unix.EINTR
-	})
-	if err != nil {
-		return nil, gopacket.CaptureInfo{}, err
+	for {
+		err := s.rc.Read(func(fd uintptr) bool {
+			// MSG_TRUNC: n is the packet's length (after the filter's cut)
+			// even when the buffer is shorter.
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), s.buf, s.oob, unix.MSG_TRUNC)
+			if rerr == unix.EAGAIN && s.draining.Load() {
+				return true // the queue is empty and nothing more will come
+			}
+			return rerr != unix.EAGAIN && rerr != unix.EINTR
+		})
+		if errors.Is(err, os.ErrDeadlineExceeded) && s.draining.Load() {
+			// stop woke us; read what is queued without waiting.
+			s.f.SetReadDeadline(time.Time{})
+			continue
+		}
+		if err != nil {
+			return nil, gopacket.CaptureInfo{}, err
+		}
+		break
+	}
+	if rerr == unix.EAGAIN {
+		return nil, gopacket.CaptureInfo{}, io.EOF
 	}
 	if rerr != nil {
 		return nil, gopacket.CaptureInfo{}, rerr

@@ -25,7 +25,10 @@ type Lab struct {
 	Clients []ClientKind
 	// KeysInWire embeds the key log in wire.pcapng (labs about keys).
 	KeysInWire bool
-	run        func(ctx context.Context, w *World) error
+	// OwnBanks: the lab starts each bank it needs (versions, profiles), so
+	// the world starts none that the lab would never use.
+	OwnBanks bool
+	run      func(ctx context.Context, w *World) error
 }
 
 // Supports reports whether the lab can run with a client.
@@ -133,7 +136,7 @@ func runOne(ctx context.Context, l *Lab, opts Options) *Result {
 	err := clearLabDir(dir)
 	var w *World
 	if err == nil {
-		w, err = newWorld(ctx, worldOptions{dir: dir, client: opts.Client, capture: opts.Capture, log: opts.Logger, rec: rec, password: opts.Password})
+		w, err = newWorld(ctx, worldOptions{dir: dir, client: opts.Client, capture: opts.Capture, log: opts.Logger, rec: rec, password: opts.Password, noBank: l.OwnBanks})
 	}
 	if err == nil {
 		res.Capture, res.Secret = w.Capture, w.Secret

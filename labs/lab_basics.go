@@ -91,7 +91,8 @@ func passiveLogins(ctx context.Context, w *World) error {
 // Lab 2: HTTPS seen by a passive eavesdropper.
 var _ = register(&Lab{
 	Number: 2, Name: "https-passive", Title: "HTTPS against a passive eavesdropper: the handshake is visible, the password is not",
-	Summary: "the eavesdropper sees who talks to whom (SNI, certificate issuer, cipher) but only ciphertext",
+	OwnBanks: true,
+	Summary:  "the eavesdropper sees who talks to whom (SNI, certificate issuer, cipher) but only ciphertext",
 	run: func(ctx context.Context, w *World) error {
 		if err := passiveLogins(ctx, w); err != nil {
 			return err
@@ -316,7 +317,8 @@ var _ = register(&Lab{
 // Lab 5: the session keys turn the capture of lab 2 into plaintext.
 var _ = register(&Lab{
 	Number: 5, Name: "keylog", Title: "Session keys: the secret is in the keys, not in the wire", KeysInWire: true,
-	Summary: "with the session keys (a key log, or the pcapng with embedded secrets) the passive capture of lab 2 decrypts",
+	OwnBanks: true,
+	Summary:  "with the session keys (a key log, or the pcapng with embedded secrets) the passive capture of lab 2 decrypts",
 	run: func(ctx context.Context, w *World) error {
 		if err := passiveLogins(ctx, w); err != nil {
 			return err

@@ -16,7 +16,8 @@ import (
 // Lab 8: the handshake as it crosses the wire, and forward secrecy.
 var _ = register(&Lab{
 	Number: 8, Name: "handshake", Title: "The handshake step by step, and forward secrecy",
-	Summary: "a captured handshake mapped to the five steps of the textbook; what TLS 1.3 changed; an RSA session decrypted with the server's key, an ECDHE one not",
+	OwnBanks: true,
+	Summary:  "a captured handshake mapped to the five steps of the textbook; what TLS 1.3 changed; an RSA session decrypted with the server's key, an ECDHE one not",
 	// The lab chooses TLS versions and cipher suites, which Chromium does
 	// not let a command line do.
 	Clients: []ClientKind{ClientGo, ClientCurl},

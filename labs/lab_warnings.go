@@ -28,7 +28,8 @@ var chromiumVerdicts = map[ca.Profile]string{
 // Lab 6: the certificate-warning taxonomy, offline.
 var _ = register(&Lab{
 	Number: 6, Name: "cert-warnings", Title: "Certificate warnings: what a client refuses, and why",
-	Summary: "the bank serves each bad certificate of the badssl.com catalogue; the victim's verdict and exact error for each",
+	OwnBanks: true,
+	Summary:  "the bank serves each bad certificate of the badssl.com catalogue; the victim's verdict and exact error for each",
 	run: func(ctx context.Context, w *World) error {
 		for _, p := range ca.Profiles() {
 			chain, err := w.PKI.Issue(p.Name, []string{BankHost}, ca.IssueOptions{})

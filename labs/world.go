@@ -68,6 +68,7 @@ type worldOptions struct {
 	log      *slog.Logger
 	rec      *recorder
 	password string
+	noBank   bool // the lab starts its own banks
 }
 
 // newWorld builds the PKI, the rogue CA and the bank, and starts the
@@ -98,6 +99,9 @@ func newWorld(ctx context.Context, o worldOptions) (*World, error) {
 	if err := w.openCapture(o.capture); err != nil {
 		w.Close()
 		return nil, err
+	}
+	if o.noBank {
+		return w, nil
 	}
 	if err := w.StartBank(ca.ProfileValid, nil); err != nil {
 		w.Close()
@@ -199,8 +203,9 @@ func (w *World) tap(ln net.Listener) net.Listener {
 	return w.wire.TapListener(ln)
 }
 
-// watch adds ports to the live capture's filter. The socket is reopened
-// with the new filter before the lab sends anything to those ports.
+// watch adds ports to the live capture's filter before the lab sends
+// anything to them. The running socket gets the new filter: reopening it
+// would lose the packets of the previous step not read yet.
 func (w *World) watch(addrs ...string) {
 	if w.Capture != "live" {
 		return
@@ -213,9 +218,10 @@ func (w *World) watch(addrs ...string) {
 		}
 	}
 	if w.live != nil {
-		w.live.Close()
-		<-w.liveDone
-		w.live = nil
+		if err := w.live.SetFilter(capture.Filter{Ports: w.ports}); err != nil {
+			w.log.Error("live capture: cannot extend the filter", "err", err)
+		}
+		return
 	}
 	live, err := capture.OpenLive("lo", capture.LiveOptions{Filter: capture.Filter{Ports: w.ports}})
 	if err != nil {
@@ -240,8 +246,9 @@ func (w *World) watch(addrs ...string) {
 func (w *World) finishCapture(embedKeys bool) error {
 	if w.live != nil {
 		time.Sleep(100 * time.Millisecond) // the last ACKs and FINs
-		w.live.Close()
+		w.live.Stop()                      // the reader takes what is queued, then stops
 		<-w.liveDone
+		w.live.Close()
 		w.live = nil
 	}
 	if embedKeys {

@@ -42,6 +42,8 @@ type captureOptions struct {
 type captureSource interface {
 	Next() ([]byte, gopacket.CaptureInfo, error)
 	Stats() capture.LiveStats
+	// Stop takes no new packets; Next returns those queued, then io.EOF.
+	Stop() error
 	Close() error
 }
 
@@ -223,8 +225,8 @@ func runCapture(opts *captureOptions) error {
 	}
 
 	// One goroutine reads and writes packets; this one watches the clock,
-	// the signals and the progress line, and stops the reader by closing
-	// the source.
+	// the signals and the progress line, and stops the reader by stopping
+	// the source: what the kernel queued before Ctrl-C is still written.
 	var (
 		mu       sync.Mutex
 		written  int
@@ -291,7 +293,7 @@ loop:
 			progress()
 		}
 	}
-	src.Close()
+	src.Stop()
 	if reading {
 		if err := <-readErr; err != nil && failed == nil {
 			failed = err

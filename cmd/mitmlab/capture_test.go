@@ -88,12 +88,14 @@ type fakeSource struct {
 	fail   error // returned once the packets are played, if set
 	closed chan struct{}
 	once   sync.Once
+	stop   chan struct{} // closed by Stop
+	stop1  sync.Once
 	mu     sync.Mutex
 	stats  capture.LiveStats
 }
 
 func newFakeSource(frames ...[]byte) *fakeSource {
-	s := &fakeSource{pkts: make(chan []byte, len(frames)+100), closed: make(chan struct{})}
+	s := &fakeSource{pkts: make(chan []byte, len(frames)+100), closed: make(chan struct{}), stop: make(chan struct{})}
 	for _, f := range frames {
 		s.pkts <- f
 	}
@@ -109,22 +111,35 @@ func (s *fakeSource) Next() ([]byte, gopacket.CaptureInfo, error) {
 	if s.fail != nil && len(s.pkts) == 0 {
 		return nil, gopacket.CaptureInfo{}, s.fail
 	}
+	var p []byte
 	select {
-	case p := <-s.pkts:
-		s.mu.Lock()
-		s.stats.Packets++
-		s.stats.Bytes += uint64(len(p))
-		s.mu.Unlock()
-		return p, gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: len(p), Length: len(p)}, nil
-	case <-s.closed:
-		return nil, gopacket.CaptureInfo{}, io.EOF
+	case p = <-s.pkts:
+	default:
+		select {
+		case p = <-s.pkts:
+		case <-s.stop: // stopped with nothing queued
+			return nil, gopacket.CaptureInfo{}, io.EOF
+		case <-s.closed:
+			return nil, gopacket.CaptureInfo{}, io.EOF
+		}
 	}
+	s.mu.Lock()
+	s.stats.Packets++
+	s.stats.Bytes += uint64(len(p))
+	s.mu.Unlock()
+	return p, gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: len(p), Length: len(p)}, nil
 }
 
 func (s *fakeSource) Stats() capture.LiveStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stats
+}
+
+// Stop, like Live's, lets Next return what is queued, then io.EOF.
+func (s *fakeSource) Stop() error {
+	s.stop1.Do(func() { close(s.stop) })
+	return nil
 }
 
 func (s *fakeSource) Close() error {
