@@ -46,7 +46,7 @@ type AnalyzeOptions struct {
 const sampleSize = 2048
 
 // Report is what Analyze found. Its JSON form is the documented schema of
-// `mitmlab analyze --json` (docs/analyze.md).
+// `mitmlab analyze --json` (docs/capture.md).
 type Report struct {
 	File        string        `json:"file,omitempty"`
 	Format      string        `json:"format"`

@@ -110,7 +110,7 @@ func TestAnalyzeLessons(t *testing.T) {
 	}
 }
 
-// TestAnalyzeJSONSchema pins the JSON field names docs/analyze.md documents.
+// TestAnalyzeJSONSchema pins the JSON field names docs/capture.md documents.
 func TestAnalyzeJSONSchema(t *testing.T) {
 	data, _ := genCapture(t, PCAP, []session{{request: httpRequest("/", ""), response: httpResponse([]byte("ok"))}})
 	rep := analyzeBytes(t, data, nil, password)

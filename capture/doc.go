@@ -30,7 +30,9 @@
 //
 // Live capture ([OpenLive]) reads an interface through an AF_PACKET socket
 // with a kernel BPF filter compiled from ports and hosts ([Filter]), without
-// libpcap or cgo; on loopback it keeps each packet once. The tap
+// libpcap or cgo; on loopback it keeps each packet once. [Live.SetFilter]
+// changes the filter and [Live.Stop] ends the capture without losing the
+// packets the kernel has queued. The tap
 // ([Writer.TapListener], [Writer.TapConn], [Writer.TapDialer]) records
 // mitmlab's own connections without privileges. A pcapng file can carry the
 // TLS key log as a Decryption Secrets Block ([Writer.WriteDecryptionSecrets]),
@@ -41,7 +43,9 @@
 // reassembly, and reports each connection ([Analyze]). A [TLSStream] follows
 // the TLS of a connection: ClientHello (SNI, ALPN), ServerHello (version,
 // cipher suite), certificates when visible, alerts; with a [KeyLog] it
-// decrypts TLS 1.3 and TLS 1.2 AEAD records, handshake included:
+// decrypts TLS 1.3 and TLS 1.2 AEAD records, handshake included; with a
+// server's RSA key ([KeyLog.AddServerKey]) it also decrypts TLS 1.2 sessions
+// that used RSA key transport, and says why an (EC)DHE one cannot be:
 //
 //	r, _ := capture.NewReader(f)
 //	keys, _ := capture.ParseKeyLog(keylogBytes)

@@ -55,7 +55,7 @@ visible in cleartext, visible only with the session keys, or not found.`,
 	f.StringArrayVar(&opts.serverKeys, "server-key", nil, "a server's private key (PEM) to decrypt TLS 1.2 RSA key-transport sessions with (repeatable)")
 	f.StringArrayVar(&opts.secrets, "secret", nil, "a secret to look for, NAME=VALUE or VALUE (repeatable)")
 	f.BoolVar(&opts.handshake, "handshake", false, "list each TLS connection's handshake messages")
-	f.BoolVar(&opts.json, "json", false, "print the report as JSON (schema in docs/analyze.md)")
+	f.BoolVar(&opts.json, "json", false, "print the report as JSON (schema in docs/capture.md)")
 	return cmd
 }
 

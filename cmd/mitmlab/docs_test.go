@@ -197,3 +197,34 @@ func TestMatchLines(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsReferencesExist fails when the code, the README or a guide
+// points at a page of docs/ that does not exist (help text included).
+func TestDocsReferencesExist(t *testing.T) {
+	root := filepath.Join("..", "..")
+	ref := regexp.MustCompile(`docs/[A-Za-z0-9/_-]+\.md`)
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "out" || d.Name() == "bin") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !(strings.HasSuffix(path, ".go") || strings.HasSuffix(path, ".md")) {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range ref.FindAllString(string(data), -1) {
+			if _, err := os.Stat(filepath.Join(root, m)); err != nil {
+				t.Errorf("%s refers to %s, which does not exist", path, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
