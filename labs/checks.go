@@ -184,3 +184,11 @@ func (w *World) requestsWithSecret(flows []flow) int {
 	}
 	return n
 }
+
+// plural is "1 request", "2 requests": a count and its noun, for evidence.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprint(n) + " " + noun + "s"
+}

@@ -191,7 +191,7 @@ func NewBrowser(ctx context.Context, opts BrowserOptions) (*Browser, error) {
 		return nil, fmt.Errorf("labs: start Chromium (%s): %w; its output is in %s", path, err, opts.logFile())
 	}
 	log.Debug("chromium command line", "args", strings.Join(chromiumArgs(flags), " "))
-	log.Info("chromium started", "path", path, "dir", opts.Dir, "proxy", opts.Proxy,
+	log.Debug("chromium started", "path", path, "dir", opts.Dir, "proxy", opts.Proxy,
 		"trusted_cas", len(opts.Trust), "elapsed", time.Since(start).Round(time.Millisecond))
 	return b, nil
 }
@@ -399,7 +399,7 @@ func (b *Browser) finish(ctx context.Context, what, target string, res *BrowserR
 	if err != nil {
 		return nil, b.fail(ctx, what+" "+target, err)
 	}
-	b.log.Info("chromium "+what, "url", target, "ok", res.OK, "net_error", res.NetError, "status", res.Status,
+	b.log.Debug("chromium "+what, "url", target, "ok", res.OK, "net_error", res.NetError, "status", res.Status,
 		"final_url", res.URL, "elapsed", res.Elapsed.Round(time.Millisecond))
 	return res, nil
 }

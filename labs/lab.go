@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -93,8 +94,13 @@ func Run(ctx context.Context, labs []*Lab, opts Options) (*RunResult, error) {
 	}
 	for _, l := range labs {
 		if !l.Supports(opts.Client) {
-			return nil, fmt.Errorf("labs: lab %s cannot run with --client %s (it can with %s)", l.Name, opts.Client, joinClients(l.Clients))
+			return nil, fmt.Errorf("labs: lab %s cannot run with --client %s (it can with %s)", l.Name, opts.Client, JoinClients(l.Clients))
 		}
+	}
+	// Refuse before anything runs: a run must not stop half-way on a
+	// directory it may not replace, nor delete a file it did not write.
+	if err := checkOut(opts.Out, labs); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("labs: %w", err)
@@ -118,7 +124,8 @@ func Run(ctx context.Context, labs []*Lab, opts Options) (*RunResult, error) {
 	return run, nil
 }
 
-func joinClients(cs []ClientKind) string {
+// JoinClients lists clients for a message: "go or curl".
+func JoinClients(cs []ClientKind) string {
 	s := make([]string, len(cs))
 	for i, c := range cs {
 		s[i] = string(c)
@@ -133,7 +140,8 @@ func runOne(ctx context.Context, l *Lab, opts Options) *Result {
 		Steps: []Step{}, Expectations: []Expectation{}, Artifacts: map[string]string{}}
 	rec := &recorder{res: res, out: opts.Progress, start: res.Started, base: opts.Out}
 	fmt.Fprintf(opts.Progress, "\nLab %d · %s: %s\n", l.Number, l.Name, l.Title)
-	err := clearLabDir(dir)
+	err := clearLabDir(opts.Out, dir)
+	cleared := err == nil
 	var w *World
 	if err == nil {
 		w, err = newWorld(ctx, worldOptions{dir: dir, client: opts.Client, capture: opts.Capture, log: opts.Logger, rec: rec, password: opts.Password, noBank: l.OwnBanks})
@@ -157,8 +165,13 @@ func runOne(ctx context.Context, l *Lab, opts Options) *Result {
 		res.Error = err.Error()
 		fmt.Fprintf(opts.Progress, "  ✘ the lab could not run to its end: %v\n", err)
 	}
-	if err := writeJSON(filepath.Join(dir, "result.json"), res); err == nil {
-		rec.artifact(filepath.Join(dir, "result.json"))
+	if cleared { // never write into a directory that is not ours
+		rel, _ := filepath.Rel(opts.Out, filepath.Join(dir, "result.json"))
+		res.Artifacts["result.json"] = rel
+		if err := writeJSON(filepath.Join(dir, "result.json"), res); err != nil {
+			delete(res.Artifacts, "result.json")
+			fmt.Fprintf(opts.Progress, "  ✘ cannot write result.json: %v\n", err)
+		}
 	}
 	verdict := "passed"
 	if !res.Passed {
@@ -168,9 +181,29 @@ func runOne(ctx context.Context, l *Lab, opts Options) *Result {
 	return res
 }
 
-// clearLabDir empties a lab's directory from an earlier run, refusing to
-// touch a directory mitmlab did not make.
-func clearLabDir(dir string) error {
+// checkOut checks that the run may write its files under out: every lab
+// directory is absent, empty, or holds only what an earlier run wrote, and
+// a report.html there came from a run too.
+func checkOut(out string, labs []*Lab) error {
+	if fi, err := os.Stat(out); err == nil && !fi.IsDir() {
+		return fmt.Errorf("labs: --out %s is a file, not a directory: choose another --out", out)
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.html")); err == nil {
+		if _, err := os.Stat(filepath.Join(out, "run.json")); err != nil {
+			return fmt.Errorf("labs: %s holds a report.html that a lab run did not write (no run.json beside it): choose another --out", out)
+		}
+	}
+	for _, l := range labs {
+		if err := checkLabDir(out, filepath.Join(out, l.Name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkLabDir returns an error unless dir is absent, empty, or holds only
+// files an earlier run listed in its result.json.
+func checkLabDir(out, dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
 		return nil
@@ -178,8 +211,50 @@ func clearLabDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("labs: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "result.json")); err != nil {
-		return fmt.Errorf("labs: %s exists and was not written by a lab run (no result.json): choose another --out", dir)
+	data, err := os.ReadFile(filepath.Join(dir, "result.json"))
+	if err != nil {
+		return fmt.Errorf("labs: %s exists and was not written by a lab run (no result.json): move it away, or choose another --out", dir)
+	}
+	var prev Result
+	if err := json.Unmarshal(data, &prev); err != nil {
+		return fmt.Errorf("labs: %s/result.json is not a lab result (%v): move %s away, or choose another --out", dir, err, dir)
+	}
+	known := map[string]bool{"result.json": true}
+	for _, rel := range prev.Artifacts {
+		if p, err := filepath.Rel(dir, filepath.Join(out, rel)); err == nil {
+			known[filepath.ToSlash(p)] = true
+		}
+	}
+	var foreign []string
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if !known[filepath.ToSlash(rel)] {
+			foreign = append(foreign, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("labs: %w", err)
+	}
+	if len(foreign) > 0 {
+		more := ""
+		if len(foreign) > 3 {
+			more = fmt.Sprintf(" and %d more", len(foreign)-3)
+			foreign = foreign[:3]
+		}
+		return fmt.Errorf("labs: %s holds files no lab run wrote (%s%s), which a new run would delete: move them away, or choose another --out", dir, strings.Join(foreign, ", "), more)
+	}
+	return nil
+}
+
+// clearLabDir empties a lab's directory from an earlier run, checking
+// again that it holds nothing else.
+func clearLabDir(out, dir string) error {
+	if err := checkLabDir(out, dir); err != nil {
+		return err
 	}
 	return os.RemoveAll(dir)
 }

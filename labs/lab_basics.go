@@ -107,11 +107,11 @@ var _ = register(&Lab{
 		c12, c13 := connTo(rep, w.tls12), connTo(rep, w.tls13)
 		for _, c := range []*capture.ConnReport{c12, c13} {
 			ok := c != nil && c.TLS != nil && c.TLS.SNI == BankHost && c.TLS.CipherSuite != ""
-			name := "TLS 1.2"
+			name, id := "TLS 1.2", "handshake-visible-tls12"
 			if c == c13 {
-				name = "TLS 1.3"
+				name, id = "TLS 1.3", "handshake-visible-tls13"
 			}
-			w.Expect("handshake-visible-"+strings.ReplaceAll(strings.ToLower(name), " ", ""), "the "+name+" handshake is readable: server name (SNI) and cipher suite",
+			w.Expect(id, "the "+name+" handshake is readable: server name (SNI) and cipher suite",
 				ok, "%s", describeConn(c))
 		}
 		issuer := ""
@@ -122,11 +122,11 @@ var _ = register(&Lab{
 			strings.Contains(issuer, w.Chain.Issuer.Subject.CommonName), "the certificate was issued by %s", issuer)
 		hidden := c13 != nil && c13.TLS != nil && len(c13.TLS.Certificates) == 0
 		w.Expect("certificate-hidden-tls13", "in TLS 1.3 the certificate is encrypted: the eavesdropper does not see it", hidden,
-			"%d certificates visible in the TLS 1.3 connection", func() int {
+			"%s visible in the TLS 1.3 connection", func() string {
 				if c13 == nil || c13.TLS == nil {
-					return -1
+					return "no TLS 1.3 connection found, so no certificate"
 				}
-				return len(c13.TLS.Certificates)
+				return plural(len(c13.TLS.Certificates), "certificate")
 			}())
 		v := secretVerdict(rep)
 		w.Expect("password-not-in-capture", "the password is nowhere in the capture", v.Found == "none", "%s", v.Verdict)
@@ -194,7 +194,7 @@ var _ = register(&Lab{
 		}
 		w.Expect("proxy-recorded-refusal", "the proxy recorded the refusal in its flows", refusal != nil, "%s", evidence)
 		w.Expect("no-request-intercepted", "no request reached the proxy: the password never left the victim",
-			w.requestsWithSecret(flows) == 0 && countRequests(flows) == 0, "%d requests in flows.jsonl", countRequests(flows))
+			w.requestsWithSecret(flows) == 0 && countRequests(flows) == 0, "%s in flows.jsonl", plural(countRequests(flows), "request"))
 		plain, err := w.Analyze("plaintext.pcap", false)
 		if err != nil {
 			return err
@@ -263,7 +263,7 @@ var _ = register(&Lab{
 			return err
 		}
 		n := w.requestsWithSecret(flows)
-		w.Expect("password-in-flows", "the proxy's flows show the password in clear", n > 0, "%d requests in flows.jsonl carry it", n)
+		w.Expect("password-in-flows", "the proxy's flows show the password in clear", n > 0, "%s in flows.jsonl with the password", plural(n, "request"))
 		plain, err := w.Analyze("plaintext.pcap", false)
 		if err != nil {
 			return err
@@ -275,8 +275,8 @@ var _ = register(&Lab{
 		}
 		legs := len(connsTo(rep, px.Addr)) > 0 && len(connsTo(rep, w.Bank.HTTPSAddr)) > 0
 		w.Expect("both-legs-encrypted", "the capture of both legs (victim↔proxy, proxy↔bank) holds only ciphertext",
-			legs && secretVerdict(rep).Found == "none", "%s; %d connections to the proxy, %d to the bank",
-			secretVerdict(rep).Verdict, len(connsTo(rep, px.Addr)), len(connsTo(rep, w.Bank.HTTPSAddr)))
+			legs && secretVerdict(rep).Found == "none", "%s; %s to the proxy, %d to the bank",
+			secretVerdict(rep).Verdict, plural(len(connsTo(rep, px.Addr)), "connection"), len(connsTo(rep, w.Bank.HTTPSAddr)))
 		// What the victim could have noticed: the certificate it accepted.
 		var forged, real *flow
 		for i := range flows {
@@ -342,8 +342,8 @@ var _ = register(&Lab{
 			return err
 		}
 		w.Expect("decrypted-from-pcapng", "wire.pcapng alone decrypts: it carries the keys as decryption secrets",
-			embedded.Keys.FromFile > 0 && secretVerdict(embedded).Found == "decrypted", "%d sessions from the file's decryption secrets; %s",
-			embedded.Keys.FromFile, secretVerdict(embedded).Verdict)
+			embedded.Keys.FromFile > 0 && secretVerdict(embedded).Found == "decrypted", "%s from the file's decryption secrets; %s",
+			plural(embedded.Keys.FromFile, "session"), secretVerdict(embedded).Verdict)
 		if c := connTo(withLog, w.tls13); c != nil {
 			w.AddSample("on the wire (client → bank, TLS 1.3)", "wire", c.SampleWire)
 			w.AddSample("decrypted with the session keys", "plain", c.SamplePlain)

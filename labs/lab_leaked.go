@@ -70,7 +70,7 @@ var _ = register(&Lab{
 		if err != nil {
 			return err
 		}
-		w.Expect("password-read", "the attacker reads the password", w.requestsWithSecret(flows) > 0, "%d requests in flows.jsonl carry it", w.requestsWithSecret(flows))
+		w.Expect("password-read", "the attacker reads the password", w.requestsWithSecret(flows) > 0, "%s in flows.jsonl with the password", plural(w.requestsWithSecret(flows), "request"))
 		w.Note("A CA's private key is the CA. When it is public (shipped in software, the same on every machine) anyone can " +
 			"impersonate any site to everyone who trusts it, and nothing on the wire shows the difference.")
 		w.Note("Real cases ended the same way: Superfish (Lenovo laptops, 2015) and eDellRoot (Dell, 2015) installed roots whose " +

@@ -45,7 +45,7 @@ var _ = register(&Lab{
 			return err
 		}
 		w.Expect("password-kept", "the password never reached the proxy", w.requestsWithSecret(flows) == 0,
-			"%d of %d flows carry it", w.requestsWithSecret(flows), len(flows))
+			"%d of %s with the password", w.requestsWithSecret(flows), plural(len(flows), "flow"))
 		w.Note(fmt.Sprintf("The pin is the SHA-256 of the bank's SubjectPublicKeyInfo (%s). A CA can sign any name, but it cannot "+
 			"produce the bank's private key: a pinned client notices the substitution even when it trusts the CA. Browsers dropped "+
 			"HPKP (too easy to lock sites out); mobile apps and APIs still pin, which is why interception tools must patch them.", pin))

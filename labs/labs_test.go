@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,9 +44,110 @@ func TestLabsGo(t *testing.T) {
 			if err != nil || json.Unmarshal(data, &back) != nil || back.Passed != r.Passed {
 				t.Errorf("result.json: %v", err)
 			}
+			// Expectation ids are what an instructor greps and grades by:
+			// lower-case words joined by dashes, unique in the lab.
+			seen := map[string]bool{}
+			for _, e := range r.Expectations {
+				if !idPattern.MatchString(e.ID) || seen[e.ID] {
+					t.Errorf("expectation id %q: want a unique id of lower-case words and dashes", e.ID)
+				}
+				seen[e.ID] = true
+			}
+			// result.json lists every file the lab left (a re-run deletes
+			// exactly those), itself included.
+			listed := map[string]bool{}
+			for _, rel := range back.Artifacts {
+				listed[filepath.Join(out, rel)] = true
+				if _, err := os.Stat(filepath.Join(out, rel)); err != nil {
+					t.Errorf("artifact %s: %v", rel, err)
+				}
+			}
+			filepath.WalkDir(filepath.Join(out, r.Lab), func(path string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && !listed[path] {
+					t.Errorf("%s is in the lab's directory but not among result.json's artifacts", path)
+				}
+				return nil
+			})
 		})
 	}
 	if t.Failed() {
 		t.Logf("progress:\n%s", progress.String())
+		return
 	}
+	// A second run into the same --out replaces the first.
+	if _, err := Run(ctx, All()[:1], Options{Out: out, Client: ClientGo, Capture: CaptureAuto}); err != nil {
+		t.Errorf("a second run into the same --out: %v", err)
+	}
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// TestOutGuard: a run never deletes or writes into what it did not make,
+// and refuses before running anything.
+func TestOutGuard(t *testing.T) {
+	plain, err := Find("plain-http")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, out string)
+		want  string
+	}{
+		{"a directory without result.json", func(t *testing.T, out string) {
+			mustWrite(t, filepath.Join(out, "plain-http", "notes.txt"), "mine")
+		}, "was not written by a lab run"},
+		{"a run's directory with a file added", func(t *testing.T, out string) {
+			mustWrite(t, filepath.Join(out, "plain-http", "result.json"), `{"lab":"plain-http","artifacts":{"wire.pcapng":"plain-http/wire.pcapng"}}`)
+			mustWrite(t, filepath.Join(out, "plain-http", "wire.pcapng"), "old")
+			mustWrite(t, filepath.Join(out, "plain-http", "notes.txt"), "mine")
+		}, "holds files no lab run wrote (notes.txt)"},
+		{"a report.html not from a run", func(t *testing.T, out string) {
+			mustWrite(t, filepath.Join(out, "report.html"), "mine")
+		}, "report.html that a lab run did not write"},
+		{"--out is a file", func(t *testing.T, out string) {
+			os.Remove(out)
+			mustWrite(t, out, "mine")
+		}, "is a file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			os.MkdirAll(out, 0o755)
+			c.setup(t, out)
+			before := snapshot(t, out)
+			_, err := Run(context.Background(), []*Lab{plain}, Options{Out: out, Client: ClientGo, Capture: CaptureTap})
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--out") {
+				t.Fatalf("Run = %v, want an error saying %q and what to do (--out)", err, c.want)
+			}
+			if after := snapshot(t, out); after != before {
+				t.Errorf("the refused run changed --out:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+}
+
+func mustWrite(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// snapshot lists the files under root with their contents.
+func snapshot(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		data, _ := os.ReadFile(path)
+		fmt.Fprintf(&b, "%s=%q ", path, data)
+		return nil
+	})
+	return b.String()
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"path/filepath"
+	"os"
 	"strings"
 
 	"github.com/mitmlab/mitmlab/ca"
@@ -32,8 +32,16 @@ func (c *chromiumVictim) Do(ctx context.Context, v Visit, user, password string)
 	if len(v.Pins) > 0 || len(v.CRLs) > 0 || v.MaxVersion != 0 {
 		return nil, fmt.Errorf("labs: Chromium cannot be told pins, CRLs or TLS versions on the command line; this lab needs --client go or curl")
 	}
+	// The profile (about 2 MB a visit, caches and NSS database) is
+	// scratch: it goes in a temporary directory, removed after the visit,
+	// not among the lab's artifacts.
+	dir, err := os.MkdirTemp("", "mitmlab-chromium-")
+	if err != nil {
+		return nil, fmt.Errorf("labs: Chromium's profile: %w", err)
+	}
+	defer os.RemoveAll(dir)
 	b, err := NewBrowser(ctx, BrowserOptions{
-		Dir:        filepath.Join(c.w.Dir, fmt.Sprintf("chromium-%d", c.n)),
+		Dir:        dir,
 		Trust:      v.Trust,
 		Proxy:      v.Proxy,
 		LabHosts:   []string{"*.lab.test"},

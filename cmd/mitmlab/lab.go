@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 
@@ -124,6 +125,24 @@ func runLabRun(opts *labRunOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
+	// --all runs what the client can; a lab named explicitly that it
+	// cannot run is a usage error.
+	var skipped []*labs.Lab
+	runnable := chosen[:0:0]
+	for _, l := range chosen {
+		switch {
+		case l.Supports(client):
+			runnable = append(runnable, l)
+		case opts.all:
+			skipped = append(skipped, l)
+		default:
+			return usageError{fmt.Errorf("lab %s cannot run with --client %s; it can with %s", l.Name, client, labs.JoinClients(l.Clients))}
+		}
+	}
+	chosen = runnable
+	for _, l := range skipped {
+		fmt.Fprintf(a.out, "Skipping lab %d · %s: it needs --client %s (%s cannot be told what it needs)\n", l.Number, l.Name, labs.JoinClients(l.Clients), client)
+	}
 	mode := labs.CaptureMode(a.v.GetString("lab.capture"))
 	switch mode {
 	case labs.CaptureAuto, labs.CaptureLive, labs.CaptureTap:
@@ -153,11 +172,18 @@ func runLabRun(opts *labRunOptions) error {
 			}
 		}
 	}
-	fmt.Fprintf(a.out, "\n%d of %d labs passed (%d of %d expectations held) in %.1f s, client %s.\n",
-		passed, len(run.Labs), checks-failed, checks, run.Duration, client)
+	fmt.Fprintf(a.out, "\n%d of %s passed (%d of %s held) in %.1f s, client %s.\n",
+		passed, plural(len(run.Labs), "lab"), checks-failed, plural(checks, "expectation"), run.Duration, client)
+	if len(skipped) > 0 {
+		names := make([]string, len(skipped))
+		for i, l := range skipped {
+			names[i] = l.Name
+		}
+		fmt.Fprintf(a.out, "Skipped with --client %s: %s.\n", client, strings.Join(names, ", "))
+	}
 	fmt.Fprintf(a.out, "Report: %s\n", run.Report)
 	if !run.Passed() {
-		return fmt.Errorf("%d labs failed; see the ✘ lines above and %s", len(run.Labs)-passed, run.Report)
+		return fmt.Errorf("%s failed; see the ✘ lines above and %s", plural(len(run.Labs)-passed, "lab"), run.Report)
 	}
 	return nil
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/mitmlab/mitmlab/ca"
@@ -20,6 +22,7 @@ type serveOptions struct {
 	app     *app
 	out     string
 	profile string
+	rsaKex  bool
 	ctx     context.Context
 	ready   func(*labs.Bank)
 }
@@ -34,10 +37,17 @@ func (a *app) newServeCmd(runF func(*serveOptions) error) *cobra.Command {
 form, an account page and a statement. Its root certificate is written to
 --out/root.pem for clients (curl --cacert, a browser profile), so a student
 can run the bank, the proxy and a client in three terminals, as on a real
-network. --profile serves a bad certificate instead (see ` + "`mitmlab ca issue --help`" + `).`,
+network. --profile serves a bad certificate instead (see ` + "`mitmlab ca issue --help`" + `).
+
+--key-type rsa-2048 --rsa-kex also accepts TLS 1.2 with RSA key transport, the
+textbook handshake of lab 8: the client encrypts the session's secret with
+the certificate's key, so --out/key.pem decrypts a recording of it
+(mitmlab analyze --server-key). Browsers no longer offer it; curl does when
+asked (--tls-max 1.2 --ciphers AES128-GCM-SHA256).`,
 		Example: `  mitmlab serve
   curl --cacert bank/root.pem --resolve bank.lab.test:8443:127.0.0.1 https://bank.lab.test:8443/
-  mitmlab serve --profile expired --https 127.0.0.1:9443`,
+  mitmlab serve --profile expired --https 127.0.0.1:9443
+  mitmlab serve --key-type rsa-2048 --rsa-kex`,
 		Args: noArgs(),
 		RunE: func(*cobra.Command, []string) error {
 			if runF != nil {
@@ -53,6 +63,9 @@ network. --profile serves a bad certificate instead (see ` + "`mitmlab ca issue 
 	f.String("password", "", "the account's password (default: a random one, printed)")
 	f.StringVar(&opts.out, "out", "bank", "directory for root.pem and the bank's chain")
 	f.StringVar(&opts.profile, "profile", "valid", "certificate profile to serve")
+	f.String("key-type", "ecdsa-p256", "the certificate's key: ecdsa-p256, rsa-2048 or rsa-3072")
+	f.BoolVar(&opts.rsaKex, "rsa-kex", false, "also accept TLS 1.2 RSA key transport (no forward secrecy; needs an RSA --key-type)")
+	a.bind(cmd, f, "key-type", "ca.leaf-key-type")
 	a.bind(cmd, f, "https", "serve.https")
 	a.bind(cmd, f, "http", "serve.http")
 	a.bind(cmd, f, "user", "serve.user")
@@ -66,6 +79,13 @@ func runServe(opts *serveOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
+	keyType, err := ca.ParseKeyType(a.v.GetString("ca.leaf-key-type"))
+	if err != nil {
+		return usageError{err}
+	}
+	if opts.rsaKex && !strings.HasPrefix(string(keyType), "rsa") {
+		return usageError{fmt.Errorf("--rsa-kex needs an RSA certificate: add --key-type rsa-2048")}
+	}
 	for _, k := range []string{"serve.https", "serve.http"} {
 		if err := checkListen(a.v.GetString(k), false, false); err != nil {
 			return err
@@ -78,7 +98,7 @@ func runServe(opts *serveOptions) error {
 	if created {
 		fmt.Fprintf(a.out, "Created the lab public PKI in %s\n", a.pkiDir())
 	}
-	chain, err := pki.Issue(profile, []string{labs.BankHost, "127.0.0.1", "localhost"}, ca.IssueOptions{})
+	chain, err := pki.Issue(profile, []string{labs.BankHost, "127.0.0.1", "localhost"}, ca.IssueOptions{KeyType: keyType})
 	if err != nil {
 		return err
 	}
@@ -93,7 +113,7 @@ func runServe(opts *serveOptions) error {
 	}
 	bank, err := labs.StartBank(labs.BankOptions{
 		Certificate: chain.TLSCertificate(), HTTPSAddr: a.v.GetString("serve.https"), HTTPAddr: a.v.GetString("serve.http"),
-		Username: a.v.GetString("serve.user"), Password: password,
+		Username: a.v.GetString("serve.user"), Password: password, TLS: tlsFor(opts.rsaKex),
 	})
 	if err != nil {
 		return fmt.Errorf("cannot start the bank: %v; choose other addresses with --https and --http", err)
@@ -105,6 +125,9 @@ func runServe(opts *serveOptions) error {
 	fmt.Fprintf(a.out, "  http    %s  (listening on %s)\n", bank.URL("http"), bank.HTTPAddr)
 	fmt.Fprintf(a.out, "  login   %s / %s\n", bank.Username, password)
 	fmt.Fprintf(a.out, "  trust   %s (the lab's public root: what a client that trusts only real CAs has)\n", root)
+	if opts.rsaKex {
+		fmt.Fprintf(a.out, "  rsa-kex TLS 1.2 RSA key transport accepted (HTTP/1.1 only): %s decrypts such sessions\n", filepath.Join(opts.out, "key.pem"))
+	}
 	_, port, _ := net.SplitHostPort(bank.HTTPSAddr)
 	fmt.Fprintf(a.out, "Try: curl --cacert %s --resolve %s:%s:127.0.0.1 %s/\n", root, labs.BankHost, port, bank.URL("https"))
 	if opts.ready != nil {
@@ -119,4 +142,19 @@ func runServe(opts *serveOptions) error {
 	<-ctx.Done()
 	fmt.Fprintf(a.out, "The bank saw %d logins.\n", bank.Logins())
 	return nil
+}
+
+// tlsFor is the bank's TLS with RSA key transport added to Go's default
+// suites when rsaKex is set; crypto/tls offers it only when configured
+// explicitly.
+func tlsFor(rsaKex bool) func(*tls.Config) {
+	if !rsaKex {
+		return nil
+	}
+	return func(c *tls.Config) {
+		for _, s := range tls.CipherSuites() {
+			c.CipherSuites = append(c.CipherSuites, s.ID)
+		}
+		c.CipherSuites = append(c.CipherSuites, tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384)
+	}
 }
