@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/gopacket"
@@ -36,9 +37,9 @@ type AnalyzeOptions struct {
 	// IgnoreFileSecrets leaves the capture's own decryption secrets
 	// unused: what an eavesdropper without the key log sees.
 	IgnoreFileSecrets bool
-	// Samples keeps, per connection, the first client→server bytes that
-	// carried application data on the wire and what they decrypt to, for
-	// side-by-side display (ConnReport.SampleWire, SamplePlain).
+	// Samples keeps, per connection, client→server bytes as the wire
+	// carried them and what they decrypt to, for side-by-side display
+	// (ConnReport.SampleWire, SamplePlain).
 	Samples bool
 }
 
@@ -97,10 +98,13 @@ type ConnReport struct {
 	MoreRequests int    `json:"more_requests,omitempty"`
 	Gaps         int    `json:"gaps,omitempty"` // bytes missing from the capture
 	Note         string `json:"note,omitempty"`
-	// SampleWire is the first client→server data on the wire that carried
-	// application data (the encrypted record of a TLS request, or the
-	// cleartext request), and SamplePlain what it decrypted to; kept with
-	// AnalyzeOptions.Samples.
+	// SampleWire is client→server data as the wire carried it, and
+	// SamplePlain what it decrypted to (the same bytes for cleartext
+	// HTTP); kept with AnalyzeOptions.Samples. When a secret searched for
+	// was found, they are the segment that carried it and a window of the
+	// plaintext around it; else the first application data: for TLS
+	// without keys, the first client record of application data too long
+	// to be a TLS 1.3 Finished, which is most likely the request.
 	SampleWire  []byte `json:"-"`
 	SamplePlain []byte `json:"-"`
 
@@ -159,6 +163,10 @@ type HTTPRequest struct {
 	Lines []string `json:"lines"`
 	// Decrypted says the request was read from decrypted TLS.
 	Decrypted bool `json:"decrypted"`
+	// Status is the status code of the final response to the request (an
+	// interim 1xx is skipped, but 101 Switching Protocols is final); 0
+	// when no response was seen.
+	Status int `json:"status,omitempty"`
 }
 
 // SecretFound is the verdict on one secret.
@@ -375,9 +383,11 @@ type conn struct {
 	headTail      [2][]byte // the last bytes of a head, to find its end across chunks
 	headLen       [2]int
 	feeding       []byte // the wire bytes being fed to the TLS stream (samples)
+	sampled       bool   // the samples hold a secret
 	sawSYN        bool
 	http          [2]*httpStream // cleartext, by direction
 	decrypted     [2]*httpStream // from TLS plaintext
+	pairs         httpPairs      // responses to requests
 	hist          [2][256]uint64
 	tails         [2][][]byte // per direction, per searcher: the last bytes seen on the wire
 	plainTails    [2][][]byte // the same for decrypted data
@@ -467,14 +477,38 @@ func (c *conn) data(dir Direction, data []byte, afterGap bool) {
 			}
 			c.tls.Feed(dir, data)
 			c.feeding = nil
+			if c.a.opts.Samples && dir == ClientToServer && c.rep.SampleWire == nil && looksLikeRequestRecord(data) {
+				c.rep.SampleWire = clip(data, sampleSize)
+			}
 		}
-	case c.http[dir] != nil:
-		if c.a.opts.Samples && dir == ClientToServer && c.rep.SampleWire == nil {
-			c.rep.SampleWire = append([]byte(nil), data[:min(len(data), sampleSize)]...)
-			c.rep.SamplePlain = c.rep.SampleWire
+	case dir == ClientToServer && c.http[dir] != nil:
+		if c.a.opts.Samples && !c.sampled {
+			if win, ok := c.secretWindow(data); ok {
+				c.sampled = true
+				c.rep.SampleWire = clip(win, sampleSize)
+				c.rep.SamplePlain = c.rep.SampleWire
+			} else if c.rep.SampleWire == nil {
+				c.rep.SampleWire = clip(data, sampleSize)
+				c.rep.SamplePlain = c.rep.SampleWire
+			}
 		}
 		c.http[dir].feed(data)
+	case dir == ServerToClient && (!c.classified || c.rep.Protocol == "http"):
+		// Before the client has said what the connection is, too: an
+		// HTTP/2 server's SETTINGS may come first.
+		if h := c.responses(&c.http[dir], data, false); h != nil {
+			h.feed(data)
+		}
 	}
+}
+
+// responses returns the reader of a server→client stream (*s), started at
+// the first bytes that open a response, or nil until then.
+func (c *conn) responses(s **httpStream, data []byte, decrypted bool) *httpStream {
+	if *s == nil && looksLikeResponse(data) {
+		*s = newResponseStream(c, decrypted, data)
+	}
+	return *s
 }
 
 // skipConnectHead consumes a direction's CONNECT head (request or
@@ -496,30 +530,78 @@ func (c *conn) skipConnectHead(dir Direction, data []byte) []byte {
 	return nil
 }
 
-// classify decides the protocol from the first bytes either side sends.
+// classify decides the protocol from a TLS handshake record either side
+// sends first, or else from the client's first bytes. What a server sends
+// before the client speaks decides nothing: an HTTP/2 server sends its
+// SETTINGS as soon as the connection opens (RFC 9113 section 3.4), and a
+// capture may hold them before the client's preface (the proxy's plaintext
+// capture writes each direction as it relays it, so either may come first).
 func (c *conn) classify(dir Direction, data []byte) {
-	c.classified = true
 	switch {
 	case len(data) >= 3 && data[0] == 0x16 && data[1] == 3:
+		c.classified = true
 		c.rep.Protocol = "tls"
 		c.tls = NewTLSStream(c.a.keys)
 		c.tls.OnPlaintext(c.plaintext)
-	case dir == ClientToServer && looksLikeHTTP(data):
-		c.rep.Protocol = "http"
-		c.http[ClientToServer] = newHTTPStream(c, false)
+		c.http[ServerToClient] = nil
+	case dir == ClientToServer:
+		c.classified = true
+		if looksLikeHTTP(data) {
+			c.rep.Protocol = "http"
+			c.http[ClientToServer] = newHTTPStream(c, false)
+		} else {
+			c.http[ServerToClient] = nil // it looked like HTTP, the client says otherwise
+		}
 	}
 }
 
+// secretWindow returns at most sampleSize bytes of data around the first
+// secret searched for that it holds in full.
+func (c *conn) secretWindow(data []byte) ([]byte, bool) {
+	for _, s := range c.a.search {
+		for _, f := range s.forms {
+			i := bytes.Index(data, f)
+			if i < 0 {
+				continue
+			}
+			if len(data) <= sampleSize {
+				return data, true
+			}
+			start := max(0, min(i-sampleSize/2, len(data)-sampleSize))
+			return data[start:min(len(data), start+sampleSize)], true
+		}
+	}
+	return nil, false
+}
+
+// looksLikeRequestRecord reports whether a client's chunk of TLS starts
+// with an application data record longer than a TLS 1.3 Finished (which
+// TLS 1.3 also sends as application data: at most 65 bytes with SHA-384).
+func looksLikeRequestRecord(data []byte) bool {
+	return len(data) >= 5 && data[0] == 0x17 && data[1] == 3 && int(data[3])<<8|int(data[4]) > 80
+}
+
+// clip copies at most n bytes of b.
+func clip(b []byte, n int) []byte { return append([]byte(nil), b[:min(len(b), n)]...) }
+
 // plaintext receives decrypted application data.
 func (c *conn) plaintext(dir Direction, data []byte) {
-	if c.a.opts.Samples && dir == ClientToServer {
-		if c.rep.SampleWire == nil && c.feeding != nil {
+	if c.a.opts.Samples && dir == ClientToServer && !c.sampled {
+		if win, ok := c.secretWindow(data); ok {
 			// The record that decrypted to this arrived in the chunk being
-			// fed: the eavesdropper's view of the same request.
-			c.rep.SampleWire = append([]byte(nil), c.feeding[:min(len(c.feeding), sampleSize)]...)
-		}
-		if room := sampleSize - len(c.rep.SamplePlain); room > 0 {
-			c.rep.SamplePlain = append(c.rep.SamplePlain, data[:min(len(data), room)]...)
+			// fed: the eavesdropper's view of the secret.
+			c.sampled = true
+			c.rep.SamplePlain = clip(win, sampleSize)
+			if c.feeding != nil {
+				c.rep.SampleWire = clip(c.feeding, sampleSize)
+			}
+		} else {
+			if c.rep.SampleWire == nil && c.feeding != nil {
+				c.rep.SampleWire = clip(c.feeding, sampleSize)
+			}
+			if room := sampleSize - len(c.rep.SamplePlain); room > 0 {
+				c.rep.SamplePlain = append(c.rep.SamplePlain, data[:min(len(data), room)]...)
+			}
 		}
 	}
 	for i, s := range c.a.search {
@@ -528,7 +610,10 @@ func (c *conn) plaintext(dir Direction, data []byte) {
 		}
 		c.plainTails[dir][i] = s.scan(c.plainTails[dir][i], data, c.rep.ID, true)
 	}
-	if dir != ClientToServer {
+	if dir == ServerToClient {
+		if h := c.responses(&c.decrypted[dir], data, true); h != nil {
+			h.feed(data)
+		}
 		return
 	}
 	if c.decrypted[dir] == nil {
@@ -706,14 +791,12 @@ func (s *searcher) ids(m map[int]bool) []int {
 func (s *searcher) verdict(a *analyzer) SecretFound {
 	f := SecretFound{Name: s.secret.Name, Found: "none", Connections: []int{}}
 	kind := func(id int) string {
-		for _, c := range a.rep.Connections {
-			if c.ID == id {
-				switch c.Protocol {
-				case "http":
-					return "cleartext HTTP"
-				case "tls":
-					return "the clear parts of TLS (handshake)"
-				}
+		if c := a.connection(id); c != nil {
+			switch c.Protocol {
+			case "http":
+				return "cleartext HTTP"
+			case "tls":
+				return "the clear parts of TLS (handshake)"
 			}
 		}
 		return "cleartext"
@@ -721,16 +804,44 @@ func (s *searcher) verdict(a *analyzer) SecretFound {
 	switch {
 	case len(s.clear) > 0:
 		f.Found, f.Connections = "cleartext", s.ids(s.clear)
-		f.Verdict = fmt.Sprintf("%s: VISIBLE in %s, connection %s", f.Name, kind(f.Connections[0]), joinInts(f.Connections))
+		f.Verdict = fmt.Sprintf("%s: VISIBLE in %s, %s", f.Name, kind(f.Connections[0]), connectionList(f.Connections))
 	case len(s.decrypted) > 0:
 		f.Found, f.Connections = "decrypted", s.ids(s.decrypted)
-		f.Verdict = fmt.Sprintf("%s: NOT visible on the wire (only ciphertext); visible with the session keys, connection %s", f.Name, joinInts(f.Connections))
+		// Say what decrypted it: a leaked key log and a stolen server key
+		// are different lessons (the second one only works without
+		// forward secrecy).
+		var byLog, byServerKey []int
+		for _, id := range f.Connections {
+			if c := a.connection(id); c != nil && c.TLS != nil && c.TLS.KeySource == KeySourceServerKey {
+				byServerKey = append(byServerKey, id)
+			} else {
+				byLog = append(byLog, id)
+			}
+		}
+		var how []string
+		if len(byLog) > 0 {
+			how = append(how, "visible with the session keys, "+connectionList(byLog))
+		}
+		if len(byServerKey) > 0 {
+			how = append(how, "visible once decrypted with the server's private key, "+connectionList(byServerKey))
+		}
+		f.Verdict = fmt.Sprintf("%s: NOT visible on the wire (only ciphertext); %s", f.Name, strings.Join(how, "; "))
 	case a.rep.Keys.WithoutKeys > 0 || (a.rep.Keys.Decrypted == 0 && a.hasTLS()):
 		f.Verdict = fmt.Sprintf("%s: NOT visible on the wire (only ciphertext); without the session keys it cannot be read", f.Name)
 	default:
 		f.Verdict = fmt.Sprintf("%s: not found, on the wire or after decryption", f.Name)
 	}
 	return f
+}
+
+// connection returns the reported connection numbered id, or nil.
+func (a *analyzer) connection(id int) *ConnReport {
+	for _, c := range a.rep.Connections {
+		if c.ID == id {
+			return c
+		}
+	}
+	return nil
 }
 
 func (a *analyzer) hasTLS() bool {
@@ -742,10 +853,16 @@ func (a *analyzer) hasTLS() bool {
 	return false
 }
 
-// joinInts lists connection numbers for a person: the first few, then a
-// count (the JSON report has them all).
-func joinInts(ids []int) string {
+// connectionList names connections for a person, "connection 3" or
+// "connections 1, 2": the first few, then a count (the JSON report has
+// them all).
+func connectionList(ids []int) string {
 	var b bytes.Buffer
+	b.WriteString("connection")
+	if len(ids) != 1 {
+		b.WriteString("s")
+	}
+	b.WriteString(" ")
 	for i, id := range ids {
 		if i == 5 && len(ids) > 6 {
 			fmt.Fprintf(&b, " and %d more", len(ids)-5)

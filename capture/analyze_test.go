@@ -98,7 +98,7 @@ func TestAnalyzeLessons(t *testing.T) {
 				t.Errorf("decrypted TLS 1.3: ALPN %q, %d certificates; want what EncryptedExtensions and Certificate hold", c.TLS.ALPN, len(c.TLS.Certificates))
 			}
 			s := rep.Secrets[0]
-			if s.Found != "decrypted" || s.Verdict != "password: NOT visible on the wire (only ciphertext); visible with the session keys, connection 1, 2" {
+			if s.Found != "decrypted" || s.Verdict != "password: NOT visible on the wire (only ciphertext); visible with the session keys, connections 1, 2" {
 				t.Errorf("secret = %+v", s)
 			}
 			rep = analyzeBytes(t, tlsOnly, nil, password)
@@ -107,6 +107,55 @@ func TestAnalyzeLessons(t *testing.T) {
 			}
 			_ = keys
 		})
+	}
+}
+
+// TestAnalyzeSamples checks the bytes kept for a side-by-side view: the
+// segment that carried the secret and what it decrypts to, not merely the
+// first bytes of the connection (here a request without it).
+func TestAnalyzeSamples(t *testing.T) {
+	first := httpRequest("/", "")
+	login := httpRequest("/login", "username=alice&password=hunter2%21")
+	page := httpResponse([]byte("ok"))
+	data, keys := genCapture(t, PCAPNG, []session{
+		{prelude: first, request: login, response: append(append([]byte{}, page...), page...)},
+		{tls: true, prelude: first, request: login, response: append(append([]byte{}, page...), page...)},
+	})
+	analyze := func(keylog []byte) *Report {
+		r, err := NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := AnalyzeOptions{Secrets: []Secret{password}, Samples: true}
+		if keylog != nil {
+			opts.Keys, _ = ParseKeyLog(keylog)
+		}
+		rep, err := Analyze(r, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	secret := []byte("hunter2%21")
+	isRecord := func(b []byte) bool { return len(b) > 5 && b[0] == 0x17 && b[1] == 3 }
+
+	rep := analyze(keys)
+	plain, tlsConn := rep.Connections[0], rep.Connections[1]
+	if !bytes.Contains(plain.SampleWire, secret) || !bytes.Equal(plain.SampleWire, plain.SamplePlain) {
+		t.Errorf("cleartext samples: wire %q, plain %q; want the segment with the password, twice", plain.SampleWire, plain.SamplePlain)
+	}
+	if !bytes.Contains(tlsConn.SamplePlain, secret) || !bytes.HasPrefix(tlsConn.SamplePlain, []byte("POST /login")) {
+		t.Errorf("decrypted sample = %q, want the login with the password", tlsConn.SamplePlain)
+	}
+	if !isRecord(tlsConn.SampleWire) || bytes.Contains(tlsConn.SampleWire, secret) || len(tlsConn.SampleWire) < len(login) {
+		t.Errorf("wire sample of the TLS connection (%d bytes) = % x…; want the record that carried the login", len(tlsConn.SampleWire), tlsConn.SampleWire[:min(16, len(tlsConn.SampleWire))])
+	}
+
+	// Without keys the wire sample is still a record of application data,
+	// and nothing claims to be its plaintext.
+	rep = analyze(nil)
+	if c := rep.Connections[1]; !isRecord(c.SampleWire) || c.SamplePlain != nil {
+		t.Errorf("without keys: wire sample % x…, plain sample %q; want a record and nothing", c.SampleWire[:min(16, len(c.SampleWire))], c.SamplePlain)
 	}
 }
 
@@ -206,22 +255,27 @@ func captureInfo(p Packet) gopacket.CaptureInfo {
 }
 
 // FuzzHTTPStream feeds arbitrary bytes to the HTTP view (cleartext or
-// decrypted requests are untrusted): no panic, bounded state.
+// decrypted requests and responses are untrusted), as requests and as the
+// responses to them: no panic, bounded state.
 func FuzzHTTPStream(f *testing.F) {
 	f.Add([]byte(httpRequest("/login", "password=x")+httpRequest("/", "")), 7)
 	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n"), 3)
 	f.Add([]byte(h2Preface+"\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x05\x01\x05\x00\x00\x00\x01\x82\x86\x84\x41\x8a"), 1)
+	f.Add([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"), 20)
+	// A server's SETTINGS, then HEADERS with :status 200 on stream 1.
+	f.Add([]byte("\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\xfa\x00\x00\x01\x01\x04\x00\x00\x00\x01\x88"), 9)
 	f.Fuzz(func(t *testing.T, data []byte, split int) {
 		a := &analyzer{opts: AnalyzeOptions{MaxRequests: 100}}
 		c := &conn{a: a, rep: &ConnReport{}}
-		h := newHTTPStream(c, false)
 		if split <= 0 || split > len(data) {
 			split = len(data)
 		}
-		h.feed(data[:split])
-		h.feed(data[split:])
-		if len(c.rep.Requests) > 100 || len(h.line) > maxHTTPLine+len(data) {
-			t.Fatalf("unbounded: %d requests, line %d", len(c.rep.Requests), len(h.line))
+		for _, h := range []*httpStream{newHTTPStream(c, false), newResponseStream(c, false, data)} {
+			h.feed(data[:split])
+			h.feed(data[split:])
+			if len(c.rep.Requests) > 100 || len(h.line) > maxHTTPLine+len(data) || len(c.pairs.waiting) > maxWaiting || len(c.pairs.early) > maxWaiting {
+				t.Fatalf("unbounded: %d requests, line %d, %d waiting, %d early", len(c.rep.Requests), len(h.line), len(c.pairs.waiting), len(c.pairs.early))
+			}
 		}
 	})
 }

@@ -68,6 +68,7 @@ type session struct {
 	maxVersion uint16   // 0: TLS 1.3
 	suites     []uint16 // TLS 1.2 suites
 	alpn       []string
+	prelude    string // written before request, on its own
 	request    string
 	response   []byte
 	untrusted  bool // the client does not trust the server: a refused handshake
@@ -96,7 +97,7 @@ func runSession(t testing.TB, s session, keylog io.Writer) []chunk {
 			}
 			c = tc
 		}
-		buf := make([]byte, len(s.request))
+		buf := make([]byte, len(s.prelude)+len(s.request))
 		if _, err := io.ReadFull(c, buf); err != nil {
 			return
 		}
@@ -120,6 +121,9 @@ func runSession(t testing.TB, s session, keylog io.Writer) []chunk {
 			return log
 		}
 		c = tc
+	}
+	if s.prelude != "" {
+		io.WriteString(c, s.prelude)
 	}
 	io.WriteString(c, s.request)
 	io.Copy(io.Discard, c)

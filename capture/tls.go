@@ -166,8 +166,8 @@ type TLSSummary struct {
 	Notes     []string // things worth knowing that are not errors, each once
 }
 
-// CertName names a certificate as x509.Certificate's Subject.String() and
-// Issuer.String() do.
+// CertName names a certificate with NameString, as x509.Certificate's
+// Subject.String() and Issuer.String() do but for emailAddress.
 type CertName struct{ Subject, Issuer string }
 
 // HandshakeMessage is one step of a handshake as a TLSStream read it.
@@ -1257,7 +1257,7 @@ func (s *TLSStream) certificates(dir Direction, body []byte) (names []CertName, 
 		if n == 1 {
 			leaf = c.PublicKey
 		}
-		names = append(names, CertName{Subject: c.Subject.String(), Issuer: c.Issuer.String()})
+		names = append(names, CertName{Subject: NameString(c.Subject), Issuer: NameString(c.Issuer)})
 	}
 	return names, n, leaf
 }

@@ -713,8 +713,10 @@ func TestTLSStreamAllocsPerRecord(t *testing.T) {
 		}
 		for j, what := range []string{"without keys", "with keys"} {
 			// A few allocations differ with how the handshake happened to
-			// be cut into chunks; one per record would be 64 more.
-			if small, large := allocs[0][j], allocs[1][j]; large > small+10 {
+			// be cut into chunks, and AllocsPerRun counts the whole
+			// process (a stray goroutine of an earlier test counts too: 11
+			// more was seen under -race); one per record would be 64 more.
+			if small, large := allocs[0][j], allocs[1][j]; large > small+32 {
 				t.Errorf("%s %s: %v allocations for a 1 KB response, %v for 1 MB; want no more per record",
 					fmt.Sprint(cfg.CipherSuites), what, small, large)
 			}

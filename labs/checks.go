@@ -97,14 +97,14 @@ func (w *World) AddSample(title, kind string, data []byte) {
 
 // AddCert records a certificate for the side-by-side view.
 func (w *World) AddCert(role string, c *x509.Certificate, chain ...*x509.Certificate) {
-	v := CertView{Role: role, Subject: c.Subject.String(), Issuer: c.Issuer.String(), Key: ca.DescribeKey(c.PublicKey),
+	v := CertView{Role: role, Subject: capture.NameString(c.Subject), Issuer: capture.NameString(c.Issuer), Key: ca.DescribeKey(c.PublicKey),
 		SHA256: ca.Fingerprint(c), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()}
 	v.Names = append(v.Names, c.DNSNames...)
 	for _, ip := range c.IPAddresses {
 		v.Names = append(v.Names, ip.String())
 	}
 	for _, p := range chain {
-		v.Chain = append(v.Chain, p.Subject.String())
+		v.Chain = append(v.Chain, capture.NameString(p.Subject))
 	}
 	w.rec.res.Certificates = append(w.rec.res.Certificates, v)
 }

@@ -53,6 +53,35 @@ func TestLabsGo(t *testing.T) {
 				}
 				seen[e.ID] = true
 			}
+			// The report's bytes: where the password was read, a sample
+			// shows it highlighted; ciphertext never holds it.
+			shown := false
+			for _, smp := range back.Samples {
+				shown = shown || len(smp.SecretAt) > 0
+				if smp.Kind == "wire" && r.Lab != "plain-http" && len(smp.SecretAt) > 0 {
+					t.Errorf("sample %q: the password in ciphertext", smp.Title)
+				}
+			}
+			switch r.Lab {
+			case "plain-http", "mitm-trusted", "keylog", "handshake":
+				if !shown {
+					t.Errorf("no sample shows the password: %d samples", len(back.Samples))
+				}
+			case "https-passive":
+				if len(back.Samples) == 0 {
+					t.Error("no sample of the ciphertext")
+				}
+			}
+			// Certificates are named as openssl names them: goproxy's CA
+			// (lab 9) has an emailAddress, which Go writes as a raw OID.
+			for _, c := range back.Certificates {
+				if strings.Contains(c.Subject+c.Issuer, "1.2.840.113549") {
+					t.Errorf("certificate %q issued by %q: an attribute is shown as a raw OID", c.Subject, c.Issuer)
+				}
+				if r.Lab == "leaked-ca" && strings.Contains(c.Subject, "goproxy") && !strings.Contains(c.Subject, "emailAddress=") {
+					t.Errorf("leaked CA's subject = %q, want its emailAddress named", c.Subject)
+				}
+			}
 			// result.json lists every file the lab left (a re-run deletes
 			// exactly those), itself included.
 			listed := map[string]bool{}

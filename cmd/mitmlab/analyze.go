@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/mitmlab/mitmlab/capture"
@@ -30,14 +31,17 @@ func (a *app) newAnalyzeCmd(runF func(*analyzeOptions) error) *cobra.Command {
 Linux cooked SLL and SLL2, raw IP and loopback link types) and report every TCP
 connection: endpoints, duration, bytes each way, what it carries (TLS with its
 version, cipher suite, SNI, ALPN, certificates when visible and alerts; cleartext
-HTTP with its request lines; or other), and the payload's entropy, which shows
-what ciphertext looks like next to plaintext.
+HTTP with its requests and their responses' status; or other), and the payload's
+entropy, which shows what ciphertext looks like next to plaintext.
 
 With a key log (--keylog, NSS format, or the decryption secrets a pcapng file
-embeds) TLS 1.3 and TLS 1.2 AEAD sessions are decrypted and their HTTP shown.
+embeds) TLS 1.3 and TLS 1.2 AEAD sessions are decrypted and their HTTP shown,
+every request of a connection with its response's status. With a server's
+private key (--server-key) the TLS 1.2 sessions that used RSA key transport
+are decrypted too; (EC)DHE and TLS 1.3 sessions are not (forward secrecy).
 
 For each --secret (NAME=VALUE, or just VALUE) a verdict says whether it is
-visible in cleartext, visible only with the session keys, or not found.`,
+visible in cleartext, visible only once decrypted, or not found.`,
 		Example: `  mitmlab analyze wire.pcapng
   mitmlab analyze wire.pcap --keylog keys.log --secret password=hunter2
   tcpdump -i lo -w lo.pcap port 8443 &   # ... then:  mitmlab analyze lo.pcap --json`,
@@ -121,19 +125,9 @@ func runAnalyze(opts *analyzeOptions) error {
 
 func writeReport(w io.Writer, rep *capture.Report, handshake bool) {
 	dur := rep.End.Sub(rep.Start)
-	fmt.Fprintf(w, "%s: %s, %s, %d packets (%d TCP), %s, %.2f s\n", rep.File, rep.Format, strings.Join(rep.LinkTypes, " + "),
-		rep.Packets, rep.TCPPackets, humanBytes(rep.Bytes), dur.Seconds())
-	k := rep.Keys
-	switch {
-	case k.Sessions == 0:
-		fmt.Fprintln(w, "keys: none (give --keylog, or a pcapng with decryption secrets, to decrypt TLS)")
-	default:
-		from := ""
-		if k.FromFile > 0 {
-			from = fmt.Sprintf(", %d from the file's decryption secrets", k.FromFile)
-		}
-		fmt.Fprintf(w, "keys: %d TLS sessions in the key log%s; %d connections decrypted\n", k.Sessions, from, k.Decrypted)
-	}
+	fmt.Fprintf(w, "%s: %s, %s, %s (%d TCP), %s, %.2f s\n", rep.File, rep.Format, strings.Join(rep.LinkTypes, " + "),
+		plural(rep.Packets, "packet"), rep.TCPPackets, humanBytes(rep.Bytes), dur.Seconds())
+	fmt.Fprintln(w, keysLine(rep.Keys))
 	for _, c := range rep.Connections {
 		fmt.Fprintf(w, "\n#%d %s → %s  %s\n", c.ID, c.Client, c.Server, connHeadline(c))
 		fmt.Fprintf(w, "   %s, %s, up %s, down %s, entropy up %.2f down %.2f bits/byte\n",
@@ -191,11 +185,15 @@ func writeReport(w io.Writer, rep *capture.Report, handshake bool) {
 			}
 		}
 		for _, r := range c.Requests {
+			status := ""
+			if r.Status != 0 {
+				status = fmt.Sprintf(" → %d", r.Status)
+			}
 			suffix := ""
 			if r.Decrypted {
 				suffix = "   (decrypted)"
 			}
-			fmt.Fprintf(w, "   %s %s %s%s\n", r.Method, r.Target, r.Proto, suffix)
+			fmt.Fprintf(w, "   %s %s %s%s%s\n", r.Method, r.Target, r.Proto, status, suffix)
 		}
 		if c.MoreRequests > 0 {
 			fmt.Fprintf(w, "   … %d more requests (see --json)\n", c.MoreRequests)
@@ -210,6 +208,31 @@ func writeReport(w io.Writer, rep *capture.Report, handshake bool) {
 			fmt.Fprintf(w, "  %s\n", s.Verdict)
 		}
 	}
+}
+
+// keysLine says what could decrypt TLS: sessions of the key log given,
+// sessions of the capture's own decryption secrets, server private keys.
+func keysLine(k capture.KeysReport) string {
+	var have []string
+	fromLog := k.Sessions - k.FromFile // FromFile counts sessions the key log did not have
+	switch {
+	case fromLog > 0 && k.FromFile > 0:
+		have = append(have, plural(fromLog, "TLS session")+" in the key log, "+strconv.Itoa(k.FromFile)+" from the file's decryption secrets")
+	case fromLog > 0:
+		have = append(have, plural(fromLog, "TLS session")+" in the key log")
+	case k.FromFile > 0:
+		have = append(have, plural(k.FromFile, "TLS session")+" from the file's decryption secrets")
+	}
+	switch {
+	case k.ServerKeys == 1:
+		have = append(have, "a server's private key (it decrypts TLS 1.2 sessions with RSA key transport, not (EC)DHE or TLS 1.3 ones: forward secrecy)")
+	case k.ServerKeys > 1:
+		have = append(have, fmt.Sprintf("%d servers' private keys (they decrypt TLS 1.2 sessions with RSA key transport, not (EC)DHE or TLS 1.3 ones: forward secrecy)", k.ServerKeys))
+	}
+	if len(have) == 0 {
+		return "keys: none (give --keylog, or a pcapng with decryption secrets, to decrypt TLS)"
+	}
+	return fmt.Sprintf("keys: %s; %s decrypted", strings.Join(have, "; "), plural(k.Decrypted, "connection"))
 }
 
 func connHeadline(c *capture.ConnReport) string {
