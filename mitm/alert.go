@@ -139,7 +139,8 @@ type alertSniffer struct {
 	typ     byte
 	remain  int
 	payload []byte
-	alert   int // last plaintext alert's description, -1 for none
+	alert   int  // last plaintext alert's description, -1 for none
+	eof     bool // the client's end of the TCP stream was read
 }
 
 func newAlertSniffer(c net.Conn) *alertSniffer {
@@ -148,14 +149,25 @@ func newAlertSniffer(c net.Conn) *alertSniffer {
 
 func (s *alertSniffer) Read(b []byte) (int, error) {
 	n, err := s.Conn.Read(b)
-	if n > 0 {
+	if n > 0 || err == io.EOF {
 		s.mu.Lock()
-		if !s.off {
+		if n > 0 && !s.off {
 			s.feed(b[:n])
 		}
+		s.eof = s.eof || err == io.EOF
 		s.mu.Unlock()
 	}
 	return n, err
+}
+
+// sawEOF reports whether a read reached the client's FIN. When crypto/tls
+// returns io.EOF and the FIN was not read, the end came from a close_notify
+// alert: crypto/tls reports both as io.EOF, but stops reading at the
+// alert's record, before the FIN behind it.
+func (s *alertSniffer) sawEOF() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eof
 }
 
 // stop ends sniffing once the handshake is done.

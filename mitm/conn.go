@@ -138,6 +138,7 @@ func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 type oneConnListener struct {
 	conn      net.Conn
 	once      sync.Once
+	accepted  atomic.Bool   // the server took the connection, and will close it
 	closed    chan struct{} // the connection was closed
 	stop      chan struct{} // the listener was closed
 	closeOnce sync.Once
@@ -153,6 +154,7 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 	var c net.Conn
 	l.once.Do(func() { c = l.conn })
 	if c != nil {
+		l.accepted.Store(true)
 		return c, nil
 	}
 	select {
@@ -179,6 +181,48 @@ type notifyCloseConn struct {
 func (c *notifyCloseConn) Close() error {
 	c.once.Do(func() { close(c.l.closed) })
 	return c.Conn.Close()
+}
+
+// quietConns are the intercepted connections between the end of their TLS
+// handshake and the client's first byte, with their read deadlines, so
+// Shutdown can stop waiting for them.
+type quietConns struct {
+	mu      sync.Mutex
+	closing bool
+	conns   map[net.Conn]time.Time // → the end of the connection's verdict window
+}
+
+// add registers c, whose verdict window ends at windowEnd, and sets its
+// read deadline: limit, or windowEnd once the proxy is shutting down.
+func (q *quietConns) add(c net.Conn, windowEnd, limit time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.conns == nil {
+		q.conns = map[net.Conn]time.Time{}
+	}
+	q.conns[c] = windowEnd
+	if q.closing {
+		limit = windowEnd
+	}
+	c.SetReadDeadline(limit)
+}
+
+func (q *quietConns) remove(c net.Conn) {
+	q.mu.Lock()
+	delete(q.conns, c)
+	q.mu.Unlock()
+}
+
+// shutdown ends every wait when its verdict window does (at once for the
+// connections past it). Deadlines are set under the lock, so a connection
+// being added cannot put back its longer one.
+func (q *quietConns) shutdown() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closing = true
+	for c, end := range q.conns {
+		c.SetReadDeadline(end)
+	}
 }
 
 // activity is the time of the last byte a tunnel moved, in either

@@ -1,6 +1,7 @@
 package mitm
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -16,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mitmlab/mitmlab/ca"
+	"github.com/mitmlab/mitmlab/capture"
 )
 
 // Handling says what the proxy did with a flow.
@@ -27,12 +29,14 @@ const (
 	Tunnelled   Handling = "tunnelled"   // bytes relayed unchanged; only the CONNECT is known
 	Blocked     Handling = "blocked"     // refused by a policy rule
 	Refused     Handling = "refused"     // the client refused the forged certificate: HTTPS held
+	Unused      Handling = "unused"      // the client completed the TLS handshake, then closed without a request (see Unused)
 	Plain       Handling = "http"        // a cleartext http:// request: visible to any eavesdropper
 	Failed      Handling = "error"       // the proxy could not complete it (see Error)
 )
 
 // Flow is one exchange through the proxy: an HTTP request and response, a
-// tunnel, a blocked CONNECT or a refused handshake. It is written as one
+// tunnel, a blocked CONNECT, a refused handshake or an intercepted
+// connection that carried no request. It is written as one
 // JSON line (docs/proxy.md documents the schema) and, for HTTP exchanges,
 // as a HAR entry.
 type Flow struct {
@@ -51,6 +55,7 @@ type Flow struct {
 	Response *Response    `json:"response,omitempty"`
 	Tunnel   *TunnelStats `json:"tunnel,omitempty"`
 	Refusal  *Refusal     `json:"refusal,omitempty"`
+	Unused   *UnusedConn  `json:"unused,omitempty"`
 
 	Timings Timings `json:"timings"`
 	// Error says in plain words why the flow failed; Aborted marks a flow
@@ -116,6 +121,7 @@ type Body struct {
 }
 
 // MarshalJSON writes the body as text when it is UTF-8, else as base64.
+// It does not escape &, < and > (see marshal), so a form body reads as sent.
 func (b *Body) MarshalJSON() ([]byte, error) {
 	out := struct {
 		Size      int64  `json:"size"`
@@ -124,7 +130,22 @@ func (b *Body) MarshalJSON() ([]byte, error) {
 		Truncated bool   `json:"truncated,omitempty"`
 	}{Size: b.Size, Truncated: b.Truncated}
 	out.Text, out.Encoding = b.text()
-	return json.Marshal(out)
+	return marshal(out)
+}
+
+// marshal is json.Marshal without HTML escaping. encoding/json writes &, <
+// and > as \u0026, \u003c and \u003e by default, to make JSON safe to
+// paste into HTML; in a flow file that only hides "a=1&b=2" from grep. An
+// encoder may add that escaping to a Marshaler's output but never removes
+// it, so Body.MarshalJSON uses this too.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // text returns the captured bytes as a string, base64 when they are not
@@ -148,6 +169,36 @@ type Refusal struct {
 	// when it closed without one.
 	Alert     string `json:"alert,omitempty"`
 	AlertCode int    `json:"alert_code,omitempty"`
+	// Message says what happened in a student's words.
+	Message string `json:"message"`
+}
+
+// UnusedConn is an intercepted connection that carried no request: the
+// client completed the TLS handshake (it accepted the forged certificate as
+// far as TLS goes), then sent nothing. Two very different clients do this,
+// and the proxy cannot tell them apart for certain:
+//
+//   - a client that checks the certificate after the handshake and hangs
+//     up: curl's --pinnedpubkey on a key that is not the pinned one (curl
+//     sends close_notify, then FIN, within a millisecond of its Finished);
+//   - a browser's spare connection, opened ahead of need (a preconnect) and
+//     closed unused, usually after idling, sometimes at once (the browser
+//     quits).
+//
+// Idle and CloseNotify are the evidence; Message weighs it, as mitmproxy
+// does for a client that disconnects during the handshake ("If this
+// happens consistently for {host}, this may indicate that the client does
+// not trust the proxy's certificate").
+type UnusedConn struct {
+	// Idle is the time from the end of the handshake to the close, in
+	// milliseconds.
+	Idle float64 `json:"idle"`
+	// ClosedBy is "client", or "proxy" (no request in time, or shutdown).
+	ClosedBy string `json:"closed_by"`
+	// CloseNotify is true when the client ended TLS with a close_notify
+	// alert before closing TCP: an orderly close by the TLS library, as
+	// curl's, not a dropped connection.
+	CloseNotify bool `json:"close_notify,omitempty"`
 	// Message says what happened in a student's words.
 	Message string `json:"message"`
 }
@@ -179,6 +230,15 @@ func (f *Flow) Summary() string {
 			host = f.ClientTLS.SNI
 		}
 		return fmt.Sprintf("%s ✗ %s  %s", ts, host, f.Refusal.Message)
+	case Unused:
+		line := fmt.Sprintf("%s %s CONNECT %s  %s  unused", ts, f.Client, f.Target, dur(f.End.Sub(f.Start)))
+		if f.Aborted {
+			line += " (aborted)"
+		}
+		if f.Unused != nil {
+			line += ": " + f.Unused.Message
+		}
+		return line
 	case Tunnelled:
 		up, down := int64(0), int64(0)
 		if f.Tunnel != nil {
@@ -253,8 +313,8 @@ func certInfo(c *x509.Certificate) *CertInfo {
 		names = append(names, ip.String())
 	}
 	return &CertInfo{
-		Subject:   c.Subject.String(),
-		Issuer:    c.Issuer.String(),
+		Subject:   capture.NameString(c.Subject),
+		Issuer:    capture.NameString(c.Issuer),
 		SHA256:    ca.Fingerprint(c),
 		NotBefore: c.NotBefore.UTC(),
 		NotAfter:  c.NotAfter.UTC(),
@@ -345,3 +405,11 @@ func hostOf(hostport string) string {
 }
 
 func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// plural is "1 byte", "2 bytes": a count and its noun (which takes an s).
+func plural[N int | int64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

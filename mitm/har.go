@@ -44,12 +44,13 @@ func CreateHAR(path, creatorVersion string) (*HAR, error) {
 }
 
 // Record spools an HTTP flow as a HAR entry; other flows (tunnels,
-// refusals) have no place in HAR and are skipped.
+// refusals, unused connections) have no request, so no place in HAR, and
+// are skipped.
 func (h *HAR) Record(f *Flow) {
 	if f.Request == nil {
 		return
 	}
-	b, err := json.Marshal(harEntryOf(f))
+	b, err := marshal(harEntryOf(f)) // unescaped &, < and >, as in flows.jsonl
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.err != nil || h.spool == nil {
@@ -229,7 +230,7 @@ func harEntryOf(f *Flow) harEntry {
 		text, enc := r.Body.text()
 		e.Request.PostData = &harPostData{MimeType: headerValue(r.Headers, "Content-Type"), Text: text, Encoding: enc}
 		if r.Body.Truncated {
-			e.Request.PostData.Comment = fmt.Sprintf("truncated: %d of %d bytes recorded", len(r.Body.Data), r.Body.Size)
+			e.Request.PostData.Comment = fmt.Sprintf("truncated: %d of %s recorded", len(r.Body.Data), plural(r.Body.Size, "byte"))
 		}
 	}
 	e.Response = harResponse{Cookies: []harNV{}, Headers: []harNV{}, HeadersSize: -1, BodySize: -1,
@@ -245,7 +246,7 @@ func harEntryOf(f *Flow) harEntry {
 			e.Response.BodySize, e.Response.Content.Size = b.Size, b.Size
 			e.Response.Content.Text, e.Response.Content.Encoding = b.text()
 			if b.Truncated {
-				e.Response.Content.Comment = fmt.Sprintf("truncated: %d of %d bytes recorded", len(b.Data), b.Size)
+				e.Response.Content.Comment = fmt.Sprintf("truncated: %d of %s recorded", len(b.Data), plural(b.Size, "byte"))
 			}
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/mitmlab/mitmlab/ca"
 )
 
 // Action is what the proxy does with a connection to a host.
@@ -129,3 +131,25 @@ func (p Policy) Decide(host string, port int) (Action, string) {
 	}
 	return Tunnel, "default: the CA's name constraints do not permit " + host
 }
+
+// PermittedBy reports whether the name constraints nc (a CA's:
+// ca.ConstraintsOf(root.Cert)) permit every host the pattern matches. The
+// default policy tunnels hosts the CA does not permit; a rule that
+// intercepts them makes the proxy forge certificates that every client
+// checking name constraints (browsers, OpenSSL, Go) rejects, even one that
+// trusts the CA. For "*.d" it asks about a subdomain of d: a constraint on
+// d or .d covers them all, one on a.d only some.
+func (p Pattern) PermittedBy(nc ca.NameConstraints) bool {
+	switch {
+	case nc.IsZero():
+		return true
+	case p.host == "*":
+		return false // every host on the Internet: no constrained CA covers that
+	case strings.HasPrefix(p.host, "*."):
+		return nc.Permits("mitmlab-check" + p.host[1:])
+	}
+	return nc.Permits(p.host)
+}
+
+// Host is the pattern's host part: "bank.lab.test", "*.lab.test" or "*".
+func (p Pattern) Host() string { return p.host }

@@ -2,6 +2,7 @@ package mitm
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,10 +128,14 @@ type Proxy struct {
 	h2        *http2.Server
 	conns     connSet
 	flows     inflight
+	serving   inflight // intercepted connections serving requests
+	quiet     quietConns
 	ids       atomic.Uint64
 	closing   atomic.Bool
 	mu        sync.Mutex
 	listeners []*limitListener
+	warnedMu  sync.Mutex
+	warned    map[string]bool // hosts forged outside the CA's name constraints, logged once
 }
 
 // New makes a Proxy; Serve starts it.
@@ -244,11 +250,22 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		l.Close()
 	}
 	p.mu.Unlock()
+	// Connections still waiting for a first request stop waiting once their
+	// verdict window is over: a spare connection does not hold the grace
+	// period, a client hanging up after the handshake is still heard.
+	p.quiet.shutdown()
 	errOuter := p.outer.Shutdown(ctx)
 	errInner := p.inner.Shutdown(ctx)
-	select {
-	case <-p.flows.idle():
-	case <-ctx.Done():
+	// A flow is done once the origin's response has been read; its end may
+	// still be on its way to the client. Closing the connections then
+	// would cut it (an HTTP/2 server closes its connection itself, after
+	// its GOAWAY and last stream), so wait for the intercepted connections
+	// to end too.
+	for _, idle := range []*inflight{&p.flows, &p.serving} {
+		select {
+		case <-idle.idle():
+		case <-ctx.Done():
+		}
 	}
 	if n := p.conns.closeAll(); n > 0 {
 		p.log.Debug("closed connections still open at shutdown", "count", n)
@@ -463,6 +480,7 @@ func (p *Proxy) intercept(client net.Conn, raw net.Conn, ci *connInfo) {
 			c, err := p.cfg.Authority.Certificate(name)
 			if err == nil {
 				shown = c.Leaf
+				p.warnUnpermitted(name, ci.reason)
 			}
 			return c, err
 		},
@@ -477,7 +495,10 @@ func (p *Proxy) intercept(client net.Conn, raw net.Conn, ci *connInfo) {
 		sentBefore = tc.written.Load()
 	}
 	// A handshake in progress counts as in flight, so Shutdown waits for
-	// the client's verdict (its alert) instead of cutting it off unread.
+	// the client's verdict (its alert) instead of cutting it off unread; so
+	// does the wait for its first byte after it (see verdictWindow). Every
+	// path below calls done once: after newFlow has counted the flow that
+	// takes over, or before the requests, which count their own.
 	p.flows.add()
 	err := tconn.HandshakeContext(context.Background())
 	handshake := p.now().Sub(start)
@@ -502,14 +523,31 @@ func (p *Proxy) intercept(client net.Conn, raw net.Conn, ci *connInfo) {
 		p.finish(f)
 		return
 	}
-	p.flows.done()
 	sniffer.stop()
 	tconn.SetDeadline(time.Time{})
 	cs := tconn.ConnectionState()
 	ci.clientTLS = tlsInfo(cs, shown)
-	ci.clientTLS.SNI = cs.ServerName
 
-	var conn net.Conn = tconn
+	// A client that checks the certificate after the handshake (a pin)
+	// gives its verdict now, by hanging up without a request.
+	established := p.now()
+	first, err := p.firstRead(tconn)
+	if len(first) == 0 {
+		f := p.newFlow(ci)
+		p.flows.done()
+		f.Start = start
+		f.ClientTLS = ci.clientTLS
+		f.Timings.Handshake = ms(handshake)
+		explainUnused(f, err, p.now().Sub(established), p.limits.ReadHeaderTimeout, p.closing.Load(), sniffer.sawEOF())
+		tconn.Close() // with our close_notify, as the HTTP servers would
+		p.finish(f)
+		return
+	}
+	p.flows.done()
+	p.serving.add()
+	defer p.serving.done()
+
+	var conn net.Conn = &replayConn{Conn: tconn, r: io.MultiReader(bytes.NewReader(first), tconn)}
 	if p.cfg.Plaintext != nil {
 		if tee, err := p.newPlaintextConn(conn, ci); err != nil {
 			p.log.Warn("plaintext capture failed", "err", err)
@@ -525,8 +563,126 @@ func (p *Proxy) intercept(client net.Conn, raw net.Conn, ci *connInfo) {
 		})
 		return
 	}
-	p.inner.Serve(newOneConnListener(conn, ci))
+	l := newOneConnListener(conn, ci)
+	p.inner.Serve(l)
+	if l.accepted.Load() {
+		// Serve also returns when Shutdown closes the listener, while a
+		// request may still be running on the connection: closing it now
+		// (the deferred Close) would cut that request off before the grace
+		// period Shutdown promises. The server closes it when done, or
+		// Shutdown's final closeAll breaks it.
+		<-l.closed
+	}
 }
+
+// verdictWindow is how long after the TLS handshake a connection that has
+// sent nothing counts as in flight for Shutdown. A client that checks the
+// certificate after the handshake hangs up at once (curl, on a pin
+// mismatch, within a millisecond of its Finished), so Shutdown waits this
+// long to read that close rather than cut it off; net/http likewise waits 5s
+// for a new connection's first request. Past it, the connection is a spare
+// one, and Shutdown closes it without waiting. It is also where the
+// explanation of an unused connection changes from "right after the
+// handshake" to "after idling".
+const verdictWindow = time.Second
+
+// firstRead waits for the client's first bytes after the handshake: at
+// most ReadHeaderTimeout, the time net/http gives a new connection for its
+// first request, and only to the end of the verdict window once the proxy
+// is shutting down.
+func (p *Proxy) firstRead(c net.Conn) ([]byte, error) {
+	now := time.Now()
+	p.quiet.add(c, now.Add(verdictWindow), now.Add(p.limits.ReadHeaderTimeout))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	p.quiet.remove(c) // first, so that Shutdown cannot set a deadline after the next line clears it
+	c.SetReadDeadline(time.Time{})
+	return buf[:n], err
+}
+
+// explainUnused fills in the flow of an intercepted connection whose
+// client sent nothing after the handshake: how it ended (err, from the
+// first read), after idle, with limit the time allowed for a first request;
+// closing says the proxy is shutting down, sawFIN that the client's FIN was
+// read (so its io.EOF was not a close_notify).
+func explainUnused(f *Flow, err error, idle, limit time.Duration, closing, sawFIN bool) {
+	u := &UnusedConn{Idle: ms(idle), ClosedBy: "client"}
+	f.Handling = Unused
+	var op *net.OpError
+	switch {
+	case errors.As(err, &op) && op.Op == "remote error":
+		// An alert after the handshake: a client that judges the
+		// certificate late (mitmproxy notes Firefox on Android) refuses now.
+		r, refused := refusalOf(err, true, -1)
+		if refused {
+			f.Handling, f.Refusal = Refused, &r
+			return
+		}
+		u.Message = "client completed the TLS handshake, then closed without a request (alert " + r.Alert + ")"
+		if r.Alert == "" {
+			u.Message = "client completed the TLS handshake, then closed without a request (" + op.Err.Error() + ")"
+		}
+	case errors.Is(err, os.ErrDeadlineExceeded) && !closing:
+		u.ClosedBy = "proxy"
+		u.Message = fmt.Sprintf("client sent no request within %v of the TLS handshake, so the proxy closed the connection: "+
+			"a spare connection, as browsers open ahead of need", limit)
+	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed):
+		u.ClosedBy = "proxy"
+		u.Message = "the proxy stopped before the client sent a request"
+		f.Aborted = true
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err):
+		u.CloseNotify = errors.Is(err, io.EOF) && !sawFIN
+		if idle < verdictWindow {
+			u.Message = "client completed the TLS handshake, then closed without a request: a client that pins keys does this " +
+				"when the key is not the pinned one (a browser closing a spare connection looks the same)"
+		} else {
+			u.Message = fmt.Sprintf("client completed the TLS handshake, then closed the connection unused after %s: "+
+				"a spare connection, as browsers open ahead of need", dur(idle))
+		}
+	default:
+		f.Handling = Failed
+		f.Error = "TLS with the client failed after the handshake: " + err.Error()
+		return
+	}
+	f.Unused = u
+}
+
+// warnUnpermitted logs, once per host, a certificate forged for a name the
+// CA's name constraints do not permit: every client that checks them
+// rejects it, even one that trusts the CA. Only an explicit intercept rule
+// (or an SNI other than the CONNECT host) leads here; the default policy
+// tunnels such hosts.
+func (p *Proxy) warnUnpermitted(host, reason string) {
+	root := p.cfg.Authority.Root()
+	if root.Permits(host) {
+		return
+	}
+	p.warnedMu.Lock()
+	if p.warned == nil {
+		p.warned = map[string]bool{}
+	}
+	// Bounded: a client can send any number of names.
+	first := !p.warned[host] && len(p.warned) < 1024
+	if first {
+		p.warned[host] = true
+	}
+	p.warnedMu.Unlock()
+	if first {
+		p.log.Warn("forging a certificate the CA's name constraints do not permit: clients will reject it, even those that trust the CA; "+
+			"to read this host, use a CA whose constraints permit it, or an unconstrained one",
+			"host", host, "constraints", root.Constraints().String(), "decision", reason)
+	}
+}
+
+// replayConn hands back the bytes already read from the client (its first
+// read after the handshake) before reading on. It keeps *tls.Conn's
+// methods (ConnectionState, for the HTTP/2 server).
+type replayConn struct {
+	*tls.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 // serveInner handles a request decrypted from an intercepted connection.
 func (p *Proxy) serveInner(w http.ResponseWriter, r *http.Request) {
@@ -594,7 +750,7 @@ func (p *Proxy) serveNonProxy(w http.ResponseWriter, r *http.Request) {
 	case "/":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "This is mitmlab's intercepting proxy, for labs only.\n\n"+
-			"Set it as your client's HTTP and HTTPS proxy, e.g. curl -x http://%s https://bank.lab.test/\n"+
+			"Set it as your client's HTTP and HTTPS proxy, e.g. curl -x http://%s --cacert mitmlab-ca.pem https://bank.lab.test:8443/\n"+
 			"Its CA certificate: /ca.pem (PEM) or /ca.cer (DER), SHA-256 %s\n", r.Host, root.Fingerprint())
 	default:
 		http.Error(w, "mitmlab: this is a proxy; send requests through it, not to it", http.StatusNotFound)

@@ -2,7 +2,6 @@ package mitm
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -24,7 +23,8 @@ func (fn RecorderFunc) Record(f *Flow) { fn(f) }
 func (RecorderFunc) Close() error      { return nil }
 
 // JSONL writes one flow per line, flushed per flow, so `tail -f` and a
-// crash both see every finished flow.
+// crash both see every finished flow. &, < and > are written as they are,
+// not as \u0026 and the like, so `grep 'a=1&b=2'` finds a form body.
 type JSONL struct {
 	mu  sync.Mutex
 	f   *os.File
@@ -49,7 +49,7 @@ func (j *JSONL) Record(f *Flow) {
 	if j.err != nil {
 		return
 	}
-	b, err := json.Marshal(f)
+	b, err := marshal(f)
 	if err == nil {
 		b = append(b, '\n')
 		_, err = j.w.Write(b)

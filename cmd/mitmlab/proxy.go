@@ -18,6 +18,7 @@ import (
 
 	"github.com/mitmlab/mitmlab/ca"
 	"github.com/mitmlab/mitmlab/capture"
+	"github.com/mitmlab/mitmlab/labs"
 	"github.com/mitmlab/mitmlab/mitm"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -56,7 +57,8 @@ The proxy listens on 127.0.0.1:8080. Listening on another address needs
 --allow-remote and --auth, so mitmlab is never an open proxy by accident.
 Stop it with Ctrl-C: in-flight flows finish (or are marked aborted) and the
 HAR file is written.`,
-		Example: `  mitmlab proxy --resolve '*.lab.test=127.0.0.1'
+		Example: `  mitmlab serve &    # the lab bank, on bank.lab.test:8443
+  mitmlab proxy --resolve '*.lab.test=127.0.0.1' --upstream-ca bank/root.pem
   curl -x http://127.0.0.1:8080 --cacert ~/.mitmlab/ca/ca.pem https://bank.lab.test:8443/
 
   mitmlab proxy --upstream-ca certs/root.pem --flows flows.jsonl --har flows.har \
@@ -168,6 +170,7 @@ func runProxy(opts *proxyOptions) error {
 	}
 	addr := ln.Addr().String()
 	writeProxyBanner(a, addr, root, cfg)
+	warnUnpermittedRules(a, root, cfg.Policy)
 	if opts.onListen != nil {
 		opts.onListen(addr)
 	}
@@ -185,7 +188,7 @@ func runProxy(opts *proxyOptions) error {
 	shutdownErr := p.Shutdown(sctx)
 	closeErr := closeAll(closers)
 	outMu.Lock()
-	fmt.Fprintf(a.out, "%d flows recorded.\n", count)
+	fmt.Fprintf(a.out, "%s recorded.\n", plural(count, "flow"))
 	outMu.Unlock()
 	return errors.Join(shutdownErr, closeErr)
 }
@@ -388,7 +391,73 @@ func writeProxyBanner(a *app, addr string, root *ca.Root, cfg mitm.Config) {
 	if len(files) > 0 {
 		fmt.Fprintf(w, "  writing   %s (mode 0600)\n", strings.Join(files, ", "))
 	}
-	fmt.Fprintf(w, "Try: curl -x http://%s --cacert %s https://bank.lab.test/\n", addr, filepath.Join(a.caDir(), ca.CertFile))
+	writeTryHint(a, addr, cfg)
+}
+
+// The bank of `mitmlab serve` with its defaults (serve.go's --https and
+// --out; TestProxyTryHint checks they still agree).
+const (
+	serveBankHost  = labs.BankHost
+	serveHTTPSPort = 8443
+	serveRootFile  = "bank/root.pem"
+)
+
+// writeTryHint prints a curl command that goes through this proxy to the
+// bank of `mitmlab serve`, or, when this proxy could not reach or verify
+// that bank, what to add first.
+func writeTryHint(a *app, addr string, cfg mitm.Config) {
+	action, _ := cfg.Policy.Decide(serveBankHost, serveHTTPSPort)
+	if action == mitm.Block {
+		return
+	}
+	// Intercepted, the client checks the lab CA's forgery; tunnelled, the
+	// bank's own certificate.
+	trust := filepath.Join(a.caDir(), ca.CertFile)
+	if action == mitm.Tunnel {
+		trust = serveRootFile
+	}
+	var need []string
+	resolved := false
+	for _, m := range cfg.Resolve {
+		resolved = resolved || m.Pattern.Match(serveBankHost, serveHTTPSPort)
+	}
+	if !resolved {
+		need = append(need, "--resolve '*.lab.test=127.0.0.1'")
+	}
+	if action == mitm.Intercept && !cfg.InsecureUpstream && len(a.strings("proxy.upstream-ca")) == 0 {
+		need = append(need, "--upstream-ca "+serveRootFile)
+	}
+	curl := fmt.Sprintf("curl -x http://%s --cacert %s https://%s:%d/", addr, trust, serveBankHost, serveHTTPSPort)
+	if len(need) == 0 {
+		fmt.Fprintf(a.out, "Try, with `mitmlab serve` running: %s\n", curl)
+		return
+	}
+	fmt.Fprintf(a.out, "Try: run `mitmlab serve`, add %s to this command, then: %s\n", strings.Join(need, " "), curl)
+}
+
+// warnUnpermittedRules warns, at startup, of intercept rules for hosts the
+// CA's name constraints do not permit: the proxy forges certificates for
+// them that every client rejects, even one that trusts the CA. (The
+// default policy tunnels those hosts; only a rule gets them intercepted.)
+func warnUnpermittedRules(a *app, root *ca.Root, policy mitm.Policy) {
+	nc := root.Constraints()
+	for i, r := range policy.Rules {
+		if r.Action != mitm.Intercept || r.Pattern.PermittedBy(nc) {
+			continue
+		}
+		host := r.Pattern.Host()
+		what := host
+		fix := fmt.Sprintf("create a CA that permits it (`mitmlab ca init --force --permit %s`, or --unconstrained) and have the client trust that one", strings.TrimPrefix(host, "*."))
+		switch {
+		case host == "*":
+			what = "most hosts"
+			fix = "only an unconstrained CA will do (`mitmlab ca init --force --unconstrained`; `mitmlab ca init --help` says what that risks)"
+		case strings.HasPrefix(host, "*."):
+			what = "every host matching " + host
+		}
+		fmt.Fprintf(a.errOut, "mitmlab: warning: rule %d %q: the CA's name constraints (%s) do not permit %s, so clients reject the proxy's forged "+
+			"certificates there, even clients that trust the CA. To read that traffic, %s.\n", i+1, r.String(), nc, what, fix)
+	}
 }
 
 func listSuffix(files []string) string {

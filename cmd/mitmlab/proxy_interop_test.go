@@ -8,6 +8,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -43,7 +48,15 @@ func startProxyProcess(t *testing.T, home string, args ...string) *proxyProcess 
 // startProxyBinary is startProxyProcess with a given mitmlab binary.
 func startProxyBinary(t *testing.T, exe, home string, args ...string) *proxyProcess {
 	t.Helper()
+	return startProxyIn(t, "", exe, home, args...)
+}
+
+// startProxyIn is startProxyBinary in the working directory dir ("" for
+// the test's).
+func startProxyIn(t *testing.T, dir, exe, home string, args ...string) *proxyProcess {
+	t.Helper()
 	cmd := exec.Command(exe, append([]string{"proxy", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), runAsCLI+"=1", "MITMLAB_HOME="+home)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -174,6 +187,134 @@ func TestInteropProxyCurl(t *testing.T) {
 		t.Fatalf("tshark: %v", err)
 	}
 	mustContainAll(t, string(res), "POST\t/login\t\talice,hunter2", "\t\t/\t")
+}
+
+// TestInteropProxyCurlPinnedKey: curl --pinnedpubkey checks the pin after
+// the TLS handshake and hangs up: close_notify, then FIN, within a
+// millisecond of its Finished, no alert (measured with tshark on a capture
+// decrypted with curl's SSLKEYLOGFILE, TLS 1.3 and 1.2). The proxy records
+// that connection, though it carried no request, as "unused", and says why
+// a client does that.
+func TestInteropProxyCurlPinnedKey(t *testing.T) {
+	home := isolate(t)
+	mustRun(t, "--home", home, "ca", "init")
+	rogue := filepath.Join(home, "ca", ca.CertFile)
+	origin := startLabOrigin(t, home, ca.ProfileValid)
+	pemBytes, err := os.ReadFile(filepath.Join(filepath.Dir(origin.rootPEM), "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemBytes)
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	pin := "sha256//" + base64.StdEncoding.EncodeToString(spki[:])
+	dir := t.TempDir()
+	flows, har := filepath.Join(dir, "flows.jsonl"), filepath.Join(dir, "flows.har")
+	p := startProxyProcess(t, home, "--resolve", "*.lab.test=127.0.0.1", "--upstream-ca", origin.rootPEM, "--flows", flows, "--har", har)
+	bank := "https://bank.lab.test:" + origin.port + "/"
+	versions := []string{"1.3", "1.2"}
+	for _, v := range versions {
+		out, code := curlVia(t, p.addr, "--tls-max", v, "--pinnedpubkey", pin, "--cacert", rogue, bank)
+		if code != 90 || !strings.Contains(out, "public key does not match pinned public key") {
+			t.Fatalf("curl --tls-max %s --pinnedpubkey through the proxy: exit %d, %q; want 90, the pin mismatch", v, code, out)
+		}
+	}
+	p.stop(t)
+
+	recorded := readFlows(t, flows)
+	if len(recorded) != len(versions) {
+		t.Fatalf("%d flows, want one per curl: %v", len(recorded), recorded)
+	}
+	for i, f := range recorded {
+		u, _ := f["unused"].(map[string]any)
+		ct, _ := f["client_tls"].(map[string]any)
+		if f["handling"] != "unused" || f["request"] != nil || u == nil || ct == nil {
+			t.Fatalf("flow %d = %v, want unused, no request", i, f)
+		}
+		if u["closed_by"] != "client" || u["close_notify"] != true || u["idle"].(float64) >= 1000 {
+			t.Errorf("flow %d: unused = %v, want curl's close_notify, at once", i, u)
+		}
+		if !strings.Contains(u["message"].(string), "a client that pins keys does this when the key is not the pinned one") {
+			t.Errorf("flow %d: message %q", i, u["message"])
+		}
+		cert, _ := ct["certificate"].(map[string]any)
+		if ct["sni"] != "bank.lab.test" || ct["version"] != "TLS "+versions[i] || cert == nil || !strings.Contains(cert["issuer"].(string), "mitmlab lab interception CA") {
+			t.Errorf("flow %d: client_tls = %v, want SNI, TLS %s and the forged certificate", i, ct, versions[i])
+		}
+	}
+	console := p.out.String()
+	mustContainAll(t, console, "CONNECT bank.lab.test:"+origin.port+"  ", "  unused: client completed the TLS handshake, then closed without a request",
+		"\n2 flows recorded.\n")
+	// HAR holds requests; like refusals, these connections have none.
+	var doc struct {
+		Log struct {
+			Entries []json.RawMessage `json:"entries"`
+		} `json:"log"`
+	}
+	data, _ := os.ReadFile(har)
+	if err := json.Unmarshal(data, &doc); err != nil || len(doc.Log.Entries) != 0 {
+		t.Errorf("HAR: %v, %d entries; want valid and empty", err, len(doc.Log.Entries))
+	}
+}
+
+// TestInteropProxyTryHint runs what the proxy's banner suggests, as a
+// person would: `mitmlab serve` with its defaults (port 8443), the proxy
+// with what the hint asks for, then the hint's curl command.
+func TestInteropProxyTryHint(t *testing.T) {
+	home := isolate(t)
+	mustRun(t, "--home", home, "ca", "init")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	serve := exec.Command(exe, "serve", "--password", "hunter2")
+	serve.Dir = dir
+	serve.Env = append(os.Environ(), runAsCLI+"=1", "MITMLAB_HOME="+home)
+	serveOut := &syncBuf{}
+	serve.Stdout, serve.Stderr = serveOut, serveOut
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		serve.Process.Signal(syscall.SIGINT)
+		serve.Wait()
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(serveOut.String(), "Try:") {
+		if time.Now().After(deadline) || serve.ProcessState != nil {
+			t.Fatalf("mitmlab serve did not start (is port %d taken?):\n%s", serveHTTPSPort, serveOut)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// waitFor returns the submatches of re in the proxy's output.
+	waitFor := func(p *proxyProcess, re string) []string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if m := regexp.MustCompile(re).FindStringSubmatch(p.out.String()); m != nil {
+				return m
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no line matching %q:\n%s", re, p.out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	p := startProxyIn(t, dir, exe, home)
+	add := waitFor(p, "Try: run `mitmlab serve`, add (.*) to this command, then: curl")[1]
+	p.stop(t)
+	p = startProxyIn(t, dir, exe, home, strings.Fields(strings.ReplaceAll(add, "'", ""))...)
+	m := waitFor(p, "Try, with `mitmlab serve` running: (curl .*)")
+	curl := exec.Command("sh", "-c", m[1]+" -sS -o /dev/null -w '%{http_code}'")
+	curl.Dir = dir
+	out, err := curl.CombinedOutput()
+	if err != nil || string(out) != "200" {
+		t.Errorf("%s: %v, %q; want 200", m[1], err, out)
+	}
 }
 
 // TestInteropProxyTunnel: a tunnelled host works for a client that trusts

@@ -69,12 +69,14 @@ func startLabOrigin(t *testing.T, home string, profile ca.Profile) *labOrigin {
 }
 
 // startProxyCmd runs `mitmlab proxy` in-process until the test ends and
-// returns its address and a stop function that waits for it to return.
+// returns its address, its output (stdout and stderr, as a terminal shows
+// them) and a stop function that waits for it to return.
 func startProxyCmd(t *testing.T, args ...string) (addr string, out *syncBuf, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	listening := make(chan string, 1)
-	a := newApp(strings.NewReader(""), &syncBuf{}, &syncBuf{})
+	console := &syncBuf{}
+	a := newApp(strings.NewReader(""), console, console)
 	root := a.newRootCmd()
 	for _, c := range root.Commands() {
 		if c.Name() == "proxy" {
@@ -200,7 +202,7 @@ func TestProxyCommand(t *testing.T) {
 	}
 	console := out.String()
 	mustContainAll(t, console, "mitmlab proxy listening on "+addr, "resolve   *.lab.test → 127.0.0.1",
-		"POST https://bank.lab.test:"+origin.port+"/login  200", "intercepted", "1 flows recorded.")
+		"POST https://bank.lab.test:"+origin.port+"/login  200", "intercepted", "\n1 flow recorded.\n")
 
 	flows := readFlows(t, files["flows"])
 	if len(flows) != 1 || flows[0]["handling"] != "intercepted" {
@@ -209,6 +211,13 @@ func TestProxyCommand(t *testing.T) {
 	reqBody := flows[0]["request"].(map[string]any)["body"].(map[string]any)["text"]
 	if reqBody != "password=hunter2&username=alice" {
 		t.Errorf("recorded request body = %v, want the password in clear", reqBody)
+	}
+	// As sent, so that `grep 'password=hunter2&username=alice'` finds it
+	// (encoding/json would write the & as \u0026).
+	for _, k := range []string{"flows", "har"} {
+		if data, _ := os.ReadFile(files[k]); !bytes.Contains(data, []byte("password=hunter2&username=alice")) {
+			t.Errorf("--%s file does not hold the form body as sent:\n%s", k, data)
+		}
 	}
 	var har map[string]any
 	data, _ := os.ReadFile(files["har"])
@@ -281,4 +290,98 @@ func TestProxyRuleOrder(t *testing.T) {
 	stop()
 	mustContainAll(t, out.String(), "rule 1    tunnel bank.lab.test", "rule 2    block ads.lab.test",
 		"rule 3    intercept *.lab.test", "rule 4    tunnel *")
+}
+
+// TestProxyTryHint: the command the proxy suggests goes to the bank of
+// `mitmlab serve` as it starts by default (bank.lab.test:8443, its root in
+// bank/root.pem), and says what the proxy lacks to reach it.
+func TestProxyTryHint(t *testing.T) {
+	a := newApp(strings.NewReader(""), &syncBuf{}, &syncBuf{})
+	root := a.newRootCmd()
+	serve, _, err := root.Find([]string{"serve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(serve.Flags().Lookup("https").DefValue)
+	if port != strconv.Itoa(serveHTTPSPort) {
+		t.Errorf("mitmlab serve listens on port %s by default, the proxy's hint says %d", port, serveHTTPSPort)
+	}
+	if out := serve.Flags().Lookup("out").DefValue; filepath.Join(out, "root.pem") != serveRootFile {
+		t.Errorf("mitmlab serve writes %s/root.pem by default, the proxy's hint says %s", out, serveRootFile)
+	}
+
+	home := isolate(t)
+	mustRun(t, "--home", home, "ca", "init")
+	t.Setenv("MITMLAB_HOME", home)
+	caFile := filepath.Join(home, "ca", ca.CertFile)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "Try: run `mitmlab serve`, add --resolve '*.lab.test=127.0.0.1' --upstream-ca bank/root.pem to this command, then: " +
+			"curl -x http://ADDR --cacert " + caFile + " https://bank.lab.test:8443/\n"},
+		{[]string{"--resolve", "*.lab.test=127.0.0.1"}, "Try: run `mitmlab serve`, add --upstream-ca bank/root.pem to this command, then: curl"},
+		{[]string{"--resolve", "*.lab.test=127.0.0.1", "--upstream-ca", poolFile(t)},
+			"Try, with `mitmlab serve` running: curl -x http://ADDR --cacert " + caFile + " https://bank.lab.test:8443/\n"},
+		// Tunnelled, the client sees the bank's own certificate.
+		{[]string{"--resolve", "*.lab.test=127.0.0.1", "--tunnel", "*.lab.test"},
+			"Try, with `mitmlab serve` running: curl -x http://ADDR --cacert bank/root.pem https://bank.lab.test:8443/\n"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			addr, out, stop := startProxyCmd(t, tc.args...)
+			stop()
+			mustContainAll(t, out.String(), strings.ReplaceAll(tc.want, "ADDR", addr))
+		})
+	}
+	_, out, stop := startProxyCmd(t, "--block", "bank.lab.test")
+	stop()
+	if strings.Contains(out.String(), "Try") {
+		t.Errorf("with the bank blocked, the proxy still suggests a request to it:\n%s", out)
+	}
+}
+
+// poolFile writes a CA file for --upstream-ca.
+func poolFile(t *testing.T) string {
+	t.Helper()
+	root, err := ca.NewRoot(ca.RootOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "root.pem")
+	if err := os.WriteFile(path, ca.CertPEM(root.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestProxyWarnsUnpermittedRules: an intercept rule for hosts the CA's
+// name constraints do not permit is warned about at startup, with what
+// will happen and what to do; rules the CA covers are not.
+func TestProxyWarnsUnpermittedRules(t *testing.T) {
+	home := isolate(t)
+	mustRun(t, "--home", home, "ca", "init")
+	t.Setenv("MITMLAB_HOME", home)
+	_, out, stop := startProxyCmd(t, "--intercept", "www.realbank.example", "--intercept", "*.lab.test", "--intercept", "*.corp.example:443",
+		"--tunnel", "tunnelled.example", "--intercept", "*")
+	stop()
+	console := out.String()
+	mustContainAll(t, console,
+		`mitmlab: warning: rule 1 "intercept www.realbank.example": the CA's name constraints (DNS lab.test, localhost; IP 127.0.0.0/8, ::1/128) do not permit www.realbank.example, `+
+			"so clients reject the proxy's forged certificates there, even clients that trust the CA. "+
+			"To read that traffic, create a CA that permits it (`mitmlab ca init --force --permit www.realbank.example`, or --unconstrained) and have the client trust that one.\n",
+		`rule 3 "intercept *.corp.example:443": the CA's name constraints (`, "do not permit every host matching *.corp.example, ", "--permit corp.example`",
+		`rule 5 "intercept *": `, "do not permit most hosts, ", "only an unconstrained CA will do (`mitmlab ca init --force --unconstrained`")
+	if n := strings.Count(console, "mitmlab: warning: rule"); n != 3 {
+		t.Errorf("%d rule warnings, want 3 (rules 1, 3 and 5):\n%s", n, console)
+	}
+
+	unconstrained := isolate(t)
+	mustRun(t, "--home", unconstrained, "ca", "init", "--unconstrained")
+	t.Setenv("MITMLAB_HOME", unconstrained)
+	_, out, stop = startProxyCmd(t, "--intercept", "www.realbank.example")
+	stop()
+	if strings.Contains(out.String(), "mitmlab: warning: rule") {
+		t.Errorf("an unconstrained CA permits every host, yet:\n%s", out)
+	}
 }
