@@ -3,6 +3,7 @@ package labs
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // Lab 7: a client that pins the bank's key is not fooled by a trusted
@@ -46,6 +47,27 @@ var _ = register(&Lab{
 		}
 		w.Expect("password-kept", "the password never reached the proxy", w.requestsWithSecret(flows) == 0,
 			"%d of %s with the password", w.requestsWithSecret(flows), plural(len(flows), "flow"))
+		// What the attacker saw of it: a Go client refuses inside the
+		// handshake, with an alert; curl completes it, checks the pin and
+		// hangs up without a request.
+		hungUp := "no flow in flows.jsonl shows the victim hanging up"
+		for _, f := range flows {
+			switch {
+			case f.Request != nil:
+			case f.Handling == "refused" && f.Refusal != nil:
+				hungUp = fmt.Sprintf("refused, during the handshake: alert %s", f.Refusal.Alert)
+			case f.Handling == "unused" && f.Unused != nil:
+				hungUp = fmt.Sprintf("unused: handshake completed, then closed after %.1f ms without a request", f.Unused.Idle)
+				if f.Unused.CloseNotify {
+					hungUp += " (close_notify)"
+				}
+			default:
+				continue
+			}
+			break
+		}
+		w.Expect("proxy-saw-hangup", "the proxy's record: the victim saw the forged certificate and hung up without a request",
+			!strings.HasPrefix(hungUp, "no flow"), "%s", hungUp)
 		w.Note(fmt.Sprintf("The pin is the SHA-256 of the bank's SubjectPublicKeyInfo (%s). A CA can sign any name, but it cannot "+
 			"produce the bank's private key: a pinned client notices the substitution even when it trusts the CA. Browsers dropped "+
 			"HPKP (too easy to lock sites out); mobile apps and APIs still pin, which is why interception tools must patch them.", pin))

@@ -421,6 +421,10 @@ type flow struct {
 		Alert   string `json:"alert"`
 		Message string `json:"message"`
 	} `json:"refusal"`
+	Unused *struct {
+		Idle        float64 `json:"idle"`
+		CloseNotify bool    `json:"close_notify"`
+	} `json:"unused"`
 	Error string `json:"error"`
 }
 
