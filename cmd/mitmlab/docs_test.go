@@ -88,6 +88,28 @@ func shim(t *testing.T) string {
 	return dir
 }
 
+// lockDocsPorts makes concurrent runs of the docs (`make test` in one
+// terminal, `make interop` in another, `-count 2`) take turns: the pages
+// show fixed ports (18N01 and up, which a person can type), so two runs at
+// once would take each other's listeners. The lock is released when the
+// test process ends, however it ends.
+func lockDocsPorts(t *testing.T) {
+	t.Helper()
+	path := filepath.Join(os.TempDir(), "mitmlab-docs-ports.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Logf("running without the docs ports' lock (%v): a concurrent run would collide", err)
+		return
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Logf("another run of the docs holds %s; waiting for it", path)
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatalf("the docs ports' lock %s: %v", path, err)
+		}
+	}
+}
+
 func TestDocsCommands(t *testing.T) {
 	pages, _ := filepath.Glob("../../docs/*.md")
 	labs, _ := filepath.Glob("../../docs/labs/*.md")
@@ -96,6 +118,7 @@ func TestDocsCommands(t *testing.T) {
 		t.Fatal("no docs found")
 	}
 	bin := shim(t)
+	lockDocsPorts(t)
 	ran := 0
 	for _, page := range pages {
 		steps := parseConsoleBlocks(t, page)
