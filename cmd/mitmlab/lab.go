@@ -78,7 +78,12 @@ expectation fails.
 --client picks the victim: go (built in), curl (the curl binary) or chromium
 (headless Chromium through DevTools). --capture picks how the wire is
 recorded: live (AF_PACKET on lo, needs root or CAP_NET_RAW), tap (mitmlab
-records its own connections, no privileges) or auto (live when it can).`,
+records its own connections, no privileges) or auto (live when it can). With
+--all, the labs a client cannot run (pinning and handshake with chromium) are
+skipped and named; named on the command line, they are an error.
+
+A run replaces what the previous run of a lab wrote (the files its result.json
+lists), and refuses to start when a lab's directory holds anything else.`,
 		Example: `  mitmlab lab list
   mitmlab lab run --all
   mitmlab lab run mitm-untrusted mitm-trusted --client curl --out /tmp/labs`,
