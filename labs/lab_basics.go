@@ -1,6 +1,7 @@
 package labs
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -148,6 +149,19 @@ var _ = register(&Lab{
 		return nil
 	},
 })
+
+// withSecret returns the first connection whose decrypted sample holds the
+// password, or nil.
+func withSecret(w *World, conns []*capture.ConnReport) *capture.ConnReport {
+	for _, c := range conns {
+		for _, f := range w.secretForms() {
+			if bytes.Contains(c.SamplePlain, f) && len(c.SampleWire) > 0 && c.TLS != nil && c.TLS.Decrypted {
+				return c
+			}
+		}
+	}
+	return nil
+}
 
 // firstClientBytes is a sample of a TLS connection's client bytes: the
 // request record when the analyzer kept one, else nothing.
@@ -298,14 +312,33 @@ var _ = register(&Lab{
 			evidence = fmt.Sprintf("accepted: issued by %s; the bank's: issued by %s", forged.ClientTLS.Certificate.Issuer, real.UpstreamTLS.Certificate.Issuer)
 		}
 		w.Expect("victim-could-notice", "the victim could have noticed: the certificate it accepted came from the rogue CA, not the bank's", noticed, "%s", evidence)
-		if c := connTo(rep, px.Addr); c != nil {
-			w.AddSample("on the wire, victim → proxy (ciphertext)", "wire", c.SampleWire)
+		// The bytes: with the lab's key log (the victim's, the proxy's and
+		// the bank's secrets), the capture shows the very record that
+		// carried the login on each leg, and what the proxy decrypted it
+		// to. Without a victim's keys (a browser that logs none), the
+		// proxy's plaintext capture stands in for the decryption.
+		keyed, err := w.Analyze("wire.pcapng", true)
+		if err != nil {
+			return err
 		}
-		for _, c := range plain.Connections {
-			if len(c.SampleWire) > 0 {
-				w.AddSample("what the proxy read (its plaintext capture)", "plain", c.SampleWire)
-				break
+		victimLeg, bankLeg := withSecret(w, connsTo(keyed, px.Addr)), withSecret(w, connsTo(keyed, w.Bank.HTTPSAddr))
+		switch {
+		case victimLeg != nil:
+			w.AddSample("on the wire, victim → proxy: the login, encrypted for the proxy", "wire", victimLeg.SampleWire)
+			w.AddSample("what the proxy decrypts: it holds that leg's keys", "plain", victimLeg.SamplePlain)
+		default:
+			if c := connTo(rep, px.Addr); c != nil {
+				w.AddSample("on the wire, victim → proxy (ciphertext)", "wire", c.SampleWire)
 			}
+			for _, c := range plain.Connections {
+				if len(c.SampleWire) > 0 {
+					w.AddSample("what the proxy read (its plaintext capture)", "plain", c.SampleWire)
+					break
+				}
+			}
+		}
+		if bankLeg != nil {
+			w.AddSample("on the wire, proxy → bank: the same login, encrypted again with other keys", "wire", bankLeg.SampleWire)
 		}
 		w.Note("Trusting a CA means trusting every certificate it signs. An interception product, malware or an employer that " +
 			"installs its CA can read everything, while the padlock stays closed and the wire stays encrypted. The certificate's " +

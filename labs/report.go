@@ -388,9 +388,9 @@ func reportCertFields(c CertView, ran time.Time) []reportCertField {
 	if len(names) == 0 {
 		names = []string{"(none)"}
 	}
-	chain := c.Chain
+	chain, chainList := c.Chain, "ol"
 	if len(chain) == 0 {
-		chain = []string{"(none)"}
+		chain, chainList = []string{"(none)"}, "" // not a numbered list of one
 	}
 	return []reportCertField{
 		{Key: "subject", Label: "Subject", Lines: orNone(c.Subject), cmp: c.Subject},
@@ -400,7 +400,7 @@ func reportCertFields(c CertView, ran time.Time) []reportCertField {
 		{Key: "validity", Label: "Validity", Lines: reportValidity(c.NotBefore, c.NotAfter, ran),
 			cmp: c.NotBefore.UTC().String() + "/" + c.NotAfter.UTC().String()},
 		{Key: "names", Label: "Names", Lines: names, List: "ul", cmp: strings.Join(c.Names, "\n")},
-		{Key: "chain", Label: "Chain (nearest issuer first)", Lines: chain, List: "ol", cmp: strings.Join(c.Chain, "\n")},
+		{Key: "chain", Label: "Chain (nearest issuer first)", Lines: chain, List: chainList, cmp: strings.Join(c.Chain, "\n")},
 	}
 }
 
