@@ -810,7 +810,9 @@ figure.shot { margin: .75rem 0; }
 figure.shot img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: .3rem; }
 figure.shot figcaption { font-size: .85rem; color: var(--muted); }
 footer { margin-top: 2rem; color: var(--muted); font-size: .85rem; }
-@media (max-width: 62rem) {
+/* Two dumps side by side need about 35rem each (76 columns); narrower,
+   they stack, wire above plain, rather than hide their ASCII column. */
+@media (max-width: 76rem) {
   .samples.pair { grid-template-columns: minmax(0, 1fr); }
 }
 @media print {
