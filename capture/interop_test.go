@@ -347,12 +347,25 @@ func convRows(out string) map[uint16]string {
 
 // followRaw decodes `-z follow,tcp,raw,N` output: hex lines, those of node 1
 // (the server) indented by a tab.
-func followRaw(t *testing.T, out string) [2][]byte {
+func followRaw(t *testing.T, out string) [2][]byte { return followRawNodes(t, out, "") }
+
+// followRawNodes decodes `-z follow,tcp|tls,raw,N` output, whose node 0 is
+// the client unless its line names server: follow,tls makes node 0 whoever
+// sent the first decrypted data, which in TLS 1.3 can be the server (a
+// NewSessionTicket passing the client's request). Node 1's lines are
+// indented by a tab.
+func followRawNodes(t *testing.T, out, server string) [2][]byte {
 	t.Helper()
 	var got [2][]byte
 	body := false
+	node0 := c2s
 	for _, l := range strings.Split(out, "\n") {
 		switch {
+		case strings.HasPrefix(l, "Node 0:"):
+			if server != "" && strings.Contains(l, server) {
+				node0 = s2c
+			}
+			continue
 		case strings.HasPrefix(l, "Node 1:"):
 			body = true
 			continue
@@ -362,9 +375,9 @@ func followRaw(t *testing.T, out string) [2][]byte {
 		case !body || l == "":
 			continue
 		}
-		d := c2s
+		d := node0
 		if strings.HasPrefix(l, "\t") {
-			d = s2c
+			d = node0.Reverse()
 		}
 		b, err := hex.DecodeString(strings.TrimSpace(l))
 		if err != nil {

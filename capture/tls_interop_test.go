@@ -10,11 +10,9 @@ package capture_test
 // or tshark is a failure, not a skip.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/netip"
@@ -433,40 +431,7 @@ func tlsTsharkCompare(t *testing.T, rec tlsRecording, keys *capture.KeyLog, pref
 	sum, got := tlsFeed(rec, keys, 1460)
 
 	// Decrypted bytes, as "Follow TLS Stream" shows them.
-	// Node 0 is whoever sent the first decrypted data, which in TLS 1.3
-	// can be the server (a NewSessionTicket passing the client's request);
-	// the lines of node 1 are indented.
-	var ts [2][]byte
-	body := false
-	node0 := capture.ClientToServer
-	sc := bufio.NewScanner(strings.NewReader(run("-q", "-z", "follow,tls,raw,0")))
-	for sc.Scan() {
-		l := sc.Text()
-		switch {
-		case strings.HasPrefix(l, "Node 0:"):
-			if strings.Contains(l, "10.0.0.2:443") {
-				node0 = capture.ServerToClient
-			}
-			continue
-		case strings.HasPrefix(l, "Node 1:"):
-			body = true
-			continue
-		case strings.HasPrefix(l, "====="):
-			body = false
-			continue
-		case !body || l == "":
-			continue
-		}
-		d := node0
-		if strings.HasPrefix(l, "\t") {
-			d = node0.Reverse()
-		}
-		b, err := hex.DecodeString(strings.TrimSpace(l))
-		if err != nil {
-			t.Fatalf("tshark follow line %.40q: %v", l, err)
-		}
-		ts[d] = append(ts[d], b...)
-	}
+	ts := followRawNodes(t, run("-q", "-z", "follow,tls,raw,0"), "10.0.0.2:443")
 	for d := range 2 {
 		if !bytes.Equal(ts[d], got[d]) {
 			t.Errorf("%v: tshark decrypts %d bytes %.80q, the engine %d bytes %.80q", capture.Direction(d), len(ts[d]), ts[d], len(got[d]), got[d])

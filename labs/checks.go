@@ -81,6 +81,7 @@ func (w *World) AddSample(title, kind string, data []byte) {
 		return
 	}
 	s := Sample{Title: title, Kind: kind, Bytes: append([]byte(nil), data...), SecretLen: len(w.Secret), SecretAt: []int{}}
+	// One form per sample: SecretLen is the length of every occurrence.
 	for _, f := range w.secretForms() {
 		for off := 0; ; {
 			i := bytes.Index(data[off:], f)
@@ -90,6 +91,9 @@ func (w *World) AddSample(title, kind string, data []byte) {
 			s.SecretAt = append(s.SecretAt, off+i)
 			s.SecretLen = len(f)
 			off += i + len(f)
+		}
+		if len(s.SecretAt) > 0 {
+			break
 		}
 	}
 	w.rec.res.Samples = append(w.rec.res.Samples, s)

@@ -429,29 +429,6 @@ func flowSummaries(flows []*mitm.Flow) string {
 	return b.String()
 }
 
-// chromiumProfileErrors is what Chromium 156 says of each profile of the
-// certificate-warning lab, with the lab PKI's root trusted in its NSS
-// database (measured; see TestInteropChromiumProfiles). "" means the page
-// loads.
-var chromiumProfileErrors = map[ca.Profile]string{
-	ca.ProfileValid:         "",
-	ca.ProfileExpired:       "net::ERR_CERT_DATE_INVALID",
-	ca.ProfileNotYetValid:   "net::ERR_CERT_DATE_INVALID",
-	ca.ProfileWrongHost:     "net::ERR_CERT_COMMON_NAME_INVALID",
-	ca.ProfileSelfSigned:    "net::ERR_CERT_AUTHORITY_INVALID",
-	ca.ProfileUntrustedRoot: "net::ERR_CERT_AUTHORITY_INVALID",
-	// Chromium checks no CRL: revocation of a certificate from a locally
-	// trusted root goes unnoticed (CRLSets cover only public CAs).
-	ca.ProfileRevoked: "",
-	// No AIA URL to fetch the missing intermediate from, and a fresh
-	// profile has no intermediate cached.
-	ca.ProfileIncompleteChain:         "net::ERR_CERT_AUTHORITY_INVALID",
-	ca.ProfileNameConstraintViolation: "net::ERR_CERT_INVALID",
-	// Chromium's 2048-bit minimum holds for publicly trusted roots only;
-	// under a locally trusted root an RSA 1024 leaf loads.
-	ca.ProfileWeakKey: "",
-}
-
 // TestInteropChromiumProfiles visits a bank serving each bad-certificate
 // profile and checks the net::ERR code Chromium gives. Each profile gets a
 // fresh browser, so no verdict depends on what an earlier visit left in
@@ -463,7 +440,7 @@ func TestInteropChromiumProfiles(t *testing.T) {
 	pki := newChromiumPKI(t)
 	var table strings.Builder
 	for _, p := range ca.Profiles() {
-		want, ok := chromiumProfileErrors[p.Name]
+		want, ok := chromiumVerdicts[p.Name]
 		if !ok {
 			t.Errorf("profile %s has no expected Chromium error: measure it and add it", p.Name)
 			continue

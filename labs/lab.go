@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mitmlab/mitmlab/ca"
 )
 
 // Lab is one exercise: what it shows, and the script that shows it and
@@ -24,8 +26,6 @@ type Lab struct {
 	Summary string // one line: the lesson
 	// Clients the lab can run with; nil means all.
 	Clients []ClientKind
-	// KeysInWire embeds the key log in wire.pcapng (labs about keys).
-	KeysInWire bool
 	// OwnBanks: the lab starts each bank it needs (versions, profiles), so
 	// the world starts none that the lab would never use.
 	OwnBanks bool
@@ -264,11 +264,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return ca.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // recorder keeps a lab's result as it runs and prints its progress.

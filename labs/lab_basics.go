@@ -1,10 +1,10 @@
 package labs
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mitmlab/mitmlab/capture"
@@ -106,14 +106,13 @@ var _ = register(&Lab{
 			return err
 		}
 		c12, c13 := connTo(rep, w.tls12), connTo(rep, w.tls13)
-		for _, c := range []*capture.ConnReport{c12, c13} {
-			ok := c != nil && c.TLS != nil && c.TLS.SNI == BankHost && c.TLS.CipherSuite != ""
-			name, id := "TLS 1.2", "handshake-visible-tls12"
-			if c == c13 {
-				name, id = "TLS 1.3", "handshake-visible-tls13"
-			}
-			w.Expect(id, "the "+name+" handshake is readable: server name (SNI) and cipher suite",
-				ok, "%s", describeConn(c))
+		for _, v := range []struct {
+			c        *capture.ConnReport
+			name, id string
+		}{{c12, "TLS 1.2", "handshake-visible-tls12"}, {c13, "TLS 1.3", "handshake-visible-tls13"}} {
+			ok := v.c != nil && v.c.TLS != nil && v.c.TLS.SNI == BankHost && v.c.TLS.CipherSuite != ""
+			w.Expect(v.id, "the "+v.name+" handshake is readable: server name (SNI) and cipher suite",
+				ok, "%s", describeConn(v.c))
 		}
 		issuer := ""
 		if c12 != nil && c12.TLS != nil && len(c12.TLS.Certificates) > 0 {
@@ -142,7 +141,7 @@ var _ = register(&Lab{
 		}
 		w.Expect("ciphertext-entropy", "what the bank sends looks random: entropy near 8 bits per byte", entropyOK, "%s", strings.TrimSuffix(ent, "; "))
 		if c13 != nil {
-			w.AddSample("what the eavesdropper captured (client → bank, TLS 1.3)", "wire", firstClientBytes(c13))
+			w.AddSample("what the eavesdropper captured (client → bank, TLS 1.3)", "wire", c13.SampleWire)
 		}
 		w.Note("TLS hides the content, not the fact of the connection: the ClientHello names the site (SNI), and before TLS 1.3 " +
 			"the server's certificate travels in clear. TLS 1.3 encrypts everything after the ServerHello.")
@@ -150,22 +149,17 @@ var _ = register(&Lab{
 	},
 })
 
-// withSecret returns the first connection whose decrypted sample holds the
-// password, or nil.
-func withSecret(w *World, conns []*capture.ConnReport) *capture.ConnReport {
+// withSecret returns the first of conns that the analysis rep found the
+// password in after decryption, or nil.
+func withSecret(rep *capture.Report, conns []*capture.ConnReport) *capture.ConnReport {
+	v := secretVerdict(rep)
 	for _, c := range conns {
-		for _, f := range w.secretForms() {
-			if bytes.Contains(c.SamplePlain, f) && len(c.SampleWire) > 0 && c.TLS != nil && c.TLS.Decrypted {
-				return c
-			}
+		if v.Found == "decrypted" && slices.Contains(v.Connections, c.ID) && len(c.SampleWire) > 0 {
+			return c
 		}
 	}
 	return nil
 }
-
-// firstClientBytes is a sample of a TLS connection's client bytes: the
-// request record when the analyzer kept one, else nothing.
-func firstClientBytes(c *capture.ConnReport) []byte { return c.SampleWire }
 
 // Lab 3: interception fails against a client that trusts only real CAs.
 var _ = register(&Lab{
@@ -321,7 +315,7 @@ var _ = register(&Lab{
 		if err != nil {
 			return err
 		}
-		victimLeg, bankLeg := withSecret(w, connsTo(keyed, px.Addr)), withSecret(w, connsTo(keyed, w.Bank.HTTPSAddr))
+		victimLeg, bankLeg := withSecret(keyed, connsTo(keyed, px.Addr)), withSecret(keyed, connsTo(keyed, w.Bank.HTTPSAddr))
 		switch {
 		case victimLeg != nil:
 			w.AddSample("on the wire, victim → proxy: the login, encrypted for the proxy", "wire", victimLeg.SampleWire)
@@ -349,7 +343,7 @@ var _ = register(&Lab{
 
 // Lab 5: the session keys turn the capture of lab 2 into plaintext.
 var _ = register(&Lab{
-	Number: 5, Name: "keylog", Title: "Session keys: the secret is in the keys, not in the wire", KeysInWire: true,
+	Number: 5, Name: "keylog", Title: "Session keys: the secret is in the keys, not in the wire",
 	OwnBanks: true,
 	Summary:  "with the session keys (a key log, or the pcapng with embedded secrets) the passive capture of lab 2 decrypts",
 	run: func(ctx context.Context, w *World) error {

@@ -40,13 +40,13 @@ var _ = register(&Lab{
 			name  string
 			suite uint16
 			max   uint16
-			addr  *string
 		}{
-			{"login-tls12-rsa", "TLS 1.2 with RSA key transport (the textbook's model)", tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.VersionTLS12, new(string)},
-			{"login-tls12-ecdhe", "TLS 1.2 with ECDHE", tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.VersionTLS12, new(string)},
-			{"login-tls13", "TLS 1.3", 0, 0, new(string)},
+			{"login-tls12-rsa", "TLS 1.2 with RSA key transport (the textbook's model)", tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.VersionTLS12},
+			{"login-tls12-ecdhe", "TLS 1.2 with ECDHE", tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.VersionTLS12},
+			{"login-tls13", "TLS 1.3", 0, 0},
 		}
-		for _, s := range sessions {
+		addrs := make([]string, len(sessions)) // each session's bank
+		for i, s := range sessions {
 			suites := []uint16(nil)
 			if s.suite != 0 {
 				suites = []uint16{s.suite}
@@ -61,9 +61,9 @@ var _ = register(&Lab{
 				return err
 			}
 			w.Expect(s.id, "the victim logged in ("+s.name+")", out.OK, "%s", outcome(out))
-			*s.addr = w.Bank.HTTPSAddr
+			addrs[i] = w.Bank.HTTPSAddr
 		}
-		rsaAddr, ecdheAddr, tls13Addr := *sessions[0].addr, *sessions[1].addr, *sessions[2].addr
+		rsaAddr, ecdheAddr, tls13Addr := addrs[0], addrs[1], addrs[2]
 		if err := w.StopTraffic(nil, false); err != nil {
 			return err
 		}
@@ -99,8 +99,14 @@ var _ = register(&Lab{
 			encryptedAfterHello && certHidden && strings.HasPrefix(keyExchange(tls13), "TLS 1.3"), "%s", strings.Join(handshakeNames(tls13), ", "))
 
 		// Forward secrecy: the recorded sessions against the server's key.
+		// From the file the lab wrote, as a student would give it to
+		// `mitmlab analyze --server-key` or Wireshark.
+		pemKey, err := os.ReadFile(filepath.Join(w.Dir, "server-key.pem"))
+		if err != nil {
+			return err
+		}
 		keys, _ := capture.ParseKeyLog(nil)
-		if err := keys.AddServerKey(chain.Key); err != nil {
+		if err := keys.AddServerKeyPEM(pemKey); err != nil {
 			return err
 		}
 		withKey, err := w.analyzeWith("wire.pcapng", keys)

@@ -43,7 +43,9 @@ var _ = register(&Lab{
 		if err != nil {
 			return err
 		}
-		os.WriteFile(filepath.Join(w.Dir, "forged-"+realName+".pem"), ca.CertPEM(forged.Leaf), 0o644)
+		if err := os.WriteFile(filepath.Join(w.Dir, "forged-"+realName+".pem"), ca.CertPEM(forged.Leaf), 0o644); err != nil {
+			return err
+		}
 		w.Artifact("forged-" + realName + ".pem")
 		roots := x509.NewCertPool()
 		roots.AddCert(leaked.Cert)

@@ -9,20 +9,27 @@ import (
 	"github.com/mitmlab/mitmlab/ca"
 )
 
-// chromiumVerdicts is what headless Chromium says of each profile, measured
-// (labs/chromium_interop_test.go pins it): its net error code, or "" when it
-// loads the page.
+// chromiumVerdicts is what headless Chromium (156) says of each profile,
+// with the lab PKI's root trusted in its NSS database: its net error code,
+// or "" when it loads the page. Measured, and pinned by
+// TestInteropChromiumProfiles.
 var chromiumVerdicts = map[ca.Profile]string{
-	ca.ProfileValid:                   "",
-	ca.ProfileExpired:                 "net::ERR_CERT_DATE_INVALID",
-	ca.ProfileNotYetValid:             "net::ERR_CERT_DATE_INVALID",
-	ca.ProfileWrongHost:               "net::ERR_CERT_COMMON_NAME_INVALID",
-	ca.ProfileSelfSigned:              "net::ERR_CERT_AUTHORITY_INVALID",
-	ca.ProfileUntrustedRoot:           "net::ERR_CERT_AUTHORITY_INVALID",
-	ca.ProfileRevoked:                 "",
+	ca.ProfileValid:         "",
+	ca.ProfileExpired:       "net::ERR_CERT_DATE_INVALID",
+	ca.ProfileNotYetValid:   "net::ERR_CERT_DATE_INVALID",
+	ca.ProfileWrongHost:     "net::ERR_CERT_COMMON_NAME_INVALID",
+	ca.ProfileSelfSigned:    "net::ERR_CERT_AUTHORITY_INVALID",
+	ca.ProfileUntrustedRoot: "net::ERR_CERT_AUTHORITY_INVALID",
+	// Chromium checks no CRL: revocation of a certificate from a locally
+	// trusted root goes unnoticed (CRLSets cover only public CAs).
+	ca.ProfileRevoked: "",
+	// No AIA URL to fetch the missing intermediate from, and a fresh
+	// profile has no intermediate cached.
 	ca.ProfileIncompleteChain:         "net::ERR_CERT_AUTHORITY_INVALID",
 	ca.ProfileNameConstraintViolation: "net::ERR_CERT_INVALID",
-	ca.ProfileWeakKey:                 "",
+	// Chromium's 2048-bit minimum holds for publicly trusted roots only;
+	// under a locally trusted root an RSA 1024 leaf loads.
+	ca.ProfileWeakKey: "",
 }
 
 // Lab 6: the certificate-warning taxonomy, offline.

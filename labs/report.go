@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mitmlab/mitmlab/ca"
 )
 
 const (
@@ -55,40 +57,10 @@ func WriteReport(path string, run *RunResult) error {
 	if err := reportTemplate.Execute(&buf, view); err != nil {
 		return fmt.Errorf("labs: write report: %w", err)
 	}
-	if err := writeReportFile(path, buf.Bytes()); err != nil {
+	if err := ca.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("labs: write report: %w", err)
 	}
 	return nil
-}
-
-// writeReportFile writes data to a temporary file next to path and renames
-// it into place, so a reader (a browser reloading the page during a run)
-// sees the old report or the new one, never half of one.
-func writeReportFile(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	// CreateTemp makes the file 0600; Chmod is not subject to the umask.
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // The view: everything the template shows, computed and formatted here so
@@ -249,7 +221,7 @@ func newReportView(run *RunResult, reportDir string) (*reportView, error) {
 	}
 	v.Clients = strings.Join(clients, ", ")
 	v.Captures = strings.Join(captures, ", ")
-	v.Title = fmt.Sprintf("mitmlab report: %d of %s passed", v.NPassed, reportPlural(v.NLabs, "lab"))
+	v.Title = fmt.Sprintf("mitmlab report: %d of %s passed", v.NPassed, plural(v.NLabs, "lab"))
 	if v.Started != "" {
 		v.Title += ", " + run.Started.Format("2006-01-02 15:04")
 	}
@@ -453,11 +425,11 @@ func reportValidity(from, until, ran time.Time) []string {
 func reportSpan(d time.Duration) string {
 	switch {
 	case d >= 48*time.Hour:
-		return reportPlural(int(d/(24*time.Hour)), "day")
+		return plural(int(d/(24*time.Hour)), "day")
 	case d >= 2*time.Hour:
-		return reportPlural(int(d/time.Hour), "hour")
+		return plural(int(d/time.Hour), "hour")
 	default:
-		return reportPlural(int(d/time.Minute), "minute")
+		return plural(int(d/time.Minute), "minute")
 	}
 }
 
@@ -580,7 +552,7 @@ func reportSampleCaption(at []int, beyond int) string {
 		where = "at offsets "
 	}
 	s := fmt.Sprintf("The secret is in this sample: %s, %s%s; highlighted.",
-		reportPlural(len(at), "occurrence"), where, strings.Join(offs, ", "))
+		plural(len(at), "occurrence"), where, strings.Join(offs, ", "))
 	switch {
 	case beyond == 1 && len(at) == 1:
 		s += fmt.Sprintf(" It starts beyond the %d KiB shown.", reportSampleCap>>10)
@@ -682,13 +654,6 @@ func reportAppendNew(list []string, s string) []string {
 	return append(list, s)
 }
 
-func reportPlural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return strconv.Itoa(n) + " " + word + "s"
-}
-
 func reportDuration(s float64) string {
 	if math.IsNaN(s) || s <= 0 {
 		return "0 s"
@@ -707,7 +672,7 @@ func reportDuration(s float64) string {
 }
 
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"plural":     reportPlural,
+	"plural":     plural,
 	"dumpHeader": func() string { return reportDumpHeader },
 }).Parse(reportHTML))
 

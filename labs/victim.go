@@ -277,7 +277,9 @@ func (c *curlVictim) Do(ctx context.Context, v Visit, user, password string) (*O
 	}
 	if len(v.CRLs) > 0 {
 		crl := filepath.Join(c.dir, fmt.Sprintf("curl-crl-%d.pem", c.n))
-		os.WriteFile(crl, ca.CRLPEM(v.CRLs...), 0o644)
+		if err := os.WriteFile(crl, ca.CRLPEM(v.CRLs...), 0o644); err != nil {
+			return nil, err
+		}
 		defer os.Remove(crl)
 		common = append(common, "--crlfile", crl)
 	}

@@ -267,41 +267,31 @@ func (w *World) finishCapture(embedKeys bool) error {
 
 // Analyze reads the wire capture (or another capture in Dir) with the
 // capture package, looking for the secret; withKeys decrypts with the run's
-// key log.
+// key log (keys.log) only, without, with the secrets the file embeds.
 func (w *World) Analyze(file string, withKeys bool) (*capture.Report, error) {
-	f, err := os.Open(filepath.Join(w.Dir, file))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r, err := capture.NewReader(f)
-	if err != nil {
-		return nil, err
-	}
-	opts := capture.AnalyzeOptions{Secrets: []capture.Secret{{Name: "password", Value: w.Secret}}, Samples: true}
+	opts := capture.AnalyzeOptions{Samples: true}
 	if withKeys {
+		// keys.log alone: the secrets a pcapng embeds would decrypt it
+		// without them, and the check would prove nothing about the log.
 		opts.Keys, _ = capture.ParseKeyLog(w.keys.bytes())
+		opts.IgnoreFileSecrets = true
 	}
-	return capture.Analyze(r, opts)
+	return w.analyze(file, opts)
 }
 
 // analyzeWith analyses a capture with the given keys.
 func (w *World) analyzeWith(file string, keys *capture.KeyLog) (*capture.Report, error) {
-	f, err := os.Open(filepath.Join(w.Dir, file))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r, err := capture.NewReader(f)
-	if err != nil {
-		return nil, err
-	}
-	return capture.Analyze(r, capture.AnalyzeOptions{Secrets: []capture.Secret{{Name: "password", Value: w.Secret}}, Keys: keys, Samples: true})
+	return w.analyze(file, capture.AnalyzeOptions{Keys: keys, Samples: true})
 }
 
 // AnalyzeIgnoringFileKeys analyses a capture as an eavesdropper without
 // keys would, even if the file embeds decryption secrets.
 func (w *World) AnalyzeIgnoringFileKeys(file string) (*capture.Report, error) {
+	return w.analyze(file, capture.AnalyzeOptions{IgnoreFileSecrets: true})
+}
+
+// analyze reads a capture in Dir with opts, looking for the password.
+func (w *World) analyze(file string, opts capture.AnalyzeOptions) (*capture.Report, error) {
 	f, err := os.Open(filepath.Join(w.Dir, file))
 	if err != nil {
 		return nil, err
@@ -311,7 +301,8 @@ func (w *World) AnalyzeIgnoringFileKeys(file string) (*capture.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return capture.Analyze(r, capture.AnalyzeOptions{Secrets: []capture.Secret{{Name: "password", Value: w.Secret}}, IgnoreFileSecrets: true})
+	opts.Secrets = []capture.Secret{{Name: "password", Value: w.Secret}}
+	return capture.Analyze(r, opts)
 }
 
 // Close stops everything the world started.
