@@ -210,7 +210,6 @@ type analyzer struct {
 	conns   []*conn
 	links   map[LinkType]bool
 	skipped map[skipReason]int
-	last    time.Time
 	search  []*searcher
 }
 
@@ -278,7 +277,6 @@ func (a *analyzer) packet(p Packet) {
 	rep.TCPPackets++
 	ci := gopacket.CaptureInfo{Timestamp: p.Time, CaptureLength: len(p.Data), Length: p.OrigLen}
 	a.asm.AssembleWithContext(a.dec.netFlow, &a.dec.tcp, (*asmContext)(&ci))
-	a.last = p.Time
 	// Flush on the capture's clock: connections idle for two minutes are
 	// done, and their buffers go back to the pool.
 	if rep.TCPPackets%65536 == 0 {
@@ -378,7 +376,6 @@ type conn struct {
 	last          time.Time
 	classified    bool
 	tls           *TLSStream
-	tlsStopped    bool
 	connect       [2]bool   // inside a CONNECT request (client) or response (server) head
 	headTail      [2][]byte // the last bytes of a head, to find its end across chunks
 	headLen       [2]int
@@ -422,7 +419,7 @@ func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemble
 	if skip > 0 {
 		c.rep.Gaps += skip
 		if c.tls != nil && c.rep.Note == "" {
-			c.rep.Note = "bytes missing from the capture: TLS parsing stopped at the gap"
+			c.rep.Note = "bytes missing from the capture: TLS parsing of that direction stopped at the gap"
 		}
 	}
 	if n == 0 {
@@ -469,17 +466,15 @@ func (c *conn) data(dir Direction, data []byte, afterGap bool) {
 	switch {
 	case c.tls != nil:
 		if afterGap {
-			c.tlsStopped = true // a gap breaks TLS record framing
+			c.tls.Gap(dir) // record framing is lost in this direction only
 		}
-		if !c.tlsStopped {
-			if c.a.opts.Samples && dir == ClientToServer {
-				c.feeding = data
-			}
-			c.tls.Feed(dir, data)
-			c.feeding = nil
-			if c.a.opts.Samples && dir == ClientToServer && c.rep.SampleWire == nil && looksLikeRequestRecord(data) {
-				c.rep.SampleWire = clip(data, sampleSize)
-			}
+		if c.a.opts.Samples && dir == ClientToServer {
+			c.feeding = data
+		}
+		c.tls.Feed(dir, data)
+		c.feeding = nil
+		if c.a.opts.Samples && dir == ClientToServer && c.rep.SampleWire == nil && looksLikeRequestRecord(data) {
+			c.rep.SampleWire = clip(data, sampleSize)
 		}
 	case dir == ClientToServer && c.http[dir] != nil:
 		if c.a.opts.Samples && !c.sampled {

@@ -141,8 +141,8 @@ func (f Filter) Compile(snaplen int) ([]bpf.Instruction, error) {
 
 	var a assembler
 	a.add(bpf.LoadAbsolute{Off: offEtherType, Size: 2})
-	a.jeq(0x0800, "ip4", "")
-	a.jeq(0x86dd, "ip6", "")
+	a.jeq(etherIPv4, "ip4", "")
+	a.jeq(etherIPv6, "ip6", "")
 	a.add(drop)
 
 	// IPv4. Every label is local to its section, and each section ends in

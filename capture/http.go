@@ -46,7 +46,7 @@ func looksLikeH2Settings(data []byte) bool {
 	if len(data) < 9 {
 		return false
 	}
-	length := int(data[0])<<16 | int(data[1])<<8 | int(data[2])
+	length := h2length(data)
 	return data[3] == 0x4 && data[4] == 0 && binary.BigEndian.Uint32(data[5:9])&0x7fffffff == 0 &&
 		length%6 == 0 && length <= 64*6
 }
@@ -72,6 +72,7 @@ type httpStream struct {
 	h2        bool
 	h2dec     *hpack.Decoder
 	h2block   []byte // header block fragments of the current HEADERS or PUSH_PROMISE
+	h2skip    int    // payload bytes still to skip of a frame without a header block
 	h2stream  uint32 // the stream the header block is on
 	h2push    bool   // the header block is a PUSH_PROMISE's
 	h2fields  []hpack.HeaderField
@@ -280,13 +281,28 @@ func (h *httpStream) endResponseHead() {
 	}
 }
 
+// maxH2Block bounds a header block (HEADERS or PUSH_PROMISE and its
+// CONTINUATIONs): far above any real one, and what a reader keeps at most.
+const maxH2Block = 1 << 20
+
+// h2length is the payload length in a frame header.
+func h2length(hdr []byte) int { return int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2]) }
+
 // h2feed consumes HTTP/2 frames (RFC 9113 4.1: 24-bit length, type, flags,
 // stream id) and returns what is left of data.
 func (h *httpStream) h2feed(data []byte) []byte {
-	// Gather a frame header, then the payload, in h.line.
+	// The payload of a frame that carries no header block (DATA above
+	// all) is skipped, never buffered.
+	if h.h2skip > 0 {
+		n := min(h.h2skip, len(data))
+		h.h2skip -= n
+		return data[n:]
+	}
+	// Gather a frame header, then the payload of a header-bearing frame,
+	// in h.line.
 	need := 9
 	if len(h.line) >= 9 {
-		need = 9 + int(uint32(h.line[0])<<16|uint32(h.line[1])<<8|uint32(h.line[2]))
+		need = 9 + h2length(h.line)
 	}
 	n := min(need-len(h.line), len(data))
 	h.line = append(h.line, data[:n]...)
@@ -295,12 +311,15 @@ func (h *httpStream) h2feed(data []byte) []byte {
 		return data
 	}
 	if need == 9 {
-		length := int(uint32(h.line[0])<<16 | uint32(h.line[1])<<8 | uint32(h.line[2]))
-		if length > 1<<24-1 || length > 16<<20 {
-			h.broken = true
+		length := h2length(h.line)
+		switch typ := h.line[3]; {
+		case typ != 0x1 && typ != 0x5 && typ != 0x9:
+			h.h2skip, h.line = length, h.line[:0]
+			return data
+		case length > maxH2Block:
+			h.broken = true // more than a header block this reader keeps
 			return nil
-		}
-		if length > 0 {
+		case length > 0:
 			return data // the payload follows
 		}
 	}
@@ -338,7 +357,7 @@ func (h *httpStream) h2feed(data []byte) []byte {
 		}
 	case 0x9: // CONTINUATION
 		h.h2block = append(h.h2block, payload...)
-		if len(h.h2block) > 1<<20 {
+		if len(h.h2block) > maxH2Block {
 			h.broken = true
 			return nil
 		}

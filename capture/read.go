@@ -81,10 +81,9 @@ type Reader struct {
 	packets int
 
 	// pcap
-	order   binary.ByteOrder
-	nanos   bool
-	link    LinkType
-	snaplen uint32
+	order binary.ByteOrder
+	nanos bool
+	link  LinkType
 
 	// pcapng
 	ifaces  []ngIface
@@ -158,7 +157,6 @@ func (r *Reader) readPcapHeader() error {
 		return fmt.Errorf("capture: not a pcap or pcapng file (magic % x)", hdr[:4])
 	}
 	r.format = PCAP
-	r.snaplen = r.order.Uint32(hdr[16:20])
 	r.link = LinkType(r.order.Uint32(hdr[20:24]) & 0x0fffffff) // upper bits carry FCS flags
 	return nil
 }
@@ -221,9 +219,7 @@ const (
 	ngIDB = 0x00000001
 	ngSPB = 0x00000003
 	ngEPB = 0x00000006
-	ngDSB = 0x0000000a
-	// The secrets type of a TLS key log in a DSB: "TLSK".
-	ngSecretsTLSKeyLog = 0x544c534b
+	ngDSB = blockTypeDSB // secrets of type secretsTLSKeyLog are kept
 )
 
 func (r *Reader) ngNextBlockHeaderFirst() error {
@@ -332,7 +328,7 @@ func (r *Reader) nextNgBlock(first bool) (Packet, error) {
 		if int(n) > len(body)-8 {
 			return Packet{}, fmt.Errorf("capture: decryption secrets overrun their block")
 		}
-		if kind == ngSecretsTLSKeyLog {
+		if kind == secretsTLSKeyLog {
 			r.secrets = append(r.secrets, append([]byte(nil), body[8:8+n]...))
 		}
 	}

@@ -203,7 +203,7 @@ func TestReaderPcapng(t *testing.T) {
 	w.Flush()
 	// A decryption secrets block, then an unknown block, by hand.
 	secrets := []byte("CLIENT_RANDOM 00 11\n")
-	b.Write(ngBlock(ngDSB, append(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, ngSecretsTLSKeyLog), uint32(len(secrets))), pad4(secrets)...)))
+	b.Write(ngBlock(ngDSB, append(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, secretsTLSKeyLog), uint32(len(secrets))), pad4(secrets)...)))
 	b.Write(ngBlock(0x0bad, []byte{1, 2, 3, 4}))
 	w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(sll2), Length: len(sll2), InterfaceIndex: id2}, sll2)
 	w.Flush()

@@ -685,6 +685,17 @@ func (s *TLSStream) stop(dir Direction, err error) {
 	s.dir[dir.Reverse()].noWait = true
 }
 
+// Gap tells the stream that bytes of dir are missing (a capture that lost
+// segments): record framing is lost there, so that direction stops being
+// parsed, with a problem saying why; the other goes on.
+func (s *TLSStream) Gap(dir Direction) {
+	if !dir.valid() || s.closed || s.dir[dir].stopped {
+		return
+	}
+	s.stop(dir, fmt.Errorf("%v: bytes missing from the capture; TLS parsing of this direction stopped at the gap", dir))
+	s.drain()
+}
+
 // problem records the first parse problem of a stream that goes on.
 func (s *TLSStream) problem(err error) {
 	if s.sum.Err == "" {

@@ -673,6 +673,37 @@ func TestTLSStreamPlaintextAlertAfterEncryptedFlight(t *testing.T) {
 	}
 }
 
+// TestTLSStreamGapStopsOneDirection: bytes of the server's side missing
+// from a capture end the parsing of that side only; the client's request,
+// after the gap, still decrypts.
+func TestTLSStreamGapStopsOneDirection(t *testing.T) {
+	sess := runTLSGoSession(t, tlsGoSessionOptions{})
+	s := capture.NewTLSStream(tlsParseKeyLog(t, sess.keyLog))
+	var got [2][]byte
+	s.OnPlaintext(func(d capture.Direction, b []byte) { got[d] = append(got[d], b...) })
+	clientSent, gapped := 0, false
+	for _, ev := range sess.rec.events {
+		if ev.dir == capture.ClientToServer {
+			clientSent++
+		} else if clientSent >= 2 { // the client has sent its Finished: drop what the server sends next
+			if !gapped {
+				s.Gap(capture.ServerToClient)
+				gapped = true
+			}
+			continue
+		}
+		s.Feed(ev.dir, ev.data)
+	}
+	s.Close()
+	sum := s.Summary()
+	if !gapped || !bytes.Contains(got[capture.ClientToServer], []byte(tlsTestRequestSecret)) {
+		t.Errorf("after a gap in the server's data: client plaintext %q; want the request", got[capture.ClientToServer])
+	}
+	if bytes.Contains(got[capture.ServerToClient], []byte(tlsTestResponseSecret)) || !strings.Contains(sum.Err, "bytes missing") {
+		t.Errorf("server side after its gap: plaintext %q, Err %q; want nothing, and the gap named", got[capture.ServerToClient], sum.Err)
+	}
+}
+
 // tlsReverse returns s reversed, as s_server -rev answers a line.
 func tlsReverse(s string) string {
 	b := []byte(s)
