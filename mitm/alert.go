@@ -18,7 +18,7 @@ type tlsAlert struct {
 
 // goAlertText maps the text crypto/tls gives a received alert ("remote
 // error: tls: <text>") to the alert. crypto/tls exposes no type for
-// alerts a peer sent, so its wording is the interface; TestAlertTable pins it.
+// alerts a peer sent, so its wording is the interface; TestRefusalOf pins it.
 var goAlertText = map[string]tlsAlert{
 	"unknown certificate authority":   {48, "unknown_ca", "unknown CA"},
 	"bad certificate":                 {42, "bad_certificate", "bad certificate"},

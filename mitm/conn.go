@@ -47,12 +47,6 @@ func (s *connSet) closeAll() int {
 	return len(conns)
 }
 
-func (s *connSet) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
-
 // trackedConn is an accepted client connection. Closing it frees its slot
 // under the connection limit.
 type trackedConn struct {
@@ -137,8 +131,7 @@ func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // not wait for the connection.
 type oneConnListener struct {
 	conn      net.Conn
-	once      sync.Once
-	accepted  atomic.Bool   // the server took the connection, and will close it
+	accepted  atomic.Bool   // the server took the connection (once), and will close it
 	closed    chan struct{} // the connection was closed
 	stop      chan struct{} // the listener was closed
 	closeOnce sync.Once
@@ -151,11 +144,8 @@ func newOneConnListener(c net.Conn, info *connInfo) *oneConnListener {
 }
 
 func (l *oneConnListener) Accept() (net.Conn, error) {
-	var c net.Conn
-	l.once.Do(func() { c = l.conn })
-	if c != nil {
-		l.accepted.Store(true)
-		return c, nil
+	if l.accepted.CompareAndSwap(false, true) {
+		return l.conn, nil
 	}
 	select {
 	case <-l.closed:

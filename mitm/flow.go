@@ -65,6 +65,7 @@ type Flow struct {
 
 	mu       sync.Mutex
 	finished bool
+	reqBody  *recorder // frozen when the flow is finished
 }
 
 // TLSInfo describes one TLS leg.
@@ -354,6 +355,18 @@ type recorder struct {
 	cap    int64
 	onDone func(err error) // called once, at EOF, error or Close
 	once   sync.Once
+	mu     sync.Mutex
+	frozen bool // the flow was recorded: bytes still passing are not
+}
+
+// freeze stops recording into the body: the flow holding it was handed to
+// the recorders. A request body can still be streaming then (an origin
+// may answer before reading the upload, and the transport sends the rest
+// from its own goroutine).
+func (r *recorder) freeze() {
+	r.mu.Lock()
+	r.frozen = true
+	r.mu.Unlock()
 }
 
 func newRecorder(rc io.ReadCloser, body *Body, cap int64, onDone func(error)) *recorder {
@@ -362,7 +375,8 @@ func newRecorder(rc io.ReadCloser, body *Body, cap int64, onDone func(error)) *r
 
 func (r *recorder) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
-	if n > 0 {
+	r.mu.Lock()
+	if n > 0 && !r.frozen {
 		r.body.Size += int64(n)
 		if room := r.cap - int64(len(r.body.Data)); room > 0 {
 			r.body.Data = append(r.body.Data, p[:min(int64(n), room)]...)
@@ -371,6 +385,7 @@ func (r *recorder) Read(p []byte) (int, error) {
 			r.body.Truncated = true
 		}
 	}
+	r.mu.Unlock()
 	if err == io.EOF {
 		r.done(nil)
 	} else if err != nil {

@@ -147,12 +147,17 @@ func TestRefusalOf(t *testing.T) {
 	if refused || !strings.Contains(r.Message, "proxy closed") {
 		t.Errorf("refusalOf(local close) = %+v, %v; want no refusal claimed", r, refused)
 	}
-	// Every alert text crypto/tls can give maps to a name: a missing one
-	// would degrade a refusal to "client aborted" without its alert.
-	for text, a := range goAlertText {
-		r, _ := refusalOf(&net.OpError{Op: "remote error", Err: errors.New("tls: " + text)}, true, -1)
-		if r.Alert != a.name {
-			t.Errorf("alert %q gives %q, want %q", text, r.Alert, a.name)
+	// Every alert crypto/tls names maps to its name and code, asked of
+	// crypto/tls itself: a text it changes or adds would degrade a refusal
+	// to "client aborted" without its alert.
+	for code := range 256 {
+		text := tls.AlertError(code).Error()
+		if strings.HasPrefix(text, "tls: alert(") {
+			continue // an alert crypto/tls has no name for
+		}
+		r, _ := refusalOf(&net.OpError{Op: "remote error", Err: errors.New(text)}, true, -1)
+		if r.AlertCode != code || r.Alert == "" {
+			t.Errorf("remote error %q gives alert %q (%d), want code %d", text, r.Alert, r.AlertCode, code)
 		}
 	}
 }

@@ -781,6 +781,9 @@ func (p *Proxy) finish(f *Flow) {
 	f.End = p.now()
 	f.Timings.Total = ms(f.End.Sub(f.Start))
 	f.mu.Unlock()
+	if f.reqBody != nil {
+		f.reqBody.freeze()
+	}
 	for _, r := range p.cfg.Recorders {
 		r.Record(f)
 	}

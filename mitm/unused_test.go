@@ -364,3 +364,41 @@ func TestWarnUnpermittedHostOnce(t *testing.T) {
 		t.Errorf("log = %q, want one warning naming www.realbank.example", logs.String())
 	}
 }
+
+// TestRequestBodyFrozenAtFinish: an origin that answers before reading an
+// upload leaves the transport still sending the body after the response:
+// the flow, once finished and handed to the recorders, must not change
+// under them (go test -race caught the writes racing a JSON encoder).
+func TestRequestBodyFrozenAtFinish(t *testing.T) {
+	w := newWorld(t)
+	for _, h2 := range []bool{false, true} {
+		p := w.startProxy(t, nil)
+		// The second half of the upload comes after the origin's answer.
+		pr, pw := io.Pipe()
+		go func() {
+			pw.Write(bytes.Repeat([]byte("x"), 64<<10))
+			time.Sleep(300 * time.Millisecond)
+			pw.Write(bytes.Repeat([]byte("y"), 64<<10))
+			pw.Close()
+		}()
+		resp, err := p.client(w.roguePool, h2).Post(w.url("/"), "application/octet-stream", pr)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		f := p.flows.wait(t, 1)[0]
+		if f.Request == nil || f.Request.Body == nil {
+			t.Fatalf("h2 %v: flow without a request body: %+v", h2, f.Request)
+		}
+		size := f.Request.Body.Size
+		for range 100 {
+			time.Sleep(5 * time.Millisecond)
+			if _, err := json.Marshal(f); err != nil {
+				t.Fatal(err)
+			}
+			if f.Request.Body.Size != size {
+				t.Fatalf("h2 %v: the recorded body grew from %d to %d bytes after the flow was finished", h2, size, f.Request.Body.Size)
+			}
+		}
+	}
+}

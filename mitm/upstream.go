@@ -42,7 +42,8 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 	var body *Body
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &Body{}
-		req.Body = newRecorder(req.Body, body, p.cfg.BodyCap, nil)
+		f.reqBody = newRecorder(req.Body, body, p.cfg.BodyCap, nil)
+		req.Body = f.reqBody
 	}
 	f.Request = p.requestRecord(req, body)
 	ctx.UserData = f
