@@ -93,9 +93,7 @@ func Check(served []*x509.Certificate, opts CheckOptions) Verdict {
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
 	if err != nil {
-		v := classify(err, served, now)
-		v.GoErr = err
-		return v
+		return Explain(err, served, now)
 	}
 	for _, chain := range chains {
 		for i := 0; i+1 < len(chain); i++ {

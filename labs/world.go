@@ -79,7 +79,7 @@ func newWorld(ctx context.Context, o worldOptions) (*World, error) {
 	}
 	w := &World{Dir: o.dir, log: o.log, rec: o.rec, User: "alice", Secret: o.password}
 	if w.Secret == "" {
-		w.Secret = randomSecret()
+		w.Secret = RandomSecret()
 	}
 	var err error
 	if w.PKI, err = ca.NewPKI(ca.PKIOptions{}); err != nil {
@@ -153,9 +153,10 @@ func (w *World) Note(text string) { w.rec.res.Notes = append(w.rec.res.Notes, te
 // Artifact records a file the lab wrote (path inside Dir).
 func (w *World) Artifact(name string) { w.rec.artifact(filepath.Join(w.Dir, name)) }
 
-// randomSecret is the victim's password: different in every run, so no
-// expectation can pass on a hard-coded string.
-func randomSecret() string {
+// RandomSecret is the victim's password: different in every run, so no
+// expectation can pass on a hard-coded string (and `mitmlab serve`'s
+// default, for the same reason).
+func RandomSecret() string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	return "hunter2-" + hex.EncodeToString(b)

@@ -8,12 +8,10 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/gopacket"
@@ -200,12 +198,8 @@ func runCapture(opts *captureOptions) error {
 	}
 	defer w.Abort() // a no-op once Close has run
 
-	ctx := opts.ctx
-	if ctx == nil {
-		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-	}
+	ctx, stop := stopContext(opts.ctx)
+	defer stop()
 	if c.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.duration)

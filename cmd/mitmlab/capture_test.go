@@ -29,28 +29,6 @@ import (
 	"github.com/mitmlab/mitmlab/capture"
 )
 
-// captureMainEnv makes the test binary run `mitmlab` with the capture
-// command registered, whether or not the root command has it yet, for
-// the tests that need a separate process (signals, capabilities).
-const captureMainEnv = "GO_TEST_RUN_MITMLAB_CAPTURE"
-
-func init() {
-	if os.Getenv(captureMainEnv) == "1" {
-		a := newApp(os.Stdin, os.Stdout, os.Stderr)
-		root := withCaptureCmd(a, a.newRootCmd(), nil)
-		root.SetArgs(os.Args[1:])
-		if _, err := root.ExecuteC(); err != nil {
-			fmt.Fprintf(os.Stderr, "mitmlab: %v\n", err)
-			var ue usageError
-			if errors.As(err, &ue) {
-				os.Exit(2)
-			}
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-}
-
 // withCaptureCmd puts a capture command built with runF under root, in
 // place of the one root may already have.
 func withCaptureCmd(a *app, root *cobra.Command, runF func(*captureOptions) error) *cobra.Command {
@@ -439,7 +417,7 @@ func TestCapturePermission(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(setpriv, "--bounding-set", "-net_raw", "--inh-caps", "-net_raw", "--", exe, "capture", "--out", out)
-		cmd.Env = append(os.Environ(), captureMainEnv+"=1", "HOME="+t.TempDir())
+		cmd.Env = append(os.Environ(), runAsCLI+"=1", "HOME="+t.TempDir())
 		b, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
@@ -553,7 +531,7 @@ func TestCaptureSignal(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "wire.pcapng")
 			cmd := exec.Command(exe, "capture", "--port", strconv.Itoa(port), "--out", path)
-			cmd.Env = append(os.Environ(), captureMainEnv+"=1", "HOME="+t.TempDir())
+			cmd.Env = append(os.Environ(), runAsCLI+"=1", "HOME="+t.TempDir())
 			var stdout bytes.Buffer
 			cmd.Stdout = &stdout
 			stderr, err := cmd.StderrPipe()

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 
 	"github.com/mitmlab/mitmlab/labs"
@@ -154,12 +151,8 @@ func runLabRun(opts *labRunOptions) error {
 	default:
 		return usageError{fmt.Errorf("--capture %q: use auto, live or tap", mode)}
 	}
-	ctx := opts.ctx
-	if ctx == nil {
-		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-	}
+	ctx, stop := stopContext(opts.ctx)
+	defer stop()
 	out := expandTilde(a.v.GetString("lab.out"))
 	run, err := labs.Run(ctx, chosen, labs.Options{Out: out, Client: client, Capture: mode, Progress: a.out, Logger: a.log, Version: versionString(), Password: opts.password})
 	if err != nil {

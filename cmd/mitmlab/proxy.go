@@ -8,12 +8,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/mitmlab/mitmlab/ca"
@@ -147,11 +145,12 @@ func runProxy(opts *proxyOptions) error {
 	}
 	var outMu sync.Mutex
 	var count int
+	quiet := a.v.GetBool("proxy.quiet")
 	cfg.Recorders = append(cfg.Recorders, mitm.RecorderFunc(func(f *mitm.Flow) {
 		outMu.Lock()
 		defer outMu.Unlock()
 		count++
-		if !a.v.GetBool("proxy.quiet") {
+		if !quiet {
 			fmt.Fprintln(a.out, f.Summary())
 		}
 	}))
@@ -162,12 +161,8 @@ func runProxy(opts *proxyOptions) error {
 		return err
 	}
 
-	ctx := opts.ctx
-	if ctx == nil {
-		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-	}
+	ctx, stop := stopContext(opts.ctx)
+	defer stop()
 	addr := ln.Addr().String()
 	writeProxyBanner(a, addr, root, cfg)
 	warnUnpermittedRules(a, root, cfg.Policy)
@@ -394,12 +389,11 @@ func writeProxyBanner(a *app, addr string, root *ca.Root, cfg mitm.Config) {
 	writeTryHint(a, addr, cfg)
 }
 
-// The bank of `mitmlab serve` with its defaults (serve.go's --https and
-// --out; TestProxyTryHint checks they still agree).
+// The bank of `mitmlab serve` with its default --https and --out.
 const (
 	serveBankHost  = labs.BankHost
-	serveHTTPSPort = 8443
-	serveRootFile  = "bank/root.pem"
+	serveHTTPSPort = serveDefaultHTTPSPort
+	serveRootFile  = serveDefaultOut + "/root.pem"
 )
 
 // writeTryHint prints a curl command that goes through this proxy to the

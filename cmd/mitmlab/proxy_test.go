@@ -296,20 +296,6 @@ func TestProxyRuleOrder(t *testing.T) {
 // `mitmlab serve` as it starts by default (bank.lab.test:8443, its root in
 // bank/root.pem), and says what the proxy lacks to reach it.
 func TestProxyTryHint(t *testing.T) {
-	a := newApp(strings.NewReader(""), &syncBuf{}, &syncBuf{})
-	root := a.newRootCmd()
-	serve, _, err := root.Find([]string{"serve"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(serve.Flags().Lookup("https").DefValue)
-	if port != strconv.Itoa(serveHTTPSPort) {
-		t.Errorf("mitmlab serve listens on port %s by default, the proxy's hint says %d", port, serveHTTPSPort)
-	}
-	if out := serve.Flags().Lookup("out").DefValue; filepath.Join(out, "root.pem") != serveRootFile {
-		t.Errorf("mitmlab serve writes %s/root.pem by default, the proxy's hint says %s", out, serveRootFile)
-	}
-
 	home := isolate(t)
 	mustRun(t, "--home", home, "ca", "init")
 	t.Setenv("MITMLAB_HOME", home)

@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"net"
-	"os"
-	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/mitmlab/mitmlab/ca"
 	"github.com/mitmlab/mitmlab/labs"
@@ -26,6 +22,12 @@ type serveOptions struct {
 	ctx     context.Context
 	ready   func(*labs.Bank)
 }
+
+// serve's defaults, which the proxy's startup hint points at.
+const (
+	serveDefaultHTTPSPort = 8443
+	serveDefaultOut       = "bank"
+)
 
 func (a *app) newServeCmd(runF func(*serveOptions) error) *cobra.Command {
 	opts := &serveOptions{app: a}
@@ -57,11 +59,11 @@ asked (--tls-max 1.2 --ciphers AES128-GCM-SHA256).`,
 		},
 	}
 	f := cmd.Flags()
-	f.String("https", "127.0.0.1:8443", "HTTPS address")
+	f.String("https", "127.0.0.1:"+strconv.Itoa(serveDefaultHTTPSPort), "HTTPS address")
 	f.String("http", "127.0.0.1:8000", "cleartext HTTP address")
 	f.String("user", "alice", "the account's username")
 	f.String("password", "", "the account's password (default: a random one, printed)")
-	f.StringVar(&opts.out, "out", "bank", "directory for root.pem and the bank's chain")
+	f.StringVar(&opts.out, "out", serveDefaultOut, "directory for root.pem and the bank's chain")
 	f.StringVar(&opts.profile, "profile", "valid", "certificate profile to serve")
 	f.String("key-type", "ecdsa-p256", "the certificate's key: ecdsa-p256, rsa-2048 or rsa-3072")
 	f.BoolVar(&opts.rsaKex, "rsa-kex", false, "also accept TLS 1.2 RSA key transport (no forward secrecy; needs an RSA --key-type)")
@@ -107,9 +109,7 @@ func runServe(opts *serveOptions) error {
 	}
 	password := a.v.GetString("serve.password")
 	if password == "" {
-		b := make([]byte, 4)
-		rand.Read(b)
-		password = "hunter2-" + hex.EncodeToString(b)
+		password = labs.RandomSecret()
 	}
 	bank, err := labs.StartBank(labs.BankOptions{
 		Certificate: chain.TLSCertificate(), HTTPSAddr: a.v.GetString("serve.https"), HTTPAddr: a.v.GetString("serve.http"),
@@ -133,12 +133,8 @@ func runServe(opts *serveOptions) error {
 	if opts.ready != nil {
 		opts.ready(bank)
 	}
-	ctx := opts.ctx
-	if ctx == nil {
-		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-	}
+	ctx, stop := stopContext(opts.ctx)
+	defer stop()
 	<-ctx.Done()
 	fmt.Fprintf(a.out, "The bank saw %d logins.\n", bank.Logins())
 	return nil
