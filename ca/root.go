@@ -363,14 +363,15 @@ func (r *Root) Fingerprint() string { return Fingerprint(r.Cert) }
 // upper-case hex, the form openssl, Firefox and Chrome show.
 func Fingerprint(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.Raw)
-	var b strings.Builder
+	const digits = "0123456789ABCDEF"
+	out := make([]byte, 0, 3*len(sum)-1)
 	for i, x := range sum {
 		if i > 0 {
-			b.WriteByte(':')
+			out = append(out, ':')
 		}
-		fmt.Fprintf(&b, "%02X", x)
+		out = append(out, digits[x>>4], digits[x&0xf])
 	}
-	return b.String()
+	return string(out)
 }
 
 // subjectKeyID is the SHA-1 of the subjectPublicKey bit string, method 1 of
