@@ -255,19 +255,24 @@ func (s *liveSocket) read() ([]byte, gopacket.CaptureInfo, error) {
 	caplen := min(n, len(s.buf))
 	ci := gopacket.CaptureInfo{CaptureLength: caplen, Length: n}
 	var vlan *unix.TpacketAuxdata
-	if msgs, err := unix.ParseSocketControlMessage(s.oob[:oobn]); err == nil {
-		for _, m := range msgs {
-			switch {
-			case m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= int(unsafe.Sizeof(unix.TpacketAuxdata{})):
-				aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&m.Data[0]))
-				ci.Length = int(aux.Len)
-				if aux.Status&unix.TP_STATUS_VLAN_VALID != 0 {
-					vlan = aux
-				}
-			case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})):
-				ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
-				ci.Timestamp = time.Unix(int64(ts.Sec), int64(ts.Nsec))
+	// One message at a time: ParseSocketControlMessage would allocate a
+	// slice of them for every packet.
+	for oob := s.oob[:oobn]; len(oob) > 0; {
+		hdr, data, rest, err := unix.ParseOneSocketControlMessage(oob)
+		if err != nil {
+			break
+		}
+		oob = rest
+		switch {
+		case hdr.Level == unix.SOL_PACKET && hdr.Type == unix.PACKET_AUXDATA && len(data) >= int(unsafe.Sizeof(unix.TpacketAuxdata{})):
+			aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&data[0]))
+			ci.Length = int(aux.Len)
+			if aux.Status&unix.TP_STATUS_VLAN_VALID != 0 {
+				vlan = aux
 			}
+		case hdr.Level == unix.SOL_SOCKET && hdr.Type == unix.SO_TIMESTAMPNS && len(data) >= int(unsafe.Sizeof(unix.Timespec{})):
+			ts := (*unix.Timespec)(unsafe.Pointer(&data[0]))
+			ci.Timestamp = time.Unix(int64(ts.Sec), int64(ts.Nsec))
 		}
 	}
 	if ci.Timestamp.IsZero() {
