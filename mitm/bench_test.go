@@ -8,8 +8,9 @@ import (
 	"runtime"
 	"strconv"
 
-	"github.com/mitmlab/mitmlab/ca"
 	"testing"
+
+	"github.com/mitmlab/mitmlab/ca"
 )
 
 // BenchmarkInterceptConcurrency measures requests per second through

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -59,13 +60,18 @@ type Flow struct {
 
 	Timings Timings `json:"timings"`
 	// Error says in plain words why the flow failed; Aborted marks a flow
-	// cut short (client gone, shutdown).
+	// cut short (client gone, shutdown, an origin failing mid-body).
 	Error   string `json:"error,omitempty"`
 	Aborted bool   `json:"aborted,omitempty"`
+	// Timeout names the wait on the origin that ran out: "dial",
+	// "upstream-handshake", "response-header" or "upstream-idle".
+	Timeout string `json:"timeout,omitempty"`
 
 	mu       sync.Mutex
 	finished bool
-	reqBody  *recorder // frozen when the flow is finished
+	reqBody  *recorder   // frozen when the flow is finished
+	ci       *connInfo   // the client connection it came on
+	cut      atomic.Bool // the origin failed mid-body: the client must see a failure, not a clean end
 }
 
 // TLSInfo describes one TLS leg.
@@ -97,8 +103,12 @@ type Header struct {
 
 // Request is the request line, headers and (capped) body.
 type Request struct {
-	Method  string   `json:"method"`
-	URL     string   `json:"url"`
+	Method string `json:"method"`
+	URL    string `json:"url"`
+	// Host is the authority the client named: the Host header, or
+	// HTTP/2's :authority. Inside an intercepted connection it may differ
+	// from the flow's Target only when the request was refused (421).
+	Host    string   `json:"host,omitempty"`
 	Proto   string   `json:"proto"`
 	Headers []Header `json:"headers"`
 	Body    *Body    `json:"body,omitempty"`
@@ -157,6 +167,9 @@ func (b *Body) text() (string, string) {
 	}
 	return base64Std(b.Data), "base64"
 }
+
+// textBody is a body the proxy writes itself (an error page).
+func textBody(s string) *Body { return &Body{Size: int64(len(s)), Data: []byte(s)} }
 
 // TunnelStats counts the bytes of a relayed CONNECT.
 type TunnelStats struct {

@@ -121,15 +121,28 @@ type Policy struct {
 
 // Decide returns the action for host:port and why, for the flow record.
 func (p Policy) Decide(host string, port int) (Action, string) {
+	d := p.decide(host, port)
+	return d.action, d.reason
+}
+
+// decision is what the policy says of a target.
+type decision struct {
+	action   Action
+	reason   string // for the flow record
+	explicit bool   // a rule decided, not the default
+	message  string // for the client, when it differs from the reason
+}
+
+func (p Policy) decide(host string, port int) decision {
 	for _, r := range p.Rules {
 		if r.Pattern.Match(host, port) {
-			return r.Action, "rule \"" + r.String() + "\""
+			return decision{action: r.Action, reason: "rule \"" + r.String() + "\"", explicit: true}
 		}
 	}
 	if p.Permits != nil && p.Permits(host) {
-		return Intercept, "default: the CA's name constraints permit " + host
+		return decision{action: Intercept, reason: "default: the CA's name constraints permit " + host}
 	}
-	return Tunnel, "default: the CA's name constraints do not permit " + host
+	return decision{action: Tunnel, reason: "default: the CA's name constraints do not permit " + host}
 }
 
 // PermittedBy reports whether the name constraints nc (a CA's:

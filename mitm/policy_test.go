@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"github.com/mitmlab/mitmlab/ca"
 	"io"
 	"net"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mitmlab/mitmlab/ca"
 )
 
 func TestPatternMatch(t *testing.T) {

@@ -7,10 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
-	"github.com/mitmlab/mitmlab/capture"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +16,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+	"github.com/mitmlab/mitmlab/capture"
 
 	"github.com/elazarl/goproxy"
 	"github.com/mitmlab/mitmlab/ca"
@@ -556,42 +557,6 @@ func TestPlaintextCapture(t *testing.T) {
 	mustContain(t, "server→client cleartext", string(down), "HTTP/1.1 200 OK", "your balance is 1234.56")
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Errorf("plaintext pcap mode %04o, want 0600", fi.Mode().Perm())
-	}
-}
-
-func TestConnectionLimits(t *testing.T) {
-	w := newWorld(t)
-	p := w.startProxy(t, func(c *Config) {
-		c.Limits.MaxConns = 1
-		c.Limits.ReadHeaderTimeout = 300 * time.Millisecond
-	})
-	// A client that connects and says nothing is dropped after the read
-	// header timeout...
-	idle, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	// ...and while it holds the only slot, nobody else is served.
-	second, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Close()
-	io.WriteString(second, "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
-	second.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
-	if _, err := second.Read(make([]byte, 1)); err == nil {
-		t.Fatal("a second connection was served while the limit of 1 was taken")
-	}
-	idle.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, err := idle.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("the silent client was not dropped after the read-header timeout: %v", err)
-	}
-	// Its slot freed, the waiting request is answered (502: nothing on port 1).
-	second.SetReadDeadline(time.Now().Add(3 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(second), nil)
-	if err != nil || resp.StatusCode != http.StatusBadGateway {
-		t.Fatalf("queued request: %v %v, want a 502 once the slot is free", resp, err)
 	}
 }
 

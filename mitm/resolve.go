@@ -2,6 +2,7 @@ package mitm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -43,41 +44,72 @@ func ParseMapping(s string) (Mapping, error) {
 	return m, nil
 }
 
-// resolver dials through the mappings, then the system resolver.
+// resolver dials through the mappings, then the system resolver. With a
+// guard (remote mode) it refuses local and private addresses, except where
+// a mapping sends a host or a rule named it.
 type resolver struct {
 	mappings []Mapping
 	dialer   net.Dialer
+	guard    *localAddrs
+	guarded  net.Dialer // dialer with guard.control
 }
 
 func newResolver(m []Mapping, connectTimeout time.Duration) *resolver {
-	return &resolver{mappings: m, dialer: net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}}
+	r := &resolver{mappings: m, dialer: net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}}
+	r.guarded = r.dialer
+	return r
 }
 
 // target returns the address to dial for host:port.
 func (r *resolver) target(hostport string) (string, error) {
+	addr, _, err := r.resolve(hostport)
+	return addr, err
+}
+
+// resolve returns the address to dial for host:port, and whether a
+// mapping gave it.
+func (r *resolver) resolve(hostport string) (string, bool, error) {
 	host, portStr, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return "", fmt.Errorf("mitm: bad port in %q", hostport)
+		return "", false, fmt.Errorf("mitm: bad port in %q", hostport)
 	}
 	for _, m := range r.mappings {
 		if m.Pattern.Match(host, port) {
 			if m.Port != 0 {
 				port = m.Port
 			}
-			return netip.AddrPortFrom(m.Addr, uint16(port)).String(), nil
+			return netip.AddrPortFrom(m.Addr, uint16(port)).String(), true, nil
 		}
 	}
-	return hostport, nil
+	return hostport, false, nil
+}
+
+// mapped reports whether a mapping sends host:port somewhere.
+func (r *resolver) mapped(host string, port int) bool {
+	for _, m := range r.mappings {
+		if m.Pattern.Match(host, port) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *resolver) DialContext(ctx context.Context, network, hostport string) (net.Conn, error) {
-	addr, err := r.target(hostport)
+	addr, mapped, err := r.resolve(hostport)
 	if err != nil {
 		return nil, err
+	}
+	if r.guard != nil && !mapped {
+		if ci := connFrom(ctx); ci == nil || !ci.explicit {
+			if r.guarded.Control == nil {
+				return nil, errors.New("mitm: internal error: remote-mode dialer without its guard")
+			}
+			return r.guarded.DialContext(ctx, network, addr)
+		}
 	}
 	return r.dialer.DialContext(ctx, network, addr)
 }

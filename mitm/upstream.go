@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,18 +29,16 @@ func (p *Proxy) requestRecord(r *http.Request, body *Body) *Request {
 	if h.Get("Proxy-Authorization") != "" {
 		h.Set("Proxy-Authorization", "REDACTED")
 	}
-	return &Request{Method: r.Method, URL: r.URL.String(), Proto: r.Proto, Headers: headerList(h, p.cfg.Redact), Body: body}
+	return &Request{Method: r.Method, URL: r.URL.String(), Host: r.Host, Proto: r.Proto, Headers: headerList(h, p.cfg.Redact), Body: body}
 }
 
-// onRequest starts a flow for every HTTP request goproxy handles, plain or
-// decrypted, and routes it through roundTrip.
+// onRequest fills in the flow of every HTTP request goproxy handles, plain
+// or decrypted (forward made it), and routes it through roundTrip.
 func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	ci := connFrom(req.Context())
-	if ci == nil { // not through serveOuter or serveInner: cannot happen, but never panic on it
-		ci = &connInfo{client: req.RemoteAddr, target: req.URL.Host, handling: Plain}
+	f := flowFrom(req.Context())
+	if f == nil { // not through forward: cannot happen, but never panic on it
+		f = p.newFlow(&connInfo{client: req.RemoteAddr, target: req.URL.Host, handling: Plain})
 	}
-	f := p.newFlow(ci)
-	f.ClientTLS = ci.clientTLS
 	var body *Body
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &Body{}
@@ -57,6 +57,12 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 	f, _ := ctx.UserData.(*Flow)
 	if f == nil {
 		return p.transport.RoundTrip(req)
+	}
+	if err := req.Context().Err(); err != nil {
+		// The client gave up (an HTTP/2 stream reset) before the request
+		// left: it goes nowhere.
+		f.Error, f.Aborted = "the client cancelled the request before it was sent", true
+		return nil, err
 	}
 	// The transport calls these hooks from its own goroutines (HTTP/2 writes
 	// the request on one), so the times they note are guarded.
@@ -87,7 +93,9 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 		WroteRequest:         func(httptrace.WroteRequestInfo) { note(func() { wrote = p.now() }) },
 		GotFirstResponseByte: func() { note(func() { firstByte = p.now() }) },
 	}
-	resp, err := p.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	// The origin's silence mid-body ends the request: idle cancels it.
+	rctx, cancel := context.WithCancel(req.Context())
+	resp, err := p.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(rctx, trace)))
 	mu.Lock()
 	if !connectStart.IsZero() {
 		f.Timings.Connect = ms(connect)
@@ -103,7 +111,8 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 	}
 	mu.Unlock()
 	if err != nil {
-		f.Error = explainUpstream(err, req.URL.Host, p.now())
+		cancel()
+		p.explainFailure(f, err, req.URL.Host)
 		return nil, err
 	}
 	if resp.TLS != nil {
@@ -120,20 +129,34 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 		Proto:      resp.Proto,
 		Headers:    headerList(resp.Header, p.cfg.Redact),
 	}
+	idle := newIdleWatch(p.limits.UpstreamIdleTimeout, cancel)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// A WebSocket: goproxy needs the body as the raw connection, so it is
-		// not wrapped, and the flow ends with the upgrade.
+		// not wrapped, and the flow ends with the upgrade. Its context lives
+		// as long as the relay (the handler's), and no idle timeout applies.
+		idle.stop()
 		p.finish(f)
 		return resp, nil
 	}
 	f.Response.Body = &Body{}
 	bodyStart := p.now()
-	resp.Body = newRecorder(resp.Body, f.Response.Body, p.cfg.BodyCap, func(err error) {
+	resp.Body = newRecorder(idle.wrap(resp.Body), f.Response.Body, p.cfg.BodyCap, func(err error) {
+		idle.stop()
+		cancel()
 		f.Timings.Receive = ms(p.now().Sub(bodyStart))
 		if err != nil {
 			f.Aborted = true
-			if !errors.Is(err, errClosedEarly) {
-				f.Error = "response body cut short: " + err.Error()
+			switch {
+			case errors.Is(err, errClosedEarly):
+				// The client went away; goproxy closed the body.
+			case idle.fired():
+				f.Timeout = "upstream-idle"
+				f.Error = fmt.Sprintf("%s sent nothing for %v in the middle of the response body (--upstream-idle-timeout)",
+					req.URL.Host, p.limits.UpstreamIdleTimeout)
+				f.cut.Store(true)
+			default:
+				f.Error = "response body cut short by the origin: " + err.Error()
+				f.cut.Store(true)
 			}
 		}
 		p.finish(f)
@@ -141,8 +164,55 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 	return resp, nil
 }
 
-// onResponse turns a failed upstream exchange into a 502 that says, in plain
-// words, what went wrong and with which host.
+// idleWatch cancels a response whose origin has sent nothing for its
+// timeout. A timer checked against the time of the last read, rather than
+// one reset on every read: a download makes thousands of reads.
+type idleWatch struct {
+	timeout time.Duration
+	cancel  context.CancelFunc
+	last    atomic.Int64
+	t       *time.Timer
+	did     atomic.Bool
+}
+
+func newIdleWatch(timeout time.Duration, cancel context.CancelFunc) *idleWatch {
+	w := &idleWatch{timeout: timeout, cancel: cancel}
+	w.last.Store(time.Now().UnixNano())
+	w.t = time.AfterFunc(timeout, w.check)
+	return w
+}
+
+func (w *idleWatch) check() {
+	silent := time.Since(time.Unix(0, w.last.Load()))
+	if silent < w.timeout {
+		w.t.Reset(w.timeout - silent)
+		return
+	}
+	w.did.Store(true)
+	w.cancel()
+}
+
+func (w *idleWatch) stop()       { w.t.Stop() }
+func (w *idleWatch) fired() bool { return w.did.Load() }
+
+func (w *idleWatch) wrap(rc io.ReadCloser) io.ReadCloser { return &idleBody{ReadCloser: rc, w: w} }
+
+type idleBody struct {
+	io.ReadCloser
+	w *idleWatch
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.w.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// onResponse turns a failed upstream exchange into an answer that says, in
+// plain words, what went wrong and with which host: 504 when a wait on the
+// origin ran out, 403 for a target remote mode refuses, 502 otherwise.
 func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
 	if resp != nil {
 		return resp
@@ -155,17 +225,24 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 		msg = "mitmlab: " + ctx.Error.Error()
 	}
 	body := msg + "\n"
+	code := http.StatusBadGateway
+	switch {
+	case f != nil && f.Timeout != "":
+		code = http.StatusGatewayTimeout
+	case f != nil && f.Handling == Blocked:
+		code = http.StatusForbidden
+	}
 	if f != nil {
 		if f.Error == "" {
 			f.Error = strings.TrimPrefix(msg, "mitmlab: ")
 		}
-		f.Response = &Response{Status: http.StatusBadGateway, StatusText: "Bad Gateway", Proto: "HTTP/1.1",
-			Headers: []Header{{"Content-Type", "text/plain; charset=utf-8"}}, Body: &Body{Size: int64(len(body)), Data: []byte(body)}}
+		f.Response = &Response{Status: code, StatusText: http.StatusText(code), Proto: "HTTP/1.1",
+			Headers: []Header{{"Content-Type", "text/plain; charset=utf-8"}}, Body: textBody(body)}
 		p.finish(f)
 	}
 	return &http.Response{
-		StatusCode:    http.StatusBadGateway,
-		Status:        "502 Bad Gateway",
+		StatusCode:    code,
+		Status:        strconv.Itoa(code) + " " + http.StatusText(code),
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
@@ -174,6 +251,51 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 		ContentLength: int64(len(body)),
 		Request:       ctx.Req,
 	}
+}
+
+// explainFailure fills in the flow of an exchange that never got a
+// response (or a tunnel that could not be opened) and returns the status
+// to answer with.
+func (p *Proxy) explainFailure(f *Flow, err error, host string) int {
+	var local *localTargetError
+	switch {
+	case errors.As(err, &local):
+		f.Handling = Blocked
+		f.Reason = "remote mode: " + local.addr + " is on the proxy's machine or a private network"
+		f.Error = localRefusal(hostOf(host))
+		return http.StatusForbidden
+	}
+	if kind := upstreamTimeout(err); kind != "" {
+		f.Timeout = kind
+		switch kind {
+		case "dial":
+			f.Error = fmt.Sprintf("could not connect to %s within %v (--dial-timeout)", host, p.limits.DialTimeout)
+		case "upstream-handshake":
+			f.Error = fmt.Sprintf("%s did not complete the TLS handshake within %v (--upstream-handshake-timeout)", host, p.limits.UpstreamHandshakeTimeout)
+		case "response-header":
+			f.Error = fmt.Sprintf("%s sent no response header within %v (--response-header-timeout)", host, p.limits.ResponseHeaderTimeout)
+		}
+		return http.StatusGatewayTimeout
+	}
+	f.Error = explainUpstream(err, host, p.now())
+	return http.StatusBadGateway
+}
+
+// upstreamTimeout names the wait on the origin that err says ran out, or
+// "". net/http's own timeouts have no exported type; their wording is the
+// interface, and TestUpstreamTimeouts pins it.
+func upstreamTimeout(err error) string {
+	var op *net.OpError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &op) && op.Op == "dial" && op.Timeout():
+		return "dial"
+	case strings.Contains(msg, "TLS handshake timeout"):
+		return "upstream-handshake"
+	case strings.Contains(msg, "timeout awaiting response headers"):
+		return "response-header"
+	}
+	return ""
 }
 
 // explainUpstream says why the origin could not be reached or trusted.

@@ -1,0 +1,216 @@
+package mitm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// h2Limits bound what an intercepted HTTP/2 client may make the proxy do.
+type h2Limits struct {
+	maxStreams uint32 // concurrent streams the proxy allows a client
+	// The client's stream resets, as a token bucket: resetBurst at once,
+	// resetRate per second after that. A browser leaving a page cancels
+	// its open streams (at most maxStreams) at once, then few; the "rapid
+	// reset" attack (CVE-2023-44487) opens and resets thousands a second,
+	// each of which would cost an upstream request.
+	resetBurst int
+	resetRate  float64
+}
+
+var defaultH2Limits = h2Limits{maxStreams: 100, resetBurst: 200, resetRate: 50}
+
+// errCalm ends an HTTP/2 connection whose client exceeded h2Limits.
+var errCalm = errors.New("mitm: HTTP/2 client reset streams too fast")
+
+// h2Guard watches the frames of an intercepted HTTP/2 connection as
+// x/net/http2's server reads and writes them, which it cannot be told to
+// do itself: it counts the client's RST_STREAM frames and, when they come
+// faster than h2Limits allow, sends GOAWAY with ENHANCE_YOUR_CALM and ends
+// the connection, as nginx and Envoy do. Ending it cancels every stream's
+// context, and with it every upstream request still in progress.
+//
+// The GOAWAY goes out between two of the server's frames: the guard tracks
+// frame boundaries in what the server writes, since a Write may end in the
+// middle of a frame.
+type h2Guard struct {
+	under net.Conn     // the decrypted connection the server reads and writes
+	raw   *trackedConn // the client's TCP connection, for a clean end; may be nil
+	lim   h2Limits
+	log   *slogLimiter
+
+	// Read side: only the server's read loop reads.
+	in         frameScanner
+	tokens     float64
+	refilled   time.Time
+	lastStream uint32 // the highest stream the client opened
+	tripped    bool
+
+	// Write side.
+	mu      sync.Mutex
+	out     frameScanner
+	pending bool          // a GOAWAY waits for the next frame boundary
+	sent    bool          // the GOAWAY went out; nothing is written after it
+	sentCh  chan struct{} // closed when sent
+}
+
+func newH2Guard(under net.Conn, raw *trackedConn, lim h2Limits, log *slogLimiter) *h2Guard {
+	return &h2Guard{under: under, raw: raw, lim: lim, log: log, tokens: float64(lim.resetBurst),
+		refilled: time.Now(), in: frameScanner{skip: len(http2.ClientPreface)}, sentCh: make(chan struct{})}
+}
+
+func (g *h2Guard) Read(p []byte) (int, error) {
+	if g.tripped {
+		return 0, errCalm
+	}
+	n, err := g.under.Read(p)
+	if n > 0 {
+		g.in.scan(p[:n], g.clientFrame)
+	}
+	if g.tripped {
+		g.calm()
+		return 0, errCalm
+	}
+	return n, err
+}
+
+// clientFrame counts what the client sends.
+func (g *h2Guard) clientFrame(h frameHeader) {
+	switch h.typ {
+	case frameHeaders:
+		g.lastStream = max(g.lastStream, h.stream)
+	case frameRSTStream:
+		now := time.Now()
+		g.tokens = min(float64(g.lim.resetBurst), g.tokens+now.Sub(g.refilled).Seconds()*g.lim.resetRate)
+		g.refilled = now
+		if g.tokens--; g.tokens < 0 {
+			g.tripped = true
+		}
+	}
+}
+
+// calm sends the GOAWAY (at the next frame boundary of the server's
+// output), half-closes the client's TCP connection and reads what it still
+// sends for a moment, so the kernel does not answer it with a reset that
+// would destroy the GOAWAY before the client reads it.
+func (g *h2Guard) calm() {
+	g.mu.Lock()
+	if g.out.atBoundary() {
+		g.goawayLocked()
+	} else {
+		g.pending = true
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.sentCh:
+	case <-time.After(250 * time.Millisecond):
+	}
+	g.log.warn("HTTP/2 client reset streams faster than allowed: sent GOAWAY (ENHANCE_YOUR_CALM) and closed the connection",
+		"limit", "a burst of "+itoa(g.lim.resetBurst)+", then "+itoa(int(g.lim.resetRate))+"/s")
+	if g.raw != nil {
+		g.raw.CloseWrite()
+		g.raw.Conn.SetReadDeadline(time.Now().Add(time.Second))
+		io.CopyN(io.Discard, g.raw.Conn, 1<<20)
+	}
+}
+
+func (g *h2Guard) goawayLocked() {
+	var buf bytes.Buffer
+	http2.NewFramer(&buf, nil).WriteGoAway(g.lastStream, http2.ErrCodeEnhanceYourCalm, []byte("too many reset streams"))
+	g.under.Write(buf.Bytes())
+	g.sent = true
+	close(g.sentCh)
+}
+
+func (g *h2Guard) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sent {
+		return len(p), nil // the connection is ending
+	}
+	if !g.pending {
+		n, err := g.under.Write(p)
+		g.out.scan(p[:n], nil)
+		return n, err
+	}
+	written := 0
+	for len(p) > 0 && !g.out.atBoundary() {
+		k := g.out.advance(p, nil)
+		n, err := g.under.Write(p[:k])
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[k:]
+	}
+	if g.out.atBoundary() {
+		g.goawayLocked()
+	}
+	return written + len(p), nil
+}
+
+// frameHeader is an HTTP/2 frame header (RFC 9113 §4.1).
+type frameHeader struct {
+	length uint32
+	typ    byte
+	flags  byte
+	stream uint32
+}
+
+const (
+	frameHeaders   = 0x1
+	frameRSTStream = 0x3
+)
+
+// frameScanner follows frame boundaries in a byte stream cut anywhere.
+type frameScanner struct {
+	skip int // bytes to pass before the next frame header: a preface, or the rest of a frame
+	hdr  [9]byte
+	hn   int // header bytes gathered so far
+}
+
+func (s *frameScanner) atBoundary() bool { return s.skip == 0 && s.hn == 0 }
+
+// advance consumes p to the end of the frame in progress (or of the next
+// one), calling fn with each header it completes, and returns how much of
+// p it took.
+func (s *frameScanner) advance(p []byte, fn func(frameHeader)) int {
+	taken := 0
+	if s.skip == 0 {
+		k := copy(s.hdr[s.hn:], p)
+		s.hn += k
+		taken += k
+		p = p[k:]
+		if s.hn < len(s.hdr) {
+			return taken
+		}
+		h := frameHeader{
+			length: uint32(s.hdr[0])<<16 | uint32(s.hdr[1])<<8 | uint32(s.hdr[2]),
+			typ:    s.hdr[3],
+			flags:  s.hdr[4],
+			stream: binary.BigEndian.Uint32(s.hdr[5:]) & (1<<31 - 1),
+		}
+		s.hn, s.skip = 0, int(h.length)
+		if fn != nil {
+			fn(h)
+		}
+		if s.skip == 0 {
+			return taken
+		}
+	}
+	k := min(s.skip, len(p))
+	s.skip -= k
+	return taken + k
+}
+
+func (s *frameScanner) scan(p []byte, fn func(frameHeader)) {
+	for len(p) > 0 {
+		p = p[s.advance(p, fn):]
+	}
+}
