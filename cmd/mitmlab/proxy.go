@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mitmlab/mitmlab/ca"
 	"github.com/mitmlab/mitmlab/capture"
@@ -89,10 +90,15 @@ HAR file is written.`,
 	f.String("body-cap", "1MiB", "record at most this much of each body (bodies always stream in full); 0 records none")
 	f.Bool("http2", true, "offer HTTP/2 to intercepted clients")
 	f.String("read-header-timeout", "10s", "time a client has to send request headers")
-	f.String("handshake-timeout", "10s", "time for a TLS handshake, with clients and origins")
+	f.String("handshake-timeout", "10s", "time a client has for its TLS handshake with the proxy")
 	f.String("idle-timeout", "2m", "close keep-alive connections and tunnels idle this long")
+	f.String("dial-timeout", "10s", "time to connect to an origin (then 504)")
+	f.String("upstream-handshake-timeout", "10s", "time for the TLS handshake with an origin (then 504)")
+	f.String("response-header-timeout", "30s", "time an origin has to start its response once the request is sent (then 504)")
+	f.String("upstream-idle-timeout", "60s", "end a response whose origin sends nothing for this long mid-body")
 	f.String("max-header-bytes", "64KiB", "largest request header accepted")
-	f.Int("max-conns", 1024, "most client connections at once")
+	f.Int("max-conns", 1024, "most client connections at once; at the limit the longest idle one is closed, else a newcomer gets 503")
+	f.Int("max-conns-per-client", 128, "most connections one client address may hold (with --allow-remote)")
 	f.BoolP("quiet", "q", false, "print no line per flow")
 	for _, b := range [][2]string{
 		{"listen", "proxy.listen"}, {"allow-remote", "proxy.allow-remote"}, {"auth", "proxy.auth"},
@@ -101,7 +107,10 @@ HAR file is written.`,
 		{"keylog", "proxy.keylog"}, {"plaintext-pcap", "proxy.plaintext-pcap"}, {"redact", "proxy.redact"},
 		{"body-cap", "proxy.body-cap"}, {"http2", "proxy.http2"}, {"read-header-timeout", "proxy.read-header-timeout"},
 		{"handshake-timeout", "proxy.handshake-timeout"}, {"idle-timeout", "proxy.idle-timeout"},
-		{"max-header-bytes", "proxy.max-header-bytes"}, {"max-conns", "proxy.max-conns"}, {"quiet", "proxy.quiet"},
+		{"dial-timeout", "proxy.dial-timeout"}, {"upstream-handshake-timeout", "proxy.upstream-handshake-timeout"},
+		{"response-header-timeout", "proxy.response-header-timeout"}, {"upstream-idle-timeout", "proxy.upstream-idle-timeout"},
+		{"max-header-bytes", "proxy.max-header-bytes"}, {"max-conns", "proxy.max-conns"},
+		{"max-conns-per-client", "proxy.max-conns-per-client"}, {"quiet", "proxy.quiet"},
 	} {
 		a.bind(cmd, f, b[0], b[1])
 	}
@@ -201,8 +210,17 @@ func proxyConfig(a *app) (mitm.Config, string, error) {
 		}
 		cfg.Auth = &mitm.Credentials{User: user, Password: pass}
 	}
-	if err := checkListen(listen, a.v.GetBool("proxy.allow-remote"), cfg.Auth != nil); err != nil {
+	remote := a.v.GetBool("proxy.allow-remote")
+	if err := checkListen(listen, remote, cfg.Auth != nil); err != nil {
 		return cfg, "", err
+	}
+	if remote {
+		if n := utf8.RuneCountInString(cfg.Auth.Password); n < minRemotePassword {
+			return cfg, "", usageError{fmt.Errorf("--auth: a password of %s is too short for a proxy other machines can reach: a class can try "+
+				"thousands of guesses, so use at least %d characters (for example, one made by `openssl rand -base64 12`)",
+				plural(n, "character"), minRemotePassword)}
+		}
+		cfg.Remote = true
 	}
 	root, err := a.loadCA()
 	if err != nil {
@@ -255,6 +273,8 @@ func proxyConfig(a *app) (mitm.Config, string, error) {
 	var l mitm.Limits
 	for key, d := range map[string]*time.Duration{
 		"proxy.read-header-timeout": &l.ReadHeaderTimeout, "proxy.handshake-timeout": &l.HandshakeTimeout, "proxy.idle-timeout": &l.IdleTimeout,
+		"proxy.dial-timeout": &l.DialTimeout, "proxy.upstream-handshake-timeout": &l.UpstreamHandshakeTimeout,
+		"proxy.response-header-timeout": &l.ResponseHeaderTimeout, "proxy.upstream-idle-timeout": &l.UpstreamIdleTimeout,
 	} {
 		if *d, err = a.duration(key); err != nil {
 			return cfg, "", err
@@ -268,10 +288,19 @@ func proxyConfig(a *app) (mitm.Config, string, error) {
 	if l.MaxConns = a.v.GetInt("proxy.max-conns"); l.MaxConns < 1 {
 		return cfg, "", usageError{errors.New("--max-conns must be at least 1")}
 	}
+	if l.MaxConnsPerClient = a.v.GetInt("proxy.max-conns-per-client"); l.MaxConnsPerClient < 1 {
+		return cfg, "", usageError{errors.New("--max-conns-per-client must be at least 1")}
+	}
 	cfg.Limits = l
 	cfg.Logger = a.log
 	return cfg, listen, nil
 }
+
+// minRemotePassword is the shortest --auth password remote mode takes.
+// The proxy slows failed logins down to a few a second per address at
+// best for the guesser; twelve random characters are out of reach of a
+// class guessing for a term, four or six are not.
+const minRemotePassword = 12
 
 // checkListen keeps mitmlab from becoming an open proxy: a non-loopback
 // address needs both --allow-remote and --auth.
@@ -371,6 +400,11 @@ func writeProxyBanner(a *app, addr string, root *ca.Root, cfg mitm.Config) {
 			port = ":" + strconv.Itoa(m.Port)
 		}
 		fmt.Fprintf(w, "  resolve   %s → %s%s\n", m.Pattern, m.Addr, port)
+	}
+	if cfg.Remote {
+		fmt.Fprintf(w, "  remote    other machines may connect (--allow-remote, with --auth): at most %d connections per address; "+
+			"failed logins slowed and logged; targets on this machine or private networks refused unless a rule names them\n",
+			cfg.Limits.MaxConnsPerClient)
 	}
 	if cfg.InsecureUpstream {
 		fmt.Fprintln(w, "  upstream  NOT VERIFIED (--insecure-upstream)")

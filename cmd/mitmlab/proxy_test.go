@@ -265,6 +265,11 @@ func TestProxyRefusesUnsafeSettings(t *testing.T) {
 		{[]string{"--body-cap", "lots"}, "--body-cap"},
 		{[]string{"--upstream-ca", "/nonexistent.pem"}, "cannot read --upstream-ca"},
 		{[]string{"--idle-timeout", "soon"}, "is not a duration"},
+		{[]string{"--response-header-timeout", "0s"}, "is not a duration"},
+		{[]string{"--max-conns-per-client", "0"}, "--max-conns-per-client must be at least 1"},
+		// Remote mode: a password a class could guess is refused, saying why.
+		{[]string{"--allow-remote", "--auth", "u:x"}, "a password of 1 character is too short"},
+		{[]string{"--listen", "0.0.0.0:18089", "--allow-remote", "--auth", "u:elevenchars"}, "use at least 12 characters"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
