@@ -151,17 +151,19 @@ type Proxy struct {
 	inner     *http.Server
 	h2        *http2.Server
 	h2Limits  h2Limits
-	conns     *tracker
-	auth      *authGuard
-	flows     inflight
-	serving   inflight // intercepted connections serving requests
-	quiet     quietConns
-	ids       atomic.Uint64
-	closing   atomic.Bool
-	mu        sync.Mutex
-	listeners []net.Listener
-	warnedMu  sync.Mutex
-	warned    map[string]bool // hosts forged outside the CA's name constraints, logged once
+	// upstreamInfo describes each upstream connection's TLS once.
+	upstreamInfo tlsInfoCache
+	conns        *tracker
+	auth         *authGuard
+	flows        inflight
+	serving      inflight // intercepted connections serving requests
+	quiet        quietConns
+	ids          atomic.Uint64
+	closing      atomic.Bool
+	mu           sync.Mutex
+	listeners    []net.Listener
+	warnedMu     sync.Mutex
+	warned       map[string]bool // hosts forged outside the CA's name constraints, logged once
 }
 
 // New makes a Proxy; Serve starts it.

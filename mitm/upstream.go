@@ -3,6 +3,7 @@ package mitm
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -116,16 +117,11 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 		return nil, err
 	}
 	if resp.TLS != nil {
-		var leaf = resp.TLS.PeerCertificates
-		info := tlsInfo(*resp.TLS, nil)
-		if len(leaf) > 0 {
-			info.Certificate = certInfo(leaf[0])
-		}
-		f.UpstreamTLS = info
+		f.UpstreamTLS = p.upstreamInfo.of(resp.TLS)
 	}
 	f.Response = &Response{
 		Status:     resp.StatusCode,
-		StatusText: strings.TrimSpace(strings.TrimPrefix(resp.Status, fmt.Sprint(resp.StatusCode))),
+		StatusText: statusText(resp),
 		Proto:      resp.Proto,
 		Headers:    headerList(resp.Header, p.cfg.Redact),
 	}
@@ -162,6 +158,47 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 		p.finish(f)
 	})
 	return resp, nil
+}
+
+// statusText is the reason phrase of a response's status line.
+func statusText(resp *http.Response) string {
+	code := strconv.Itoa(resp.StatusCode)
+	if len(resp.Status) > len(code) && resp.Status[:len(code)] == code {
+		return strings.TrimSpace(resp.Status[len(code):])
+	}
+	return strings.TrimSpace(resp.Status)
+}
+
+// tlsInfoCache describes each upstream connection's TLS once: net/http
+// gives every response on a connection the same *tls.ConnectionState, and
+// describing its certificate (a SHA-256 and names) per request cost more
+// than the round trip itself. Keys keep their states alive, so an address
+// is never reused for another connection while cached; the cache is
+// emptied when it grows past its bound.
+type tlsInfoCache struct {
+	mu sync.Mutex
+	m  map[*tls.ConnectionState]*TLSInfo
+}
+
+func (c *tlsInfoCache) of(cs *tls.ConnectionState) *TLSInfo {
+	c.mu.Lock()
+	info, ok := c.m[cs]
+	c.mu.Unlock()
+	if ok {
+		return info
+	}
+	var leaf *x509.Certificate
+	if len(cs.PeerCertificates) > 0 {
+		leaf = cs.PeerCertificates[0]
+	}
+	info = tlsInfo(*cs, leaf)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= 1024 {
+		c.m = map[*tls.ConnectionState]*TLSInfo{}
+	}
+	c.m[cs] = info
+	c.mu.Unlock()
+	return info
 }
 
 // idleWatch cancels a response whose origin has sent nothing for its
