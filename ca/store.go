@@ -61,15 +61,20 @@ type UnsafePathError struct {
 	User int
 }
 
-// Fix is the command that makes the path safe.
+// Fix is the command that makes the path safe. Giving a file to a user
+// takes root, hence the sudo when the user is not root.
 func (e *UnsafePathError) Fix() string {
-	if e.Owner >= 0 {
-		if e.Mode.IsDir() {
-			return fmt.Sprintf("chown -R %d %s", e.User, e.Path)
-		}
-		return fmt.Sprintf("chown %d %s", e.User, e.Path)
+	if e.Owner < 0 {
+		return "chmod go-w " + e.Path
 	}
-	return "chmod go-w " + e.Path
+	sudo, r := "", ""
+	if e.User != 0 {
+		sudo = "sudo "
+	}
+	if e.Mode.IsDir() {
+		r = "-R "
+	}
+	return fmt.Sprintf("%schown %s%d %s", sudo, r, e.User, e.Path)
 }
 
 func (e *UnsafePathError) Error() string {

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,6 +181,23 @@ func TestCheckPath(t *testing.T) {
 	}
 	if err := CheckPath(filepath.Join(base, "missing")); err != nil {
 		t.Errorf("CheckPath(missing) = %v, want nil: mitmlab creates what is missing itself", err)
+	}
+}
+
+func TestUnsafePathErrorFix(t *testing.T) {
+	for _, tc := range []struct {
+		e    UnsafePathError
+		want string
+	}{
+		{UnsafePathError{Path: "/h", Mode: fs.ModeDir | 0o777, Owner: -1, User: 1000}, "chmod go-w /h"},
+		{UnsafePathError{Path: "/h/config.yaml", Mode: 0o666, Owner: -1, User: 0}, "chmod go-w /h/config.yaml"},
+		{UnsafePathError{Path: "/h", Mode: fs.ModeDir | 0o700, Owner: 1001, User: 1000}, "sudo chown -R 1000 /h"},
+		{UnsafePathError{Path: "/h", Mode: fs.ModeDir | 0o700, Owner: 1001, User: 0}, "chown -R 0 /h"},
+		{UnsafePathError{Path: "/c.yaml", Mode: 0o600, Owner: 1001, User: 1000}, "sudo chown 1000 /c.yaml"},
+	} {
+		if got := tc.e.Fix(); got != tc.want {
+			t.Errorf("%+v.Fix() = %q, want %q", tc.e, got, tc.want)
+		}
 	}
 }
 
