@@ -207,8 +207,9 @@ func (a *Authority) mint(name string, now time.Time) (*tls.Certificate, error) {
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: a.leafKey, Leaf: leaf}, nil
 }
 
-// leafTemplate is a server leaf for one host: the SAN of the right kind, the
-// host as CN for old tools that still print it, serverAuth only.
+// leafTemplate is a server leaf for one host: the SAN of the right kind,
+// serverAuth only, and for a DNS name the name as CN too, for old tools that
+// still print it.
 func leafTemplate(name string, notBefore, notAfter time.Time) *x509.Certificate {
 	tmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(),
@@ -218,15 +219,23 @@ func leafTemplate(name string, notBefore, notAfter time.Time) *x509.Certificate 
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 	}
+	if ip := net.ParseIP(name); ip != nil {
+		// No CN for an address. OpenSSL checks a CN that looks like a host
+		// name against the CA's DNS name constraints when the leaf has no DNS
+		// SAN (v3_ncons.c, cn2dnsid), and "127.0.0.1" looks like one: under
+		// the default constraints (DNS lab.test, localhost) such a leaf fails
+		// with error 47, "permitted subtree violation", though its IP SAN is
+		// permitted. The subject stays empty instead, as in Let's Encrypt's
+		// IP-address certificates; x509.CreateCertificate then marks the SAN
+		// critical, as RFC 5280 4.2.1.6 requires of a subject-less leaf.
+		tmpl.IPAddresses = []net.IP{ip}
+		return tmpl
+	}
+	tmpl.DNSNames = []string{name}
 	// RFC 5280 caps a CN at 64 characters; a longer host is named by its SAN
 	// alone, which is all browsers read anyway.
 	if len(name) <= 64 {
 		tmpl.Subject = pkix.Name{CommonName: name}
-	}
-	if ip := net.ParseIP(name); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	} else {
-		tmpl.DNSNames = []string{name}
 	}
 	return tmpl
 }

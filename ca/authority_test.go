@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"fmt"
 	"net"
 	"sync"
@@ -32,6 +33,8 @@ func newTestAuthority(t testing.TB, opts AuthorityOptions) *Authority {
 	return a
 }
 
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
 func TestLeaf(t *testing.T) {
 	clk := newFakeClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	a := newTestAuthority(t, AuthorityOptions{Now: clk.now})
@@ -45,9 +48,11 @@ func TestLeaf(t *testing.T) {
 	}{
 		{"bank.lab.test", []string{"bank.lab.test"}, "", "bank.lab.test"},
 		{"Bank.Lab.Test.", []string{"bank.lab.test"}, "", "bank.lab.test"},
-		{"127.0.0.1", nil, "127.0.0.1", "127.0.0.1"},
-		{"[::1]", nil, "::1", "::1"},
-		{"::ffff:127.0.0.2", nil, "127.0.0.2", "127.0.0.2"},
+		// Addresses get no CN: OpenSSL would check it against the DNS
+		// constraints (see leafTemplate).
+		{"127.0.0.1", nil, "127.0.0.1", ""},
+		{"[::1]", nil, "::1", ""},
+		{"::ffff:127.0.0.2", nil, "127.0.0.2", ""},
 		{"a-very-long-label-that-goes-on-and-on-for-quite-a-while.sub.lab.test", []string{"a-very-long-label-that-goes-on-and-on-for-quite-a-while.sub.lab.test"}, "", ""},
 	}
 	for _, tc := range tests {
@@ -65,6 +70,17 @@ func TestLeaf(t *testing.T) {
 			}
 			if c.Subject.CommonName != tc.wantCN {
 				t.Errorf("CN = %q, want %q", c.Subject.CommonName, tc.wantCN)
+			}
+			// Without a CN the subject is empty, not a set of other
+			// attributes, and then RFC 5280 4.2.1.6 wants the SAN critical.
+			emptySubject := bytes.Equal(c.RawSubject, []byte{0x30, 0})
+			if emptySubject != (tc.wantCN == "") {
+				t.Errorf("subject = %q (DER %x), want empty exactly when there is no CN", c.Subject, c.RawSubject)
+			}
+			for _, e := range c.Extensions {
+				if e.Id.Equal(oidSubjectAltName) && e.Critical != emptySubject {
+					t.Errorf("SAN critical = %v, want %v (the subject is empty: %v)", e.Critical, emptySubject, emptySubject)
+				}
 			}
 			if c.IsCA || len(c.ExtKeyUsage) != 1 || c.ExtKeyUsage[0] != x509.ExtKeyUsageServerAuth {
 				t.Errorf("leaf IsCA=%v EKU=%v, want a non-CA serverAuth leaf", c.IsCA, c.ExtKeyUsage)

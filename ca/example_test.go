@@ -43,6 +43,24 @@ func ExampleLoad() {
 	// true
 }
 
+// CheckPath refuses what others can change, with the fix; Load applies it
+// to the CA directory before reading anything in it.
+func ExampleCheckPath() {
+	dir, _ := os.MkdirTemp("", "mitmlab-example")
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777)
+	err := ca.CheckPath(dir)
+	var unsafe *ca.UnsafePathError
+	if errors.As(err, &unsafe) {
+		fmt.Printf("mode %04o; fix is chmod go-w: %v\n", unsafe.Mode.Perm(), unsafe.Fix() == "chmod go-w "+dir)
+	}
+	os.Chmod(dir, 0o700)
+	fmt.Println(ca.CheckPath(dir))
+	// Output:
+	// mode 0777; fix is chmod go-w: true
+	// <nil>
+}
+
 // An Authority mints a leaf per host and serves repeats from its cache.
 func ExampleAuthority_Certificate() {
 	root, _ := ca.NewRoot(ca.RootOptions{})

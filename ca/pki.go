@@ -312,6 +312,15 @@ func (p *PKI) Issue(profile Profile, hosts []string, opts IssueOptions) (*Chain,
 		// kind found on test servers and appliances.
 		tmpl.IsCA = true
 		tmpl.KeyUsage |= x509.KeyUsageCertSign
+		// Its subject is also its issuer, which RFC 5280 4.1.2.4 requires
+		// to be non-empty; a leaf for an address has none (leafTemplate),
+		// so it gets its CN back here, where no name constraints apply.
+		if len(tmpl.Subject.ToRDNSequence()) == 0 {
+			tmpl.Subject = pkix.Name{CommonName: names[0]}
+			if len(names[0]) > 64 {
+				tmpl.Subject = pkix.Name{Organization: []string{"mitmlab lab self-signed server"}}
+			}
+		}
 		ski, err := subjectKeyID(key.Public())
 		if err != nil {
 			return nil, err

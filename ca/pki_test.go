@@ -179,3 +179,42 @@ func TestCheckRevocation(t *testing.T) {
 		t.Error("CheckRevocation with a stale CRL succeeded")
 	}
 }
+
+// TestProfilesForAnAddress: a leaf for an IP address has no subject
+// (leafTemplate), so every verdict that names it must name it by its SAN,
+// never as "", and a self-signed one still has a non-empty issuer
+// (RFC 5280 4.1.2.4).
+func TestProfilesForAnAddress(t *testing.T) {
+	pki, err := NewPKI(PKIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(pki.Root.Cert)
+	for _, p := range Profiles() {
+		t.Run(string(p.Name), func(t *testing.T) {
+			chain, err := pki.Issue(p.Name, []string{"127.0.0.1"}, IssueOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var crls []*x509.RevocationList
+			for _, der := range chain.CRLs {
+				crl, err := x509.ParseRevocationList(der)
+				if err != nil {
+					t.Fatal(err)
+				}
+				crls = append(crls, crl)
+			}
+			v := Check(chain.Certs, CheckOptions{Roots: roots, Host: "127.0.0.1", CRLs: crls})
+			if v.Reason != p.Want {
+				t.Errorf("Check(%s for 127.0.0.1) = %v, want reason %s", p.Name, v, p.Want)
+			}
+			if strings.Contains(v.Detail, `""`) {
+				t.Errorf("Check(%s for 127.0.0.1).Detail = %q, names a certificate as \"\"", p.Name, v.Detail)
+			}
+			if leaf := chain.Leaf(); len(leaf.RawIssuer) <= 2 {
+				t.Errorf("%s leaf for 127.0.0.1 has an empty issuer", p.Name)
+			}
+		})
+	}
+}

@@ -44,6 +44,83 @@ func (e *KeyModeError) Error() string {
 		e.Path, e.Mode.Perm(), e.Path)
 }
 
+// UnsafePathError is returned when a directory or file that decides what
+// mitmlab trusts (a CA directory; in the CLI also its home and config file)
+// can be changed by someone other than the user running it: it is writable
+// by group or others, or it belongs to another user. Whoever can write a CA
+// directory can swap the CA in it, and with it what the proxy forges and
+// what a lab's browsers trust. OpenSSH's StrictModes refuses ~/.ssh and
+// authorized_keys in the same two cases.
+type UnsafePathError struct {
+	Path string
+	Mode fs.FileMode // as stat reports it, with fs.ModeDir for a directory
+	// Owner is the uid of the owner when the owner is the problem (neither
+	// the user running nor root), and -1 when the mode is.
+	Owner int
+	// User is the effective uid of the process that refused the path.
+	User int
+}
+
+// Fix is the command that makes the path safe. Giving a file to a user
+// takes root, hence the sudo when the user is not root.
+func (e *UnsafePathError) Fix() string {
+	if e.Owner < 0 {
+		return "chmod go-w " + e.Path
+	}
+	sudo, r := "", ""
+	if e.User != 0 {
+		sudo = "sudo "
+	}
+	if e.Mode.IsDir() {
+		r = "-R "
+	}
+	return fmt.Sprintf("%schown %s%d %s", sudo, r, e.User, e.Path)
+}
+
+func (e *UnsafePathError) Error() string {
+	if e.Owner >= 0 {
+		return fmt.Sprintf("ca: %s belongs to another user (uid %d, you are uid %d), who can change it at will; use one of your own, or run `%s`",
+			e.Path, e.Owner, e.User, e.Fix())
+	}
+	return fmt.Sprintf("ca: %s is writable by other users (mode %04o), so they could swap the CA in it; run `%s` and try again",
+		e.Path, e.Mode.Perm(), e.Fix())
+}
+
+// CheckPath returns an *UnsafePathError when path is writable by group or
+// others or belongs to a user other than the one running (and not root),
+// nil when it is safe or does not exist (mitmlab creates what is missing
+// 0700 or 0755 itself), and another error when it cannot be examined. It
+// follows symbolic links: what counts is what is read. Windows has no such
+// modes, so there it checks nothing.
+//
+// A path that belongs to another user is refused whatever its mode: its
+// owner can chmod it at any time, so its mode proves nothing. That holds
+// for root too: a root-run mitmlab (live capture needs privileges) that
+// read a student's home would hand the student the CA and a config that
+// decides where root writes files. Root's own files are accepted, since
+// root could change anything anyway.
+func CheckPath(path string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ca: check %s: %w", path, err)
+	}
+	user := os.Geteuid()
+	if owner, ok := fileOwner(fi); ok && owner != user && owner != 0 {
+		return &UnsafePathError{Path: path, Mode: fi.Mode(), Owner: owner, User: user}
+	}
+	// Group-writable counts too, as in OpenSSH: the group may hold anyone.
+	if fi.Mode().Perm()&0o022 != 0 {
+		return &UnsafePathError{Path: path, Mode: fi.Mode(), Owner: -1, User: user}
+	}
+	return nil
+}
+
 // Save writes root into dir as CertFile (0644) and KeyFile (0600). It
 // refuses to replace an existing CA unless force is set. The directory is
 // written whole under a temporary name and renamed into place, so a crash
@@ -60,13 +137,17 @@ func Save(dir string, r *Root, force bool) error {
 }
 
 // Load reads the CA in dir. It returns an error wrapping ErrNoCA when there
-// is none, a *KeyModeError when the key is readable by others, and a
-// descriptive error when the files are damaged or do not belong together.
+// is none, an *UnsafePathError when others can change dir (see CheckPath),
+// a *KeyModeError when the key is readable by others, and a descriptive
+// error when the files are damaged or do not belong together.
 func Load(dir string) (*Root, error) {
 	return loadPair(dir, CertFile, KeyFile)
 }
 
 func loadPair(dir, certName, keyName string) (*Root, error) {
+	if err := CheckPath(dir); err != nil {
+		return nil, err
+	}
 	certPath, keyPath := filepath.Join(dir, certName), filepath.Join(dir, keyName)
 	certPEM, certErr := os.ReadFile(certPath)
 	keyInfo, keyErr := os.Stat(keyPath)
@@ -289,7 +370,8 @@ func writeDirAtomic(dir string, files []fileSpec, force bool) error {
 }
 
 // LoadCert reads only the CA certificate in dir, not its key: enough to
-// check who trusts it, and possible even when the key is unusable.
+// check who trusts it, and possible even when the key is unusable or others
+// can change dir (it does not call CheckPath: ca doctor reports that).
 func LoadCert(dir string) (*x509.Certificate, error) {
 	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
 	if errors.Is(err, fs.ErrNotExist) {

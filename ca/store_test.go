@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,6 +99,151 @@ func TestLoadRefusesReadableKey(t *testing.T) {
 	}
 	if _, err := Load(dir); err != nil {
 		t.Errorf("Load with key mode 0400 = %v, want success", err)
+	}
+}
+
+// otherUID is a uid that is neither root nor the test's: nobody's.
+const otherUID = 65534
+
+func TestCheckPath(t *testing.T) {
+	base := t.TempDir()
+	me := os.Geteuid()
+	tests := []struct {
+		name  string
+		dir   bool
+		mode  os.FileMode
+		owner int // -1: leave it the test's
+		// wantOwner is the UnsafePathError's Owner; -2 means no error.
+		wantOwner int
+	}{
+		{"dir 0700", true, 0o700, -1, -2},
+		{"dir 0755", true, 0o755, -1, -2},
+		{"dir 0750", true, 0o750, -1, -2},
+		{"dir 0775 (group-writable)", true, 0o775, -1, -1},
+		{"dir 0757 (writable by others)", true, 0o757, -1, -1},
+		{"dir 0777", true, 0o777, -1, -1},
+		{"dir 1777 (sticky does not help: others can still plant files)", true, 0o777 | os.ModeSticky, -1, -1},
+		{"file 0600", false, 0o600, -1, -2},
+		{"file 0644", false, 0o644, -1, -2},
+		{"file 0664", false, 0o664, -1, -1},
+		{"file 0666", false, 0o666, -1, -1},
+		{"file 0602", false, 0o602, -1, -1},
+		{"dir 0700 owned by another user", true, 0o700, otherUID, otherUID},
+		{"file 0600 owned by another user", false, 0o600, otherUID, otherUID},
+		{"dir 0755 owned by root", true, 0o755, 0, -2},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.owner >= 0 && me != 0 {
+				t.Skip("only root can give a file to another owner")
+			}
+			path := filepath.Join(base, fmt.Sprint(i))
+			if tc.dir {
+				if err := os.Mkdir(path, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if tc.owner >= 0 {
+				if err := os.Chown(path, tc.owner, -1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := CheckPath(path)
+			var ue *UnsafePathError
+			if tc.wantOwner == -2 {
+				if err != nil {
+					t.Errorf("CheckPath(%s) = %v, want nil", tc.name, err)
+				}
+				return
+			}
+			if !errors.As(err, &ue) {
+				t.Fatalf("CheckPath(%s) = %v, want *UnsafePathError", tc.name, err)
+			}
+			if ue.Path != path || ue.Owner != tc.wantOwner || ue.User != me || ue.Mode.Perm() != tc.mode.Perm() || ue.Mode.IsDir() != tc.dir {
+				t.Errorf("CheckPath(%s) = %+v, want path %s, owner %d, user %d, mode %v", tc.name, ue, path, tc.wantOwner, me, tc.mode)
+			}
+			wantFix := "chmod go-w " + path
+			if tc.wantOwner >= 0 {
+				wantFix = fmt.Sprintf("chown %d %s", me, path)
+				if tc.dir {
+					wantFix = fmt.Sprintf("chown -R %d %s", me, path)
+				}
+			}
+			if ue.Fix() != wantFix || !strings.Contains(err.Error(), "`"+wantFix+"`") {
+				t.Errorf("CheckPath(%s): Fix() = %q, error %q; want the fix %q", tc.name, ue.Fix(), err, wantFix)
+			}
+		})
+	}
+	if err := CheckPath(filepath.Join(base, "missing")); err != nil {
+		t.Errorf("CheckPath(missing) = %v, want nil: mitmlab creates what is missing itself", err)
+	}
+}
+
+func TestUnsafePathErrorFix(t *testing.T) {
+	for _, tc := range []struct {
+		e    UnsafePathError
+		want string
+	}{
+		{UnsafePathError{Path: "/h", Mode: fs.ModeDir | 0o777, Owner: -1, User: 1000}, "chmod go-w /h"},
+		{UnsafePathError{Path: "/h/config.yaml", Mode: 0o666, Owner: -1, User: 0}, "chmod go-w /h/config.yaml"},
+		{UnsafePathError{Path: "/h", Mode: fs.ModeDir | 0o700, Owner: 1001, User: 1000}, "sudo chown -R 1000 /h"},
+		{UnsafePathError{Path: "/h", Mode: fs.ModeDir | 0o700, Owner: 1001, User: 0}, "chown -R 0 /h"},
+		{UnsafePathError{Path: "/c.yaml", Mode: 0o600, Owner: 1001, User: 1000}, "sudo chown 1000 /c.yaml"},
+	} {
+		if got := tc.e.Fix(); got != tc.want {
+			t.Errorf("%+v.Fix() = %q, want %q", tc.e, got, tc.want)
+		}
+	}
+}
+
+// TestLoadRefusesUnsafeDir: a CA or PKI directory others can write is
+// refused before anything in it is read.
+func TestLoadRefusesUnsafeDir(t *testing.T) {
+	home := t.TempDir()
+	caDir, pkiDir := filepath.Join(home, "ca"), filepath.Join(home, "pki")
+	r, _ := NewRoot(RootOptions{})
+	if err := Save(caDir, r, false); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPKI(PKIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SavePKI(pkiDir, p, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{caDir, pkiDir} {
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ue *UnsafePathError
+	if _, err := Load(caDir); !errors.As(err, &ue) || ue.Path != caDir {
+		t.Errorf("Load(0777 dir) = %v, want *UnsafePathError for %s", err, caDir)
+	}
+	if _, err := LoadPKI(pkiDir, nil); !errors.As(err, &ue) || ue.Path != pkiDir {
+		t.Errorf("LoadPKI(0777 dir) = %v, want *UnsafePathError for %s", err, pkiDir)
+	}
+	if _, _, err := LoadOrCreatePKI(pkiDir, PKIOptions{}); !errors.As(err, &ue) {
+		t.Errorf("LoadOrCreatePKI(0777 dir) = %v, want *UnsafePathError, not a new PKI", err)
+	}
+	// ca doctor reads the certificate of such a CA to report on it.
+	if _, err := LoadCert(caDir); err != nil {
+		t.Errorf("LoadCert(0777 dir) = %v, want the certificate", err)
+	}
+	for _, dir := range []string{caDir, pkiDir} {
+		os.Chmod(dir, 0o755)
+	}
+	if _, err := Load(caDir); err != nil {
+		t.Errorf("Load(0755 dir) = %v, want success", err)
+	}
+	if _, err := LoadPKI(pkiDir, nil); err != nil {
+		t.Errorf("LoadPKI(0755 dir) = %v, want success", err)
 	}
 }
 

@@ -104,7 +104,7 @@ func Check(served []*x509.Certificate, opts CheckOptions) Verdict {
 				}
 				return Verdict{Reason: ReasonRevoked, Detail: fmt.Sprintf(
 					"%q was revoked by its issuer %q on %s (reason: %s)",
-					describeName(chain[i].Subject), describeName(chain[i+1].Subject),
+					describeCert(chain[i]), describeCert(chain[i+1]),
 					entry.RevocationTime.UTC().Format(time.DateTime+" MST"), revocationReason(entry.ReasonCode))}
 			}
 		}
@@ -116,7 +116,7 @@ func Check(served []*x509.Certificate, opts CheckOptions) Verdict {
 	for _, c := range chains[0][:len(chains[0])-1] { // the trust anchor's own key is the trust store's choice
 		if bits, weak := weakKey(c, minBits); weak {
 			return Verdict{Reason: ReasonWeakKey, Detail: fmt.Sprintf(
-				"%q has a %d-bit RSA key; clients require at least %d bits", describeName(c.Subject), bits, minBits)}
+				"%q has a %d-bit RSA key; clients require at least %d bits", describeCert(c), bits, minBits)}
 		}
 	}
 	return Verdict{Reason: ReasonOK, Detail: "chain " + describeChain(chains[0])}
@@ -134,11 +134,11 @@ func classify(err error, served []*x509.Certificate, now time.Time) Verdict {
 		case x509.Expired:
 			if now.Before(c.NotBefore) {
 				return Verdict{Reason: ReasonNotYetValid, Detail: fmt.Sprintf(
-					"%q is not valid until %s (in %s)", describeName(c.Subject),
+					"%q is not valid until %s (in %s)", describeCert(c),
 					c.NotBefore.UTC().Format(time.DateTime+" MST"), roughDuration(c.NotBefore.Sub(now)))}
 			}
 			return Verdict{Reason: ReasonExpired, Detail: fmt.Sprintf(
-				"%q expired on %s (%s ago)", describeName(c.Subject),
+				"%q expired on %s (%s ago)", describeCert(c),
 				c.NotAfter.UTC().Format(time.DateTime+" MST"), roughDuration(now.Sub(c.NotAfter)))}
 		case x509.CANotAuthorizedForThisName:
 			return Verdict{Reason: ReasonNameConstraint, Detail: fmt.Sprintf(
@@ -153,14 +153,14 @@ func classify(err error, served []*x509.Certificate, now time.Time) Verdict {
 		switch {
 		case len(served) == 1 && selfSigned(leaf):
 			return Verdict{Reason: ReasonSelfSigned, Detail: fmt.Sprintf(
-				"%q is self-signed: no authority vouches for it", describeName(leaf.Subject))}
+				"%q is self-signed: no authority vouches for it", describeCert(leaf))}
 		case selfSigned(top):
 			return Verdict{Reason: ReasonUntrustedRoot, Detail: fmt.Sprintf(
-				"the chain ends at %q, a root this client does not trust", describeName(top.Subject))}
+				"the chain ends at %q, a root this client does not trust", describeCert(top))}
 		default:
 			return Verdict{Reason: ReasonIncompleteChain, Detail: fmt.Sprintf(
 				"the server did not send the certificate of %q, which issued %q, and this client has no trusted copy of it",
-				describeName(top.Issuer), describeName(top.Subject))}
+				describeName(top.Issuer), describeCert(top))}
 		}
 	}
 	return Verdict{Reason: ReasonInvalid, Detail: err.Error()}
@@ -173,7 +173,7 @@ func constrainingCA(served []*x509.Certificate) string {
 		nc := ConstraintsOf(c)
 		for _, name := range append(append([]string{}, served[0].DNSNames...), ipStrings(served[0])...) {
 			if !nc.Permits(name) {
-				return fmt.Sprintf("%q (%s)", describeName(c.Subject), nc)
+				return fmt.Sprintf("%q (%s)", describeCert(c), nc)
 			}
 		}
 	}
@@ -248,10 +248,20 @@ func certNames(c *x509.Certificate) []string {
 	return names
 }
 
+// describeCert names a certificate the short way a person reads it: its
+// subject, or, for a leaf without one (an IP address's, see leafTemplate),
+// the names of its SAN.
+func describeCert(c *x509.Certificate) string {
+	if s := describeName(c.Subject); s != "" {
+		return s
+	}
+	return strings.Join(certNames(c), ", ")
+}
+
 func describeChain(chain []*x509.Certificate) string {
 	parts := make([]string, len(chain))
 	for i, c := range chain {
-		parts[i] = fmt.Sprintf("%q", describeName(c.Subject))
+		parts[i] = fmt.Sprintf("%q", describeCert(c))
 	}
 	return strings.Join(parts, " ← ")
 }

@@ -137,6 +137,25 @@ func (a *app) bind(cmd *cobra.Command, fs *pflag.FlagSet, flagName, key string) 
 	a.settings = append(a.settings, setting{key: key, env: env, flag: f, cmd: cmd})
 }
 
+// homeReaders lists, per command, the directories of the home it reads or
+// writes (the CA, the lab PKI). Before such a command runs, the home and
+// those directories must be safe from other users (checkHome): whoever can
+// write them can swap the CA. ca init is refused too, even with --force: a
+// new CA in a directory others can write is no safer than the old one.
+// ca doctor is left out on purpose: it reports the problem with the rest.
+// Every other command reads no more of the home than its config.yaml,
+// which readConfig checks when it is there.
+var homeReaders = map[string][]string{
+	"ca init":    {"ca"},
+	"ca show":    {"ca"},
+	"ca export":  {"ca"},
+	"ca trust":   {"ca"},
+	"ca untrust": {"ca"},
+	"ca issue":   {"pki"},
+	"proxy":      {"ca"},
+	"serve":      {"pki"},
+}
+
 // configure resolves the configuration for cmd: binds its flags and their
 // variables, reads the config file, then sets up logging.
 func (a *app) configure(cmd *cobra.Command) error {
@@ -154,6 +173,11 @@ func (a *app) configure(cmd *cobra.Command) error {
 	}
 	if err := a.readConfig(cmd, known); err != nil {
 		return err
+	}
+	if dirs, ok := homeReaders[strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")]; ok {
+		if err := a.checkHome(dirs...); err != nil {
+			return err
+		}
 	}
 	if a.afterConfig != nil {
 		if err := a.afterConfig(cmd); err != nil {
@@ -184,6 +208,18 @@ func (a *app) readConfig(cmd *cobra.Command, known map[string]bool) error {
 			return fmt.Errorf("config file %s: %w", path, err)
 		}
 		return nil // no default config file: defaults and flags only
+	}
+	// A config others can write decides for them what this run trusts and
+	// where it writes; so does a home others can write (they could plant
+	// config.yaml there). A --config file elsewhere is checked alone: the
+	// directory it sits in may well be /tmp, and a file others swapped in
+	// belongs to them, which CheckPath refuses.
+	check := []string{path}
+	if !explicit {
+		check = []string{a.home(), path}
+	}
+	if err := checkSafe(check...); err != nil {
+		return err
 	}
 	a.v.SetConfigFile(path)
 	if filepath.Ext(path) == "" {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mitmlab/mitmlab/ca"
@@ -48,13 +49,80 @@ Typical use:
 func (a *app) caDir() string  { return filepath.Join(a.home(), "ca") }
 func (a *app) pkiDir() string { return filepath.Join(a.home(), "pki") }
 
+// checkHome refuses a home, or one of its subdirectories (ca, pki), that
+// other users can change: see checkSafe.
+func (a *app) checkHome(subdirs ...string) error {
+	paths := []string{a.home()}
+	for _, d := range subdirs {
+		paths = append(paths, filepath.Join(a.home(), d))
+	}
+	return checkSafe(paths...)
+}
+
+// unsafeWhat is what another user could do with a home, CA directory or
+// config file they can write (a config names the home, so the CA, too).
+const unsafeWhat = "swap the CA your browsers trust, or plant a config that changes what mitmlab does"
+
+// checkSafe refuses paths that other users can change (ca.CheckPath), the
+// way OpenSSH's StrictModes refuses ~/.ssh: with one error that names each
+// path and its mode, says why it matters and gives the one command that
+// fixes them all (a `chmod -R 777` makes several at once).
+func checkSafe(paths ...string) error {
+	var writable []*ca.UnsafePathError
+	for _, p := range paths {
+		err := ca.CheckPath(p)
+		var ue *ca.UnsafePathError
+		switch {
+		case err == nil:
+		case errors.As(err, &ue) && ue.Owner >= 0:
+			return explainUnsafe(ue)
+		case errors.As(err, &ue):
+			writable = append(writable, ue)
+		default:
+			return fmt.Errorf("cannot check who can change %s: %v", p, err)
+		}
+	}
+	if len(writable) == 0 {
+		return nil
+	}
+	return explainUnsafe(writable...)
+}
+
+// explainUnsafe is the error a person sees for paths others can change. A
+// path owned by another user comes alone: its fix is not a chmod.
+func explainUnsafe(ues ...*ca.UnsafePathError) error {
+	if ue := ues[0]; ue.Owner >= 0 {
+		what := "a home of your own (--home DIR)"
+		if !ue.Mode.IsDir() {
+			what = "a config file of your own"
+		}
+		return fmt.Errorf("%s belongs to another user (uid %d; you are uid %d), who can change it whatever its mode, and so %s; use %s, or make it yours with `%s`",
+			ue.Path, ue.Owner, ue.User, unsafeWhat, what, ue.Fix())
+	}
+	var named, fix []string
+	for _, ue := range ues {
+		named = append(named, fmt.Sprintf("%s (mode %04o)", ue.Path, ue.Mode.Perm()))
+		fix = append(fix, ue.Path)
+	}
+	return fmt.Errorf("other users can write %s: anyone on this machine could %s; run `chmod go-w %s` and try again",
+		strings.Join(named, " and "), unsafeWhat, strings.Join(fix, " "))
+}
+
 // loadCA loads the CA, turning the library's errors into ones that say
 // what to do next.
 func (a *app) loadCA() (*ca.Root, error) {
+	// configure checked already for the commands in homeReaders; this is for
+	// any other that loads the CA.
+	if err := a.checkHome("ca"); err != nil {
+		return nil, err
+	}
 	dir := a.caDir()
 	root, err := ca.Load(dir)
 	var modeErr *ca.KeyModeError
+	var unsafeErr *ca.UnsafePathError
 	switch {
+	case errors.As(err, &unsafeErr): // changed since checkHome looked
+		return nil, explainUnsafe(unsafeErr)
 	case errors.Is(err, ca.ErrNoCA):
 		return nil, fmt.Errorf("there is no CA in %s yet: run `mitmlab ca init` first (or point --home at the directory that has one)", dir)
 	case errors.As(err, &modeErr):

@@ -66,10 +66,24 @@ func runCADoctor(opts *caDoctorOptions) error {
 		fmt.Fprintf(a.out, "%s %-17s %s\n", mark, what, fmt.Sprintf(format, args...))
 	}
 	fmt.Fprintf(a.out, "CA %q (sha256 %s)\n", cert.Subject.CommonName, ca.Fingerprint(cert))
+	for _, d := range []struct{ what, path string }{{"home", a.home()}, {"CA directory", dir}} {
+		var ue *ca.UnsafePathError
+		switch err := ca.CheckPath(d.path); {
+		case errors.As(err, &ue) && ue.Owner >= 0:
+			line("✘", d.what, "%s belongs to uid %d, not you (uid %d): its owner can swap the CA; use your own, or run `%s`", d.path, ue.Owner, ue.User, ue.Fix())
+		case errors.As(err, &ue):
+			line("✘", d.what, "%s is writable by other users (mode %04o), who could swap the CA: run `%s`", d.path, ue.Mode.Perm(), ue.Fix())
+		case err != nil:
+			line("✘", d.what, "%v", err)
+		}
+	}
 	line("✔", "certificate", "%s", filepath.Join(dir, ca.CertFile))
 
 	var modeErr *ca.KeyModeError
+	var unsafeErr *ca.UnsafePathError
 	switch _, err := ca.Load(dir); {
+	case errors.As(err, &unsafeErr):
+		line("–", "private key", "not checked while the CA directory is unsafe (see above)")
 	case errors.As(err, &modeErr):
 		line("✘", "private key", "mode %04o lets other users read it: run `chmod 600 %s`", modeErr.Mode.Perm(), modeErr.Path)
 	case err != nil:

@@ -241,8 +241,8 @@ func describeIssued(a *app, dir string, chain *ca.Chain, verdict ca.Verdict) {
 	}
 	leaf := chain.Leaf()
 	fmt.Fprintf(a.out, "Issued a %q chain for %s in %s\n", chain.Profile, strings.Join(chain.Hosts, ", "), dir)
-	fmt.Fprintf(a.out, "  leaf      %s, %s, valid %s to %s, issued by %s\n", leaf.Subject.CommonName, ca.DescribeKey(leaf.PublicKey),
-		leaf.NotBefore.UTC().Format("2006-01-02 15:04"), leaf.NotAfter.UTC().Format("2006-01-02 15:04 MST"), chain.Issuer.Subject.CommonName)
+	fmt.Fprintf(a.out, "  leaf      %s, %s, valid %s to %s, issued by %s\n", certName(leaf), ca.DescribeKey(leaf.PublicKey),
+		leaf.NotBefore.UTC().Format("2006-01-02 15:04"), leaf.NotAfter.UTC().Format("2006-01-02 15:04 MST"), certName(chain.Issuer))
 	fmt.Fprintf(a.out, "  serves    %d certificate(s): chain.pem, or cert.pem%s (key in key.pem)\n", len(chain.Certs),
 		map[bool]string{true: " + intermediates.pem", false: ""}[len(chain.Certs) > 1])
 	fmt.Fprintf(a.out, "  fault     %s\n", info.Summary)
@@ -256,4 +256,22 @@ func describeIssued(a *app, dir string, chain *ca.Chain, verdict ca.Verdict) {
 	}
 	args = append(args, "-verify_hostname "+chain.Hosts[0], filepath.Join(dir, "cert.pem"))
 	fmt.Fprintf(a.out, "Check it:\n  %s\n", strings.Join(args, " "))
+}
+
+// certName is how a person reads a certificate's name: its CN, or, for a
+// leaf without a subject (one for an IP address: a CN there would break
+// OpenSSL's name-constraint check), the names of its SAN.
+func certName(c *x509.Certificate) string {
+	if c.Subject.CommonName != "" {
+		return c.Subject.CommonName
+	}
+	var names []string
+	names = append(names, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		return c.Subject.String()
+	}
+	return strings.Join(names, " ") + " (SAN only, no subject)"
 }

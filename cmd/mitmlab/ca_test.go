@@ -296,6 +296,26 @@ func TestCAIssue(t *testing.T) {
 	}
 }
 
+// TestCAIssueForAnAddress: a leaf for an IP address has no subject, and the
+// summary names it by its SAN rather than printing an empty name.
+func TestCAIssueForAnAddress(t *testing.T) {
+	isolate(t)
+	out := mustRun(t, "ca", "issue", "127.0.0.1", "::1", "--out", t.TempDir())
+	for _, want := range []string{
+		"  leaf      127.0.0.1 ::1 (SAN only, no subject), ECDSA P-256, valid ",
+		"issued by mitmlab Lab Issuing CA 1\n",
+		`verdict   ok: chain "127.0.0.1, ::1" ← "mitmlab Lab Issuing CA 1"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ca issue 127.0.0.1 ::1 output lacks %q:\n%s", want, out)
+		}
+	}
+	out = mustRun(t, "ca", "issue", "127.0.0.1", "--profile", "self-signed", "--out", t.TempDir())
+	if !strings.Contains(out, "  leaf      127.0.0.1, ECDSA P-256, ") || !strings.Contains(out, "issued by 127.0.0.1\n") {
+		t.Errorf("ca issue 127.0.0.1 --profile self-signed: the leaf is not named 127.0.0.1:\n%s", out)
+	}
+}
+
 func TestCADoctor(t *testing.T) {
 	home := isolate(t)
 	mustRun(t, "ca", "init")
