@@ -22,4 +22,3 @@ func warnFewFiles(a *app, max int) {
 			"(`ulimit -n %d`) or lower --max-conns\n", rl.Cur, max, need, need)
 	}
 }
-
