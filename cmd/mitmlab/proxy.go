@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,6 +180,10 @@ func runProxy(opts *proxyOptions) error {
 	if opts.onListen != nil {
 		opts.onListen(addr)
 	}
+	// Starting up (the system roots, the CA, the config) grew the heap to
+	// about five times what stays live; hand the rest back now rather than
+	// whenever the scavenger gets to it, so an idle proxy is small.
+	debug.FreeOSMemory()
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(ln) }()
 	select {
