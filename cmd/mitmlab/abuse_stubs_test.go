@@ -1,0 +1,11 @@
+//go:build interop
+
+package main
+
+import "testing"
+
+func abuseRecord(t *testing.T, w *abuseWorld)    {}
+func abuseIPLiteral(t *testing.T, w *abuseWorld) {}
+func abuseFrontDoor(t *testing.T, w *abuseWorld) {}
+func abuseSmuggling(t *testing.T, w *abuseWorld) {}
+func abuseOrigins(t *testing.T, w *abuseWorld)   {}
