@@ -358,15 +358,7 @@ func solo(t *testing.T, w *abuseWorld, name string, limit time.Duration, l launc
 // (and, through Pdeathsig, the proxies): a failure, never a hang.
 func runCase(t *testing.T, p *abuseProxy, limit time.Duration, fn func(t *testing.T, ctx context.Context, p *abuseProxy)) {
 	base := p.fds()
-	name := t.Name()
-	watchdog := time.AfterFunc(limit+15*time.Second, func() {
-		buf := make([]byte, 1<<20)
-		n := runtime.Stack(buf, true)
-		os.Stderr.Write(buf[:n])
-		panic(fmt.Sprintf("%s: still running 15 s past its %v deadline", name, limit))
-	})
 	t.Cleanup(func() {
-		watchdog.Stop()
 		if !p.alive() {
 			if !p.stopped.Load() {
 				t.Errorf("the proxy died during the case (%v):\n%s", p.waitErr, tail(p.stderr.String(), 30))
@@ -375,9 +367,22 @@ func runCase(t *testing.T, p *abuseProxy, limit time.Duration, fn func(t *testin
 		}
 		checkFDs(t, p, base)
 	})
+	fn(t, caseDeadline(t, limit), p)
+}
+
+// caseDeadline is a context that ends after limit, and a watchdog that
+// ends the test binary 15 s later if the test is still running.
+func caseDeadline(t *testing.T, limit time.Duration) context.Context {
+	name := t.Name()
+	watchdog := time.AfterFunc(limit+15*time.Second, func() {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		os.Stderr.Write(buf[:n])
+		panic(fmt.Sprintf("%s: still running 15 s past its %v deadline", name, limit))
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	t.Cleanup(cancel)
-	fn(t, ctx, p)
+	t.Cleanup(func() { watchdog.Stop(); cancel() })
+	return ctx
 }
 
 // checkFDs polls the proxy's fd count for up to 5 s until it is within 2
