@@ -48,6 +48,8 @@ func abuseConnect(t *testing.T, w *abuseWorld) {
 		{"port-abc", "CONNECT bank.lab.test:abc HTTP/1.1\r\nHost: bank.lab.test:abc\r\n\r\n"},
 		{"no-port", "CONNECT bank.lab.test HTTP/1.1\r\nHost: bank.lab.test\r\n\r\n"},
 		{"unclosed-ipv6-bracket", "CONNECT [::1:443 HTTP/1.1\r\nHost: [::1:443\r\n\r\n"},
+		// What openssl s_client -proxy writes for -connect [::1]:443.
+		{"ipv6-without-brackets", "CONNECT ::1:443 HTTP/1.0\r\n\r\n"},
 		{"port-with-sign", "CONNECT bank.lab.test:+443 HTTP/1.1\r\nHost: bank.lab.test:+443\r\n\r\n"},
 		{"negative-port", "CONNECT bank.lab.test:-1 HTTP/1.1\r\nHost: bank.lab.test:-1\r\n\r\n"},
 		{"userinfo-in-authority", "CONNECT user:pw@bank.lab.test:443 HTTP/1.1\r\nHost: bank.lab.test:443\r\n\r\n"},

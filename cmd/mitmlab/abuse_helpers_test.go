@@ -760,7 +760,12 @@ type httpOrigin struct {
 
 func startHTTPOrigin(t *testing.T, w *abuseWorld, ns *netNS, useTLS bool, h http.HandlerFunc) *httpOrigin {
 	t.Helper()
-	ln, err := listenIn(ns, "tcp", "127.0.0.1:0")
+	return startHTTPOriginOn(t, w, ns, "127.0.0.1:0", useTLS, h)
+}
+
+func startHTTPOriginOn(t *testing.T, w *abuseWorld, ns *netNS, addr string, useTLS bool, h http.HandlerFunc) *httpOrigin {
+	t.Helper()
+	ln, err := listenIn(ns, "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

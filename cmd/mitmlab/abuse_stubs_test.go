@@ -4,7 +4,6 @@ package main
 
 import "testing"
 
-func abuseIPLiteral(t *testing.T, w *abuseWorld) {}
 func abuseFrontDoor(t *testing.T, w *abuseWorld) {}
 func abuseSmuggling(t *testing.T, w *abuseWorld) {}
 func abuseOrigins(t *testing.T, w *abuseWorld)   {}
