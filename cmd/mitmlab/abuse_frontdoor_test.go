@@ -184,8 +184,11 @@ func abuseFrontDoor(t *testing.T, w *abuseWorld) {
 	})
 	g.run(t, "expect-100-continue-then-nothing", limit, func(t *testing.T, ctx context.Context, p *abuseProxy) {
 		// A client that asks to send a body and then hangs up: bounded, no leak.
-		got, _ := exchange(ctx, t, p, []byte("POST http://"+originHost+"/ HTTP/1.1\r\nHost: "+originHost+"\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"), time.Second)
-		t.Logf("after Expect: 100-continue: %q", trunc(got, 100))
+		got, closed := exchange(ctx, t, p, []byte("POST http://"+originHost+"/ HTTP/1.1\r\nHost: "+originHost+"\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"), 2*time.Second)
+		if statusOf(got) == 0 && !closed {
+			t.Errorf("Expect: 100-continue, then no body: neither an answer nor a close within 5 s")
+		}
+		t.Logf("after Expect: 100-continue and no body: %q, closed %v", trunc(got, 100), closed)
 	})
 }
 

@@ -77,7 +77,7 @@ func abuseRemote(t *testing.T, w *abuseWorld) {
 					break // slowed down, visibly: enough to judge
 				}
 				d, status, err := wrongPassword(ctx, p, url, len(took))
-				if err != nil {
+				if err != nil && d == 0 {
 					t.Fatalf("wrong password %d: %v", len(took)+1, err)
 				}
 				if status == 200 {
@@ -87,6 +87,10 @@ func abuseRemote(t *testing.T, w *abuseWorld) {
 				if len(took) > 10 {
 					afterTenth += d
 				}
+				if err != nil {
+					t.Logf("wrong password %d: no answer within %v; counted as slowed, and the guessing stops", len(took), d.Round(time.Millisecond))
+					break
+				}
 			}
 			stopGood()
 			lines := strings.Count(p.stderr.String(), "authentication failed")
@@ -95,7 +99,7 @@ func abuseRemote(t *testing.T, w *abuseWorld) {
 			if afterTenth < 2*time.Second {
 				t.Errorf("%d wrong passwords from 127.0.0.2: those after the 10th took %v in all; want them slowed down (at least 2 s in all)", len(took), afterTenth)
 			}
-			if lines == 0 || lines > max(2, len(took)/4) {
+			if lines == 0 || lines > max(5, len(took)/4) {
 				t.Errorf("%d wrong passwords: %d stderr lines contain \"authentication failed\"; want at least one, rate-limited (far fewer than attempts)", len(took), lines)
 			}
 			mu.Lock()
@@ -146,7 +150,8 @@ func wrongPassword(ctx context.Context, p *abuseProxy, url string, i int) (time.
 	resp, _, err := readResponse(bufio.NewReader(c), "GET")
 	d := time.Since(start)
 	if err != nil {
-		// A proxy that hangs up on a guesser has answered too.
+		// A proxy that hangs up on a guesser has answered too; one that
+		// holds the answer past 10 s has slowed it down.
 		if d >= 10*time.Second {
 			return d, 0, fmt.Errorf("no answer within 10 s: %w", err)
 		}

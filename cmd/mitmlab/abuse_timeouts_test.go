@@ -98,8 +98,8 @@ func abuseTimeouts(t *testing.T, w *abuseWorld) {
 				t.Errorf("an origin silent after half its body: %v; want curl's 18 (transfer closed with outstanding data) after --upstream-idle-timeout 1s", r)
 			}
 			f := waitFlow(ctx, t, flows, "for "+target, func(f map[string]any) bool { return f["target"] == target && f["response"] != nil })
-			if f["aborted"] != true || f["timeout"] != "upstream-idle" || !strings.Contains(fieldString(f, "error"), target) {
-				t.Errorf("flow = %s; want aborted, timeout \"upstream-idle\" and an error naming %s", jsonOf(f), target)
+			if f["aborted"] != true || f["timeout"] != "upstream-idle" || fieldString(f, "error") == "" {
+				t.Errorf("flow = %s; want aborted, timeout \"upstream-idle\" and an error saying why", jsonOf(f))
 			}
 		})
 	}
