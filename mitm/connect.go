@@ -23,9 +23,12 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 	// RFC 9110 §9.3.6: the target is host:port. A missing host or port, or
 	// one out of range, is refused before anything is dialled: net.Dial
 	// reads ":443" as this machine, and port 0 as any port.
-	host, port, err := parseAuthority(r.Host, 0)
+	// The request target as sent: net/http's r.Host has already dropped a
+	// userinfo ("user@host:443") or a path ("host:443/x") that make the line
+	// invalid (RFC 9110 §4.2.4 says to treat userinfo as an error).
+	host, port, err := parseAuthority(r.RequestURI, 0)
 	if err != nil {
-		p.badRequest(w, r, "CONNECT needs HOST:PORT, with a host and a port from 1 to 65535 (got "+strconv.Quote(r.Host)+")")
+		p.badRequest(w, r, "CONNECT needs HOST:PORT, with a host and a port from 1 to 65535 (got "+strconv.Quote(r.RequestURI)+")")
 		return
 	}
 	target := net.JoinHostPort(host, strconv.Itoa(port))
@@ -38,7 +41,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		f := p.newFlow(ci)
 		f.Handling = Blocked
 		f.Reason = d.reason
-		p.blockResponse(w, f, d.message)
+		p.blockResponse(w, r, f, d.message)
 		return
 	}
 	conn, rw, err := http.NewResponseController(w).Hijack()

@@ -15,19 +15,51 @@ import (
 // h2Limits bound what an intercepted HTTP/2 client may make the proxy do.
 type h2Limits struct {
 	maxStreams uint32 // concurrent streams the proxy allows a client
-	// The client's stream resets, as a token bucket: resetBurst at once,
-	// resetRate per second after that. A browser leaving a page cancels
-	// its open streams (at most maxStreams) at once, then few; the "rapid
+	// The client's stream resets: a browser leaving a page cancels its
+	// open streams (at most maxStreams) at once, then few; the "rapid
 	// reset" attack (CVE-2023-44487) opens and resets thousands a second,
 	// each of which would cost an upstream request.
-	resetBurst int
-	resetRate  float64
+	resets rate
+	// SETTINGS and PING frames each make the server answer; a client sends
+	// one SETTINGS at the start and PINGs now and then. Go's server bounds
+	// the answers it queues, but not a flood it keeps reading (CVE-2019-9515
+	// and -9512 are such floods).
+	settings, pings rate
 }
 
-var defaultH2Limits = h2Limits{maxStreams: 100, resetBurst: 200, resetRate: 50}
+// rate is a token bucket: burst at once, then perSecond.
+type rate struct {
+	burst     int
+	perSecond float64
+}
+
+var defaultH2Limits = h2Limits{
+	maxStreams: 100,
+	resets:     rate{burst: 200, perSecond: 50},
+	settings:   rate{burst: 50, perSecond: 10},
+	pings:      rate{burst: 50, perSecond: 10},
+}
 
 // errCalm ends an HTTP/2 connection whose client exceeded h2Limits.
-var errCalm = errors.New("mitm: HTTP/2 client reset streams too fast")
+var errCalm = errors.New("mitm: HTTP/2 client sent frames faster than allowed")
+
+// bucket spends a rate's tokens.
+type bucket struct {
+	tokens   float64
+	refilled time.Time
+}
+
+// take spends one token, refilling first; false when there was none.
+func (b *bucket) take(r rate, now time.Time) bool {
+	if b.refilled.IsZero() {
+		b.tokens = float64(r.burst)
+	} else {
+		b.tokens = min(float64(r.burst), b.tokens+now.Sub(b.refilled).Seconds()*r.perSecond)
+	}
+	b.refilled = now
+	b.tokens--
+	return b.tokens >= 0
+}
 
 // h2Guard watches the frames of an intercepted HTTP/2 connection as
 // x/net/http2's server reads and writes them, which it cannot be told to
@@ -46,34 +78,33 @@ type h2Guard struct {
 	log   *slogLimiter
 
 	// Read side: only the server's read loop reads.
-	in         frameScanner
-	tokens     float64
-	refilled   time.Time
-	lastStream uint32 // the highest stream the client opened
-	tripped    bool
+	in                      frameScanner
+	resets, settings, pings bucket
+	lastStream              uint32 // the highest stream the client opened
+	tripped                 string // what the client flooded, once it did
 
 	// Write side.
 	mu      sync.Mutex
 	out     frameScanner
+	why     string        // what the GOAWAY says the client flooded
 	pending bool          // a GOAWAY waits for the next frame boundary
 	sent    bool          // the GOAWAY went out; nothing is written after it
 	sentCh  chan struct{} // closed when sent
 }
 
 func newH2Guard(under net.Conn, raw *trackedConn, lim h2Limits, log *slogLimiter) *h2Guard {
-	return &h2Guard{under: under, raw: raw, lim: lim, log: log, tokens: float64(lim.resetBurst),
-		refilled: time.Now(), in: frameScanner{skip: len(http2.ClientPreface)}, sentCh: make(chan struct{})}
+	return &h2Guard{under: under, raw: raw, lim: lim, log: log, in: frameScanner{skip: len(http2.ClientPreface)}, sentCh: make(chan struct{})}
 }
 
 func (g *h2Guard) Read(p []byte) (int, error) {
-	if g.tripped {
+	if g.tripped != "" {
 		return 0, errCalm
 	}
 	n, err := g.under.Read(p)
 	if n > 0 {
 		g.in.scan(p[:n], g.clientFrame)
 	}
-	if g.tripped {
+	if g.tripped != "" {
 		g.calm()
 		return 0, errCalm
 	}
@@ -86,11 +117,16 @@ func (g *h2Guard) clientFrame(h frameHeader) {
 	case frameHeaders:
 		g.lastStream = max(g.lastStream, h.stream)
 	case frameRSTStream:
-		now := time.Now()
-		g.tokens = min(float64(g.lim.resetBurst), g.tokens+now.Sub(g.refilled).Seconds()*g.lim.resetRate)
-		g.refilled = now
-		if g.tokens--; g.tokens < 0 {
-			g.tripped = true
+		if !g.resets.take(g.lim.resets, time.Now()) {
+			g.tripped = "reset streams"
+		}
+	case frameSettings:
+		if h.flags&0x1 == 0 && !g.settings.take(g.lim.settings, time.Now()) { // not an ACK
+			g.tripped = "SETTINGS frames"
+		}
+	case framePing:
+		if h.flags&0x1 == 0 && !g.pings.take(g.lim.pings, time.Now()) {
+			g.tripped = "PING frames"
 		}
 	}
 }
@@ -101,6 +137,7 @@ func (g *h2Guard) clientFrame(h frameHeader) {
 // would destroy the GOAWAY before the client reads it.
 func (g *h2Guard) calm() {
 	g.mu.Lock()
+	g.why = g.tripped
 	if g.out.atBoundary() {
 		g.goawayLocked()
 	} else {
@@ -111,8 +148,8 @@ func (g *h2Guard) calm() {
 	case <-g.sentCh:
 	case <-time.After(250 * time.Millisecond):
 	}
-	g.log.warn("HTTP/2 client reset streams faster than allowed: sent GOAWAY (ENHANCE_YOUR_CALM) and closed the connection",
-		"limit", "a burst of "+itoa(g.lim.resetBurst)+", then "+itoa(int(g.lim.resetRate))+"/s")
+	g.log.warn("HTTP/2 client sent frames faster than allowed: sent GOAWAY (ENHANCE_YOUR_CALM) and closed the connection",
+		"too_many", g.tripped)
 	if g.raw != nil {
 		g.raw.CloseWrite()
 		g.raw.Conn.SetReadDeadline(time.Now().Add(time.Second))
@@ -122,7 +159,7 @@ func (g *h2Guard) calm() {
 
 func (g *h2Guard) goawayLocked() {
 	var buf bytes.Buffer
-	http2.NewFramer(&buf, nil).WriteGoAway(g.lastStream, http2.ErrCodeEnhanceYourCalm, []byte("too many reset streams"))
+	http2.NewFramer(&buf, nil).WriteGoAway(g.lastStream, http2.ErrCodeEnhanceYourCalm, []byte("too many "+g.why))
 	g.under.Write(buf.Bytes())
 	g.sent = true
 	close(g.sentCh)
@@ -166,6 +203,8 @@ type frameHeader struct {
 const (
 	frameHeaders   = 0x1
 	frameRSTStream = 0x3
+	frameSettings  = 0x4
+	framePing      = 0x6
 )
 
 // frameScanner follows frame boundaries in a byte stream cut anywhere.

@@ -121,7 +121,7 @@ func TestConnectAuthorityRefused(t *testing.T) {
 		r, _ := ParseRule("tunnel *")
 		c.Policy.Rules = []Rule{r}
 	})
-	for _, target := range []string{":443", ":", "", "host:0", "host:99999", "host:abc", "host", "[::1:443"} {
+	for _, target := range []string{":443", ":", "", "host:0", "host:99999", "host:abc", "host", "[::1:443", "user:pw@host:443", "host:443/x"} {
 		c := dialFrom(t, "", p.addr)
 		c.SetDeadline(time.Now().Add(3 * time.Second))
 		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
@@ -134,7 +134,7 @@ func TestConnectAuthorityRefused(t *testing.T) {
 			t.Errorf("CONNECT %q = %d, want 400", target, resp.StatusCode)
 		}
 	}
-	for _, u := range []string{"http://bank.lab.test:0/", "http://bank.lab.test:99999/", "http://:80/", "ftp://bank.lab.test/"} {
+	for _, u := range []string{"http://bank.lab.test:0/", "http://bank.lab.test:99999/", "http://:80/", "ftp://bank.lab.test/", "http://user@bank.lab.test/"} {
 		c := dialFrom(t, "", p.addr)
 		c.SetDeadline(time.Now().Add(3 * time.Second))
 		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: bank.lab.test\r\n\r\n", u)
@@ -145,6 +145,30 @@ func TestConnectAuthorityRefused(t *testing.T) {
 	}
 	if n := accepts.Load(); n != 0 {
 		t.Errorf("%d connections were dialled for requests that named no valid target", n)
+	}
+}
+
+// TestChunkedRequestClosesConnection: RFC 9112 §6.3, a request with both
+// Transfer-Encoding and Content-Length ends its connection after the
+// response, so what follows the chunks is never read as another request.
+func TestChunkedRequestClosesConnection(t *testing.T) {
+	w := newWorld(t)
+	p := w.startProxy(t, nil)
+	c := dialFrom(t, "", p.addr)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "POST http://bank.lab.test:1/ HTTP/1.1\r\nHost: bank.lab.test:1\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: proxy\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if !resp.Close {
+		t.Errorf("response to a chunked request with a Content-Length: Connection %q, want close", resp.Header.Get("Connection"))
+	}
+	if second, err := http.ReadResponse(br, nil); err == nil {
+		t.Errorf("the bytes after the chunks were answered as a request: %s", second.Status)
 	}
 }
 
@@ -452,6 +476,44 @@ func TestH2RapidReset(t *testing.T) {
 	before := hits.Load()
 	if resp, _ := get(t, p.client(w.roguePool, true), w.url("/")); resp.StatusCode != 200 || hits.Load() != before+1 {
 		t.Errorf("next client: %d, origin hits %d → %d; want it served", resp.StatusCode, before, hits.Load())
+	}
+}
+
+// TestH2ControlFloods: a client flooding SETTINGS or PING frames (without
+// reading the answers) gets GOAWAY(ENHANCE_YOUR_CALM).
+func TestH2ControlFloods(t *testing.T) {
+	w := newWorld(t)
+	p := w.startProxy(t, nil)
+	for _, c := range []struct {
+		name  string
+		flood func(*http2.Framer) error
+	}{
+		{"settings", func(fr *http2.Framer) error { return fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535}) }},
+		{"ping", func(fr *http2.Framer) error { return fr.WritePing(false, [8]byte{1}) }},
+	} {
+		conn, _ := p.dialIntercepted(t, w, "bank.lab.test", "h2")
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, http2.ClientPreface)
+		fr := http2.NewFramer(conn, conn)
+		fr.WriteSettings()
+		// Flood first, read after: the answers pile up unread meanwhile.
+		sent := 0
+		for ; sent < 2000 && c.flood(fr) == nil; sent++ {
+		}
+		var goaway *http2.GoAwayFrame
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				break
+			}
+			if g, ok := f.(*http2.GoAwayFrame); ok {
+				goaway = g
+				break
+			}
+		}
+		if goaway == nil || goaway.ErrCode != http2.ErrCodeEnhanceYourCalm {
+			t.Errorf("%s flood of %d frames: GOAWAY %v, want ENHANCE_YOUR_CALM", c.name, sent, goaway)
+		}
 	}
 }
 

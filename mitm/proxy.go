@@ -358,7 +358,7 @@ func (p *Proxy) serveOuter(w http.ResponseWriter, r *http.Request) {
 		defaultPort = 443
 	}
 	host, port, err := parseAuthority(r.URL.Host, defaultPort)
-	if err != nil || (r.URL.Scheme != "http" && r.URL.Scheme != "https") {
+	if err != nil || r.URL.User != nil || (r.URL.Scheme != "http" && r.URL.Scheme != "https") {
 		p.badRequest(w, r, "a request through the proxy needs an http:// URL with a host and a port from 1 to 65535 (got "+strconv.Quote(r.URL.String())+")")
 		return
 	}
@@ -372,7 +372,7 @@ func (p *Proxy) serveOuter(w http.ResponseWriter, r *http.Request) {
 		f.Handling = Blocked
 		f.Reason = d.reason
 		f.Request = p.requestRecord(r, nil)
-		p.blockResponse(w, f, d.message)
+		p.blockResponse(w, r, f, d.message)
 		return
 	}
 	// Cleartext HTTP is read whatever the rule says: there is no TLS to
@@ -382,20 +382,23 @@ func (p *Proxy) serveOuter(w http.ResponseWriter, r *http.Request) {
 
 // blockResponse answers 403 for a blocked flow; msg says why ("" for the
 // policy's words).
-func (p *Proxy) blockResponse(w http.ResponseWriter, f *Flow, msg string) {
+func (p *Proxy) blockResponse(w http.ResponseWriter, r *http.Request, f *Flow, msg string) {
 	if msg == "" {
 		msg = "blocked by policy (" + f.Reason + ")"
 	}
-	p.errorResponse(w, f, http.StatusForbidden, msg)
+	p.errorResponse(w, r, f, http.StatusForbidden, msg)
 }
 
 // errorResponse answers code with "mitmlab: msg" and records it in f.
-func (p *Proxy) errorResponse(w http.ResponseWriter, f *Flow, code int, msg string) {
+func (p *Proxy) errorResponse(w http.ResponseWriter, r *http.Request, f *Flow, code int, msg string) {
 	body := "mitmlab: " + msg + "\n"
 	f.Response = &Response{Status: code, StatusText: http.StatusText(code), Proto: "HTTP/1.1",
 		Headers: []Header{{"Content-Type", "text/plain; charset=utf-8"}}, Body: textBody(body)}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if mustClose(r) {
+		w.Header().Set("Connection", "close")
+	}
 	w.WriteHeader(code)
 	io.WriteString(w, body)
 	p.finish(f)

@@ -54,7 +54,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, ci *connInfo) {
 	f := p.newFlow(ci)
 	f.ClientTLS = ci.clientTLS
 	f.ci = ci
-	sw := &streamWriter{ResponseWriter: w}
+	sw := &streamWriter{ResponseWriter: w, closeConn: mustClose(r)}
 	p.gp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), flowKey{}, f)))
 	if sw.conn != nil {
 		sw.conn.Close() // a WebSocket goproxy relayed and returned from
@@ -83,7 +83,7 @@ func (p *Proxy) misdirected(w http.ResponseWriter, r *http.Request, ci *connInfo
 	f.Request = p.requestRecord(r, nil)
 	f.Error = fmt.Sprintf("this connection was opened (CONNECT) to %s, but the request names %s: not sent anywhere (421 Misdirected Request)",
 		ci.target, r.Host)
-	p.errorResponse(w, f, http.StatusMisdirectedRequest, f.Error)
+	p.errorResponse(w, r, f, http.StatusMisdirectedRequest, f.Error)
 }
 
 // sameAuthority reports whether the Host of a request names target
@@ -174,7 +174,30 @@ func parseAuthority(s string, defaultPort int) (string, int, error) {
 // by a WebSocket upgrade, which goproxy does not close when its relay ends.
 type streamWriter struct {
 	http.ResponseWriter
-	conn net.Conn
+	conn      net.Conn
+	closeConn bool // end the client connection after this response (mustClose)
+}
+
+// WriteHeader adds Connection: close when the request asks for it to be
+// the last on its connection: goproxy replaces the response's headers with
+// the origin's, so it cannot be set before.
+func (s *streamWriter) WriteHeader(code int) {
+	if s.closeConn {
+		s.Header().Set("Connection", "close")
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// mustClose reports whether the connection a request came on must end
+// after its response. RFC 9112 §6.3: a request with both Transfer-Encoding
+// and Content-Length may be a smuggling attempt, and the server "MUST close
+// the connection after responding". net/http hides whether there was a
+// Content-Length (it drops it and reads the chunks), so every HTTP/1
+// request with a Transfer-Encoding closes its connection: browsers never
+// send one; curl does for uploads of unknown size, at the cost of a new
+// connection for its next request.
+func mustClose(r *http.Request) bool {
+	return r.ProtoMajor == 1 && len(r.TransferEncoding) > 0
 }
 
 func (s *streamWriter) Write(b []byte) (int, error) {
