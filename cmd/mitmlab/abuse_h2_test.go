@@ -307,7 +307,9 @@ func (h *h2Client) flood(d time.Duration, capBytes int, next func(fr *http2.Fram
 	// reading: a stall, reported as a timeout.
 	h.tc.SetWriteDeadline(start.Add(d + 5*time.Second))
 	cw := &countingWriter{w: h.tc}
+	h.mu.Lock() // the reader writes SETTINGS ACKs through bw too
 	h.bw.Reset(cw)
+	h.mu.Unlock()
 	i := 0
 	for !h.ended() {
 		if time.Since(start) > d || cw.n.Load() >= int64(capBytes) {

@@ -48,10 +48,14 @@ func abuseSmuggling(t *testing.T, w *abuseWorld) {
 			body := "0\r\n\r\n" + s
 			return h + fmt.Sprintf("Transfer-Encoding: xchunked\r\nContent-Length: %d\r\n\r\n", len(body)) + body
 		}, true},
+		// RFC 9112 §5.2 lets a server either reject an obs-fold with 400 or
+		// replace it with a space; net/http replaces it, reads the chunks and
+		// (Transfer-Encoding with Content-Length) closes the connection: the
+		// checks above still hold, nothing is smuggled.
 		{"obs-fold-transfer-encoding", func(h, s string) string {
 			body := "0\r\n\r\n" + s
 			return h + fmt.Sprintf("Content-Length: %d\r\nTransfer-Encoding:\r\n chunked\r\n\r\n", len(body)) + body
-		}, true},
+		}, false},
 		{"space-before-colon", func(h, s string) string {
 			body := "0\r\n\r\n" + s
 			return h + fmt.Sprintf("Content-Length: %d\r\nTransfer-Encoding : chunked\r\n\r\n", len(body)) + body
@@ -94,6 +98,9 @@ func abuseSmuggling(t *testing.T, w *abuseWorld) {
 			}
 			if len(seen) > 1 {
 				t.Errorf("%s: the origin saw %d requests %v from one client request", sh.name, len(seen), seen)
+			}
+			if len(seen) > 0 && !closed {
+				t.Errorf("%s: the connection stayed open after a request the proxy forwarded (RFC 9112 §6.3: close after such a request)", sh.name)
 			}
 			if n := strings.Count(got, "HTTP/1.1 "); n > 1 {
 				t.Errorf("%s: the client got %d responses to one request: the proxy read the body as a second request:\n%s", sh.name, n, trunc(got, 600))
