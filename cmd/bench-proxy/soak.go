@@ -102,6 +102,7 @@ func runSoak(ctx context.Context, l *lab, out io.Writer) error {
 
 	ep := &endpoint{proxy: addr, roots: l.mitmlabPool, port: l.httpsPort}
 	t0 := time.Now()
+	progress("opening %d keep-alive connections and %d tunnels", o.soakConns, o.soakTunnels)
 	held := openHeld(ctx, l, addr, o)
 	defer func() {
 		for _, h := range held {
@@ -140,6 +141,7 @@ func runSoak(ctx context.Context, l *lab, out io.Writer) error {
 		return writeSoak(out, &rep, ctx)
 	}
 
+	progress("timing %d new plain and %d new intercepted clients (up to %v each)", o.soakProbes, o.soakProbes, probeTimeout)
 	plain, tls := probeNewClients(ctx, ep, l.httpPort, o.soakProbes)
 	for _, p := range []struct {
 		name string
@@ -154,7 +156,7 @@ func runSoak(ctx context.Context, l *lab, out io.Writer) error {
 	heldMem, _ := readMem(pid)
 	heldFDs, _ := fdCount(pid)
 	rep.add("proxy while they are held: RSS, fds", "%s, %d fds", mib(heldMem.RSS), heldFDs)
-	rep.add("held connections the proxy closed", "%s", checkHeld(held))
+	rep.add(fmt.Sprintf("held connections the proxy closed (read %v after the first open)", time.Since(t0).Round(time.Second)), "%s", checkHeld(held))
 
 	// The soak lets go of everything it held; the proxy's fds should come
 	// back to near where they started.
@@ -184,6 +186,7 @@ func runSoak(ctx context.Context, l *lab, out io.Writer) error {
 		if err := resetPeak(pid); err != nil {
 			rep.add("warning", "%v", err)
 		}
+		progress("%s", t.name)
 		r := t.run(hooks{})
 		m, _ := readMem(pid)
 		if r.fail != "" {
@@ -198,6 +201,7 @@ func runSoak(ctx context.Context, l *lab, out io.Writer) error {
 	rep.add("proxy fds just before the stop", "%d (baseline %d)", stopFDs, baseFDs)
 	rep.check = append(rep.check, fmt.Sprintf("fds back near the baseline before the stop (within %d): %s", fdSlack, passFail(near)))
 
+	progress("stopping the proxy with SIGINT")
 	t1 := time.Now()
 	clean := proxy.stop(syscall.SIGINT, 60*time.Second)
 	stopped = true
@@ -241,6 +245,10 @@ func writeSoak(out io.Writer, r *soakReport, ctx context.Context) error {
 	}
 	fmt.Fprintf(out, "- load after: %s\n", loadAvg())
 	return nil
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench-proxy soak: "+format+"\n", args...)
 }
 
 func passFail(ok bool) string {
@@ -373,6 +381,7 @@ func probeNewClients(ctx context.Context, ep *endpoint, httpPort, n int) (plain,
 			return err
 		}()
 		tls = append(tls, probe{time.Since(t), err})
+		progress("probe %d: plain %v, intercepted %v", i+1, plain[i].d.Round(time.Millisecond), tls[i].d.Round(time.Millisecond))
 	}
 	return plain, tls
 }
@@ -434,10 +443,10 @@ func describeProbes(ps []probe) string {
 	return s
 }
 
-// checkHeld reads every held connection with a short deadline: EOF or a
-// reset means the proxy closed it; a timeout means it is still open; bytes
-// mean an answer came late (the proxy got to it after the open timeout).
-// It then says whether the closed ones were the oldest.
+// checkHeld reads every held connection until a 200 ms silence: EOF or a
+// reset means the proxy closed it; silence means it is still open; bytes
+// mean an answer came late (the proxy got to a connection its kernel
+// backlog held). It then says whether the closed ones were the oldest.
 func checkHeld(held []*heldConn) string {
 	type outcome struct{ closed, late bool }
 	res := make([]outcome, len(held))
@@ -452,14 +461,18 @@ func checkHeld(held []*heldConn) string {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			h.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-			var buf [512]byte
-			n, err := h.c.Read(buf[:])
-			switch {
-			case n > 0:
-				res[i].late = true
-			case err != nil && !isTimeout(err):
-				res[i].closed = true
+			var buf [4096]byte
+			// Bounded: a late answer is small; 64 reads cover it.
+			for range 64 {
+				h.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				n, err := h.c.Read(buf[:])
+				if n > 0 {
+					res[i].late = true
+				}
+				if err != nil {
+					res[i].closed = !isTimeout(err)
+					break
+				}
 			}
 			h.c.SetReadDeadline(time.Time{})
 		}()
@@ -467,6 +480,7 @@ func checkHeld(held []*heldConn) string {
 	wg.Wait()
 	closed := map[string]int{}
 	late := map[string]int{}
+	lateClosed := 0
 	var closedIdx, openIdx []int
 	for i, h := range held {
 		if h.c == nil {
@@ -480,6 +494,9 @@ func checkHeld(held []*heldConn) string {
 		}
 		if res[i].late {
 			late[h.kind]++
+			if res[i].closed {
+				lateClosed++
+			}
 		}
 	}
 	oldest := "n/a (none closed)"
@@ -487,14 +504,14 @@ func checkHeld(held []*heldConn) string {
 		sort.Ints(closedIdx)
 		sort.Ints(openIdx)
 		if len(openIdx) == 0 || closedIdx[len(closedIdx)-1] < openIdx[0] {
-			oldest = "yes, the oldest first"
+			oldest = "the oldest first: yes"
 		} else {
-			oldest = fmt.Sprintf("no: closed ones span opens #%d to #%d, the oldest still open is #%d", closedIdx[0], closedIdx[len(closedIdx)-1], openIdx[0])
+			oldest = fmt.Sprintf("the oldest first: no (closed ones span opens #%d to #%d; the oldest still open is #%d)", closedIdx[0], closedIdx[len(closedIdx)-1], openIdx[0])
 		}
 	}
-	s := fmt.Sprintf("keep-alive %d, tunnels %d of those held; %s", closed["keep-alive"], closed["tunnel"], oldest)
+	s := fmt.Sprintf("keep-alive %d, tunnels %d, of %d held; %s", closed["keep-alive"], closed["tunnel"], len(closedIdx)+len(openIdx), oldest)
 	if late["keep-alive"]+late["tunnel"] > 0 {
-		s += fmt.Sprintf("; late answers (after %v) on %d keep-alive, %d tunnels", soakOpenTimeout, late["keep-alive"], late["tunnel"])
+		s += fmt.Sprintf("; answered late (after %v): %d keep-alive, %d tunnels, %d of them since closed", soakOpenTimeout, late["keep-alive"], late["tunnel"], lateClosed)
 	}
 	return s
 }
