@@ -134,6 +134,12 @@ func runBench(ctx context.Context, l *lab, out io.Writer) error {
 			scs = append(scs, s)
 		}
 	}
+	if l.opts.perfDir != "" {
+		// perf report wants the binary it sampled; the temp dir goes.
+		if err := copyFile(l.mitmlab, filepath.Join(l.opts.perfDir, "mitmlab")); err != nil {
+			b.warn("perf: could not keep the mitmlab binary: %v", err)
+		}
+	}
 	rev := gitRevision(l.opts.repo)
 	b.writeHeader(out, rev, kinds, scs)
 	loadBefore := loadAvg()
@@ -176,6 +182,14 @@ loop:
 	fmt.Fprintf(out, "- load before: %s; after: %s (nproc %d); wall time %v\n", loadBefore, loadAvg(), runtime.NumCPU(), time.Since(started).Round(time.Second))
 	b.writeNotes(out)
 	return nil
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o755)
 }
 
 func contains(list []string, s string) bool {
