@@ -292,7 +292,11 @@ func (b *bench) runCell(ctx context.Context, rep int, sc *scenario, pk *proxyKin
 		if res.fail != "" && sc.kind == download && res.peak > 0 {
 			res.fail += ", peak " + mib(res.peak) // how far a buffering proxy got
 		}
-		if killed := guard.stop(); killed {
+		killed := guard.stop()
+		if sampled := guard.max.Load(); res.peak > 0 && sampled > res.peak+4<<20 {
+			b.warn("%s %s: VmHWM %s is below an RSS of %s sampled during the run: the peak reset or reading is wrong on this kernel", pk.name, sc.name, mib(res.peak), mib(sampled))
+		}
+		if killed {
 			res.fail = fmt.Sprintf("proxy killed at RSS over %s (-rss-limit-mib)", mib(b.opts.rssLimit))
 		} else if in.child.exited() && res.fail == "" {
 			res.fail = "proxy exited during the run"
@@ -324,10 +328,12 @@ func (b *bench) startPerf(pid, rep int, sc *scenario, pk *proxyKind) *child {
 
 // rssGuard kills a proxy whose RSS passes the limit: mitmdump holds a 1
 // GiB body in memory more than once, and the machine is shared.
+// It also keeps the highest RSS it saw, a cross-check of VmHWM.
 type rssGuard struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 	killed atomic.Bool
+	max    atomic.Int64
 }
 
 func (b *bench) guardRSS(c *child) *rssGuard {
@@ -344,7 +350,14 @@ func (b *bench) guardRSS(c *child) *rssGuard {
 			case <-c.done:
 				return
 			case <-t.C:
-				if m, err := readMem(c.pid); err == nil && m.RSS > b.opts.rssLimit {
+				m, err := readMem(c.pid)
+				if err != nil {
+					continue
+				}
+				if m.RSS > g.max.Load() {
+					g.max.Store(m.RSS)
+				}
+				if m.RSS > b.opts.rssLimit {
 					g.killed.Store(true)
 					c.kill()
 					return
