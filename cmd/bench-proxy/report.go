@@ -151,6 +151,11 @@ func (b *bench) writeTable(out io.Writer, kinds []*proxyKind) {
 		{"proxy peak RSS, 1 MiB bodies at c=" + strconv.Itoa(b.opts.conc), "ka1m", true, func(a agg) string { return mib(a.peak) }},
 		{"one 1 GiB download: MB/s, peak RSS", "gib", false, nil},
 	}
+	body := "text (printable words and lines)"
+	if b.opts.body == "binary" {
+		body = "binary (random bytes)"
+	}
+	fmt.Fprintf(out, "Bodies: %s.\n\n", body)
 	fmt.Fprint(out, "| scenario |")
 	for _, k := range kinds {
 		fmt.Fprintf(out, " %s |", k.title)
