@@ -162,6 +162,8 @@ func loadAvg() string {
 
 func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 
+func mib1(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
 // byteSize is a file size as a person reads it.
 func byteSize(n int64) string {
 	switch {

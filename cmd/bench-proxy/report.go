@@ -254,7 +254,8 @@ func (b *bench) writeTargets(out io.Writer) {
 	bound := func(sc, proxy string, limit int64, label string) {
 		a := b.cell(sc, proxy)
 		known := a.ok && a.peak > 0
-		measured := a.text(func(a agg) string { return mib(a.peak) })
+		// One decimal: a bound is a line, and 63.6 MiB must not read as 64.
+		measured := a.text(func(a agg) string { return mib1(a.peak) })
 		fmt.Fprintf(out, "| %s: %s peak RSS < %s | %s | %s |\n", label, proxy, mib(limit), measured, verdict(a.peak < limit, known))
 	}
 	has := func(sc string) bool { return contains(b.opts.only, sc) }
@@ -287,7 +288,7 @@ func (b *bench) writeTargets(out io.Writer) {
 		v, ok := b.idleRSS(p)
 		measured := "not measured"
 		if ok {
-			measured = mib(v)
+			measured = mib1(v)
 		}
 		fmt.Fprintf(out, "| idle RSS after start: %s < 20 MiB | %s | %s |\n", p, measured, verdict(v < 20<<20, ok))
 	}
