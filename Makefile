@@ -54,7 +54,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## bench-proxy: the proxy side by side with no proxy, mitmdump and goproxy (issue 11);
-## loopback only, about 12 minutes; pass flags with BENCH_FLAGS='-reps 1 -duration 2s'
+## loopback only, about 10 minutes; pass flags with BENCH_FLAGS='-reps 1 -duration 2s'
 bench-proxy:
 	$(GO) build -o bin/bench-proxy ./cmd/bench-proxy
 	bin/bench-proxy $(BENCH_FLAGS)
