@@ -8,7 +8,7 @@ BIN      := bin/mitmlab
 OUT      ?= out
 FUZZTIME ?= 10s
 
-.PHONY: all build test demo lint fuzz interop bench ci clean
+.PHONY: all build test demo lint fuzz interop bench bench-proxy soak ci clean
 
 all: lint test build
 
@@ -52,6 +52,18 @@ interop:
 ## TLS parsing, and the analyzer on a generated 200 MB capture against tshark)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-proxy: the proxy side by side with no proxy, mitmdump and goproxy (issue 11);
+## loopback only, about 10 minutes; pass flags with BENCH_FLAGS='-reps 1 -duration 2s'
+bench-proxy:
+	$(GO) build -o bin/bench-proxy ./cmd/bench-proxy
+	bin/bench-proxy $(BENCH_FLAGS)
+
+## soak: mitmlab with default limits holding 2000 idle keep-alive connections and
+## 2000 idle tunnels, a new client's latency, 1 GiB up and down (issue 9); BENCH_FLAGS too
+soak:
+	$(GO) build -o bin/bench-proxy ./cmd/bench-proxy
+	bin/bench-proxy -soak $(BENCH_FLAGS)
 
 ## ci: what .ci/run runs after installing the outside tools
 ci: lint test interop demo

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Everything here reads another process's figures from /proc by PID, so the
+// proxy under test needs no instrumentation of its own.
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat. It is
+// 100 on every Linux build we know of, but getconf says for sure.
+var clockTicks = func() float64 {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && v > 0 {
+			return float64(v)
+		}
+	}
+	return 100
+}()
+
+// cpuTicks returns utime+stime of pid (all its threads), in clock ticks.
+func cpuTicks(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: fields
+	// are counted from the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no ')' in %q", pid, data)
+	}
+	f := strings.Fields(string(data[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return u + s, nil
+}
+
+// memStatus holds the /proc/PID/status lines we use, in bytes.
+type memStatus struct {
+	RSS, HWM int64
+}
+
+func readMem(pid int) (memStatus, error) {
+	var m memStatus
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return m, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(v) // "12345 kB"
+		if len(f) != 2 || f[1] != "kB" {
+			return m, fmt.Errorf("/proc/%d/status: cannot read %q", pid, line)
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("/proc/%d/status: %w", pid, err)
+		}
+		if k == "VmRSS" {
+			m.RSS = n << 10
+		} else {
+			m.HWM = n << 10
+		}
+	}
+	if m.RSS == 0 {
+		return m, fmt.Errorf("/proc/%d/status: no VmRSS (is it a kernel thread or gone?)", pid)
+	}
+	return m, nil
+}
+
+// resetPeak sets pid's VmHWM back to its current RSS ("5" in clear_refs,
+// Linux 4.0+), so the next reading is the peak of what follows, not of
+// everything since start. It checks the reset took: on a kernel without it
+// a peak would silently include earlier scenarios.
+func resetPeak(pid int) error {
+	path := fmt.Sprintf("/proc/%d/clear_refs", pid)
+	if err := os.WriteFile(path, []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset peak RSS: %w (needs Linux 4.0+ and the right to write %s)", err, path)
+	}
+	m, err := readMem(pid)
+	if err != nil {
+		return err
+	}
+	// RSS may grow between the write and the read; 4 MiB of slack covers
+	// that without hiding a reset that did nothing.
+	if m.HWM > m.RSS+4<<20 {
+		return fmt.Errorf("reset peak RSS: VmHWM is still %s above VmRSS %s after writing 5 to %s", mib(m.HWM), mib(m.RSS), path)
+	}
+	return nil
+}
+
+// fdCount is how many file descriptors pid has open.
+func fdCount(pid int) (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0, err
+	}
+	return len(ents), nil
+}
+
+// openFilesLimit returns pid's "Max open files" soft and hard limits as the
+// kernel reports them.
+func openFilesLimit(pid int) (string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "Max open files") {
+			f := strings.Fields(strings.TrimPrefix(line, "Max open files"))
+			if len(f) >= 2 {
+				return f[0] + " soft / " + f[1] + " hard", nil
+			}
+		}
+	}
+	return "", fmt.Errorf("/proc/%d/limits: no Max open files line", pid)
+}
+
+// raiseNoFile lifts our soft RLIMIT_NOFILE to the hard limit. Go's runtime
+// does this at start since Go 1.19, so this is a check that it did, and a
+// fallback where it did not.
+func raiseNoFile() (soft, hard uint64, err error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, 0, err
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return lim.Cur, lim.Max, err
+		}
+	}
+	return lim.Cur, lim.Max, nil
+}
+
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	return strings.TrimSpace(string(data))
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+
+func mib1(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// byteSize is a file size as a person reads it.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
