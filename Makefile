@@ -8,7 +8,7 @@ BIN      := bin/mitmlab
 OUT      ?= out
 FUZZTIME ?= 10s
 
-.PHONY: all build test demo lint fuzz interop bench ci clean
+.PHONY: all build test demo lint fuzz interop bench bench-capture ci clean
 
 all: lint test build
 
@@ -52,6 +52,12 @@ interop:
 ## TLS parsing, and the analyzer on a generated 200 MB capture against tshark)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-capture: `mitmlab capture` beside tcpdump on the same bursts on lo (a 512 MiB stream,
+## 300,000 small segments): each one's CPU and kernel drops, 3 alternating reps (needs root)
+bench-capture: build
+	@if [ "$$(id -u)" != 0 ]; then echo "bench-capture: skipped: live capture needs root; run sudo make bench-capture"; exit 0; fi; \
+	$(GO) test -run '^$$' -bench '^BenchmarkLiveBesideTcpdump$$' -benchtime 1x -count 1 ./capture -mitmlab $(abspath $(BIN))
 
 ## ci: what .ci/run runs after installing the outside tools
 ci: lint test interop demo
