@@ -34,7 +34,7 @@ func TestLiveLoopbackOnce(t *testing.T) {
 			}
 			defer ln.Close()
 			port := ln.Addr().(*net.TCPAddr).Port
-			l, err := openLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}}, dedup)
+			l, err := openLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}}, dedup, ringTimeout)
 			if err != nil {
 				t.Fatal(err)
 			}

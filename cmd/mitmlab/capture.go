@@ -228,9 +228,17 @@ func runCapture(opts *captureOptions) error {
 	)
 	readErr := make(chan error, 1)
 	full := make(chan struct{})
+	// A live capture lends each packet from the kernel's ring without a
+	// copy; it is written before the next is read, so none is needed.
+	next := src.Next
+	if zc, ok := src.(interface {
+		ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	}); ok {
+		next = zc.ZeroCopyReadPacketData
+	}
 	go func() {
 		for {
-			data, ci, err := src.Next()
+			data, ci, err := next()
 			if errors.Is(err, io.EOF) {
 				readErr <- nil
 				return
