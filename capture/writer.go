@@ -77,7 +77,7 @@ type Writer struct {
 	out     *countWriter // the stream, counted
 	pcap    *pcapgo.Writer
 	ng      *pcapgo.NgWriter
-	buf     *bufio.Writer // under pcap only; pcapgo.NgWriter buffers itself
+	buf     *bufio.Writer // under either format: pcapgo's own buffer is too small
 	err     error         // first write error; the stream is unusable after it
 	done    bool          // Close or Abort has run
 	aborted bool          // Abort ran first
@@ -159,7 +159,11 @@ func NewWriterOptions(w io.Writer, f Format, opts WriterOptions) (*Writer, error
 			OS:          runtime.GOOS,
 			Application: "mitmlab",
 		}}
-		ng, err := pcapgo.NewNgWriterInterface(cw.out, intf, ngOpts)
+		// pcapgo buffers 4 KiB, a write system call per 20 small packets,
+		// unless it is handed a buffered writer at least that large, which
+		// it then uses as its own.
+		cw.buf = bufio.NewWriterSize(cw.out, bufferSize)
+		ng, err := pcapgo.NewNgWriterInterface(cw.buf, intf, ngOpts)
 		if err != nil {
 			return nil, fmt.Errorf("capture: write pcapng header: %w", err)
 		}
@@ -280,7 +284,9 @@ func (w *Writer) Flush() error {
 
 func (w *Writer) flush() error {
 	if w.ng != nil {
-		return w.ng.Flush()
+		if err := w.ng.Flush(); err != nil {
+			return err
+		}
 	}
 	return w.buf.Flush()
 }
