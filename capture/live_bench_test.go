@@ -26,7 +26,8 @@ import (
 var (
 	liveBenchBin  = flag.String("mitmlab", "", "BenchmarkLiveBesideTcpdump: the mitmlab binary to run (make bench-capture builds bin/mitmlab); empty: build one")
 	liveBenchReps = flag.Int("capture-reps", 3, "BenchmarkLiveBesideTcpdump: alternating reps of each shape")
-	liveBenchPerf = flag.String("capture-perf", "", "BenchmarkLiveBesideTcpdump: record a profile of mitmlab during each burst (perf record -g) into this directory")
+	liveBenchOnly = flag.String("capture-shapes", "", "BenchmarkLiveBesideTcpdump: the shapes to run, comma-separated (bytes, paced, packets); empty: all")
+	liveBenchPerf = flag.String("capture-perf", "", "BenchmarkLiveBesideTcpdump: record a profile of mitmlab from each burst to its exit (perf record -g) into this directory")
 )
 
 // liveBenchShape is one burst both captures see: a bounded count of bytes
@@ -45,9 +46,16 @@ type liveBenchShape struct {
 // allocation). The small segments are ping-pongs, one request waiting for
 // its echo: streamed small writes would be corked into large segments by
 // the kernel (tcp_autocorking), a different number each run.
+//
+// Unpaced, the stream outruns both captures, and each process's CPU grows
+// with what it keeps rather than drops; paced at about 250 MB/s, neither
+// should drop, and the CPU compares the cost of the same bytes.
 var liveBenchShapes = []liveBenchShape{
 	{"bytes", "one TCP stream of 512 MiB in 1 MiB writes", false, func(addr string, deadline time.Time) error {
-		return liveBenchStream(addr, deadline, 1<<20, 512)
+		return liveBenchStream(addr, deadline, 1<<20, 512, 0)
+	}},
+	{"paced", "one TCP stream of 256 MiB in 1 MiB writes, 4 ms apart", false, func(addr string, deadline time.Time) error {
+		return liveBenchStream(addr, deadline, 1<<20, 256, 4*time.Millisecond)
 	}},
 	{"packets", "4 connections × 25,000 ping-pongs of 100 B", true, func(addr string, deadline time.Time) error {
 		errs := make(chan error, 4)
@@ -62,9 +70,9 @@ var liveBenchShapes = []liveBenchShape{
 	}},
 }
 
-// liveBenchStream writes n chunks of size bytes to addr and waits for the
-// peer's FIN, giving up at deadline.
-func liveBenchStream(addr string, deadline time.Time, size, n int) error {
+// liveBenchStream writes n chunks of size bytes to addr, pause apart, and
+// waits for the peer's FIN, giving up at deadline.
+func liveBenchStream(addr string, deadline time.Time, size, n int, pause time.Duration) error {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return err
@@ -76,6 +84,7 @@ func liveBenchStream(addr string, deadline time.Time, size, n int) error {
 		if _, err := c.Write(buf); err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
+		time.Sleep(pause)
 	}
 	c.(*net.TCPConn).CloseWrite()
 	_, err = io.Copy(io.Discard, c)
@@ -108,6 +117,8 @@ func liveBenchPingPong(addr string, deadline time.Time, size, n int) error {
 type liveBenchRun struct {
 	packets, dropped int
 	cpu              time.Duration // utime+stime, from its rusage
+	// Of cpu: until the burst began, and after it stopped (SIGINT to exit).
+	start, stop time.Duration
 }
 
 // liveBenchProc is a capturing process started for one burst.
@@ -117,9 +128,10 @@ type liveBenchProc struct {
 	// diesOfSIGINT: the process does not catch SIGINT (perf), so death by
 	// it is no failure.
 	diesOfSIGINT bool
-	out          bytes.Buffer // stdout
-	errb         bytes.Buffer // stderr, once the process has exited
-	stderr       chan string  // lines of stderr, until it closes
+	stopAt       time.Duration // CPU when stop was called
+	out          bytes.Buffer  // stdout
+	errb         bytes.Buffer  // stderr, once the process has exited
+	stderr       chan string   // lines of stderr, until it closes
 	done         chan struct{}
 }
 
@@ -166,10 +178,31 @@ func startLiveBenchProc(b *testing.B, name, ready string, argv ...string) *liveB
 	return p
 }
 
+// liveBenchSchedCPU returns the CPU time of pid's threads so far
+// (/proc/PID/task/*/schedstat, in nanoseconds: utime and stime tick in
+// 10 ms), or 0 if it cannot be read.
+func liveBenchSchedCPU(pid int) time.Duration {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var sum time.Duration
+	for _, t := range tasks {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(data))
+		if len(f) > 0 {
+			n, _ := strconv.ParseInt(f[0], 10, 64)
+			sum += time.Duration(n)
+		}
+	}
+	return sum
+}
+
 // stop sends SIGINT, waits for the process to finish its file (30 s at
 // most, then SIGKILL) and returns its CPU time and what it printed.
 func (p *liveBenchProc) stop(b *testing.B) (time.Duration, string) {
 	b.Helper()
+	p.stopAt = liveBenchSchedCPU(p.cmd.Process.Pid)
 	p.cmd.Process.Signal(syscall.SIGINT)
 	exited := make(chan error, 1)
 	go func() { <-p.done; exited <- p.cmd.Wait() }()
@@ -244,13 +277,23 @@ func BenchmarkLiveBesideTcpdump(b *testing.B) {
 	}
 	home := b.TempDir()
 	reps := max(*liveBenchReps, 1)
+	shapes := liveBenchShapes
+	if *liveBenchOnly != "" {
+		shapes = nil
+		for _, sh := range liveBenchShapes {
+			if slices.Contains(strings.Split(*liveBenchOnly, ","), sh.name) {
+				shapes = append(shapes, sh)
+			}
+		}
+	}
 	results := map[string][][2]liveBenchRun{} // shape → reps × {tcpdump, mitmlab}
 	for rep := range reps {
-		for _, shape := range liveBenchShapes {
+		for _, shape := range shapes {
 			r := liveBenchOnce(b, tcpdump, bin, home, shape, rep%2 == 1)
 			results[shape.name] = append(results[shape.name], r)
-			fmt.Printf("rep %d %-8s tcpdump %8d pkts %7.1f ms CPU %6d dropped | mitmlab %8d pkts %7.1f ms CPU %6d dropped | %.2f×\n",
-				rep+1, shape.name, r[0].packets, liveBenchMS(r[0].cpu), r[0].dropped, r[1].packets, liveBenchMS(r[1].cpu), r[1].dropped, liveBenchMS(r[1].cpu)/liveBenchMS(r[0].cpu))
+			fmt.Printf("rep %d %-7s tcpdump %6d pkts %6d dropped %6.1f ms CPU (%4.1f start, %4.1f stop) | mitmlab %6d pkts %6d dropped %6.1f ms CPU (%4.1f start, %4.1f stop) | %.2f×\n",
+				rep+1, shape.name, r[0].packets, r[0].dropped, liveBenchMS(r[0].cpu), liveBenchMS(r[0].start), liveBenchMS(r[0].stop),
+				r[1].packets, r[1].dropped, liveBenchMS(r[1].cpu), liveBenchMS(r[1].start), liveBenchMS(r[1].stop), liveBenchMS(r[1].cpu)/liveBenchMS(r[0].cpu))
 		}
 	}
 	b.StopTimer()
@@ -258,7 +301,7 @@ func BenchmarkLiveBesideTcpdump(b *testing.B) {
 	fmt.Printf("\nlive capture beside tcpdump on lo, medians of %d alternating reps (target: CPU ≤ 2× tcpdump's, drops ≤ tcpdump's)\n", reps)
 	fmt.Printf("| shape | burst | tcpdump packets | tcpdump CPU ms | tcpdump drops | mitmlab packets | mitmlab CPU ms | mitmlab drops | CPU ratio | result |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, shape := range liveBenchShapes {
+	for _, shape := range shapes {
 		rs := results[shape.name]
 		col := func(side int, f func(liveBenchRun) float64) float64 {
 			var v []float64
@@ -356,13 +399,22 @@ func liveBenchOnce(b *testing.B, tcpdump, bin, home string, shape liveBenchShape
 		time.Sleep(500 * time.Millisecond) // perf has no line that says it is recording
 	}
 
+	tdStart, mlStart := liveBenchSchedCPU(td.cmd.Process.Pid), liveBenchSchedCPU(ml.cmd.Process.Pid)
 	deadline := time.Now().Add(time.Minute)
 	if err := shape.send(ln.Addr().String(), deadline); err != nil && !errors.Is(err, io.EOF) {
 		b.Fatalf("%s burst: %v", shape.name, err)
 	}
 	time.Sleep(300 * time.Millisecond) // the last ACKs reach both captures
 	if perf != nil {
-		perf.stop(b)
+		// perf -p ends with the process it records: after the stop below,
+		// whose cost (the last writes, fsync) the profile shows too.
+		defer func() {
+			select {
+			case <-perf.done:
+			case <-time.After(10 * time.Second):
+			}
+			perf.stop(b)
+		}()
 	}
 
 	var r [2]liveBenchRun
@@ -374,6 +426,8 @@ func liveBenchOnce(b *testing.B, tcpdump, bin, home string, shape liveBenchShape
 		r[0].cpu, tdOut = td.stop(b)
 		r[1].cpu, mlOut = ml.stop(b)
 	}
+	r[0].start, r[0].stop = tdStart, r[0].cpu-td.stopAt
+	r[1].start, r[1].stop = mlStart, r[1].cpu-ml.stopAt
 	r[0].packets = atoiMatch(b, tcpdumpCapturedRE, tdOut, "tcpdump")[0]
 	r[0].dropped = atoiMatch(b, tcpdumpDroppedRE, tdOut, "tcpdump")[0]
 	m := atoiMatch(b, mitmlabSummaryRE, mlOut, "mitmlab capture")
