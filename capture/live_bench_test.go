@@ -54,8 +54,8 @@ var liveBenchShapes = []liveBenchShape{
 	{"bytes", "one TCP stream of 512 MiB in 1 MiB writes", false, func(addr string, deadline time.Time) error {
 		return liveBenchStream(addr, deadline, 1<<20, 512, 0)
 	}},
-	{"paced", "one TCP stream of 256 MiB in 1 MiB writes, 4 ms apart", false, func(addr string, deadline time.Time) error {
-		return liveBenchStream(addr, deadline, 1<<20, 256, 4*time.Millisecond)
+	{"paced", "one TCP stream of 256 MiB in 256 KiB writes, 1 ms apart", false, func(addr string, deadline time.Time) error {
+		return liveBenchStream(addr, deadline, 256<<10, 1024, time.Millisecond)
 	}},
 	{"packets", "4 connections × 25,000 ping-pongs of 100 B", true, func(addr string, deadline time.Time) error {
 		errs := make(chan error, 4)
@@ -139,7 +139,7 @@ type liveBenchProc struct {
 // contains ready: it is capturing. An empty ready waits for nothing.
 func startLiveBenchProc(b *testing.B, name, ready string, argv ...string) *liveBenchProc {
 	b.Helper()
-	p := &liveBenchProc{name: name, cmd: exec.Command(argv[0], argv[1:]...), stderr: make(chan string, 64), done: make(chan struct{})}
+	p := &liveBenchProc{name: name, cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
 	p.cmd.Stdout = &p.out
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {

