@@ -33,14 +33,16 @@ type LiveStats struct {
 	// the wire (before Snaplen cut them).
 	Packets, Bytes uint64
 	// Dropped is the number of packets the filter kept but the kernel
-	// dropped because the socket's buffer was full: the reader was too
+	// dropped because the capture's ring was full: the reader was too
 	// slow. A capture with drops is missing segments.
 	Dropped uint64
 }
 
 // Live is a live capture of one network interface, on Linux through an
-// AF_PACKET socket (no libpcap, no cgo). Packets are Ethernet frames, ready
-// for [Writer.WritePacket].
+// AF_PACKET socket and a ring of memory it shares with the kernel
+// (TPACKET_V3, as libpcap reads it; no libpcap, no cgo). Packets are
+// Ethernet frames, ready for [Writer.WritePacket]; the kernel hands them
+// over in blocks, each at the latest 20 ms after its first packet.
 //
 // On the loopback interface Linux hands an AF_PACKET socket every packet
 // twice, once as sent (PACKET_OUTGOING) and once as received; Live keeps
