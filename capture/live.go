@@ -72,7 +72,9 @@ func (l *Live) Next() ([]byte, gopacket.CaptureInfo, error) {
 	if err != nil {
 		return nil, ci, err
 	}
-	return append([]byte(nil), data...), ci, nil
+	data = append([]byte(nil), data...)
+	l.sock.copied() // nothing of the ring is lent: Close may free it at once
+	return data, ci, nil
 }
 
 // ZeroCopyReadPacketData is Next without the copy (gopacket's
@@ -81,7 +83,8 @@ func (l *Live) Next() ([]byte, gopacket.CaptureInfo, error) {
 // ZeroCopyReadPacketData. A writer that writes each packet before it reads
 // the next, as `mitmlab capture` does, needs no copy; anything that keeps a
 // packet must copy it. Close leaves the data of the last call valid until
-// the next.
+// the next, which returns io.EOF and frees the capture's memory (8 MiB):
+// after Close, call it once more, or use Next.
 func (l *Live) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 	data, ci, err := l.sock.read()
 	if err != nil {

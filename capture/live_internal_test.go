@@ -354,7 +354,8 @@ func TestLiveStopWaitsForTheKernelsBlock(t *testing.T) {
 
 // TestLiveCloseLendsTheLastPacket: a packet ZeroCopyReadPacketData lent
 // stays readable after Close until the next call, which returns io.EOF and
-// lets the ring go; Close with no packet lent lets it go at once.
+// lets the ring go; Close with no packet lent (after Next, or with the
+// reader parked) lets it go at once.
 func TestLiveCloseLendsTheLastPacket(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("live capture needs root or CAP_NET_RAW; run the tests as root to include it")
@@ -385,6 +386,20 @@ func TestLiveCloseLendsTheLastPacket(t *testing.T) {
 	}
 	if l.sock.mapped.Load() {
 		t.Error("the ring is still mapped after the reader's last call")
+	}
+
+	// Next lends nothing: Close frees the ring at once.
+	l, err = OpenLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(make([]byte, 3000))
+	if _, _, err := l.Next(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if l.sock.mapped.Load() {
+		t.Error("the ring is still mapped after Next and Close")
 	}
 
 	l, err = OpenLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}})

@@ -293,6 +293,10 @@ func (s *liveSocket) enter() bool {
 	return true
 }
 
+// copied says the caller has copied the packet read last (Next): the
+// reader is done with the ring until its next call.
+func (s *liveSocket) copied() { s.leave() }
+
 // leave marks the reader done with the ring, unmapping it if close came.
 func (s *liveSocket) leave() {
 	s.busy.Store(false)
