@@ -420,3 +420,52 @@ func TestLiveCloseLendsTheLastPacket(t *testing.T) {
 		t.Error("the ring is still mapped after Close woke the reader")
 	}
 }
+
+// TestLiveSnaplen: packets are cut to the snaplen in the kernel, and each
+// keeps its length on the wire, which the counts add up.
+func TestLiveSnaplen(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("live capture needs root or CAP_NET_RAW; run the tests as root to include it")
+	}
+	port, echo := liveEchoServer(t)
+	l, err := OpenLive("lo", LiveOptions{Snaplen: 100, Filter: Filter{Ports: []int{port}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	echo(make([]byte, 3000))
+	time.Sleep(20 * time.Millisecond)
+	l.Stop()
+	var n, cut int
+	var wire uint64
+	for {
+		data, ci, err := l.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		wire += uint64(ci.Length)
+		if len(data) != ci.CaptureLength || ci.CaptureLength > 100 || ci.Length < ci.CaptureLength {
+			t.Fatalf("packet %d: %d bytes, capture length %d, length %d; want at most 100 bytes, the length on the wire beside", n, len(data), ci.CaptureLength, ci.Length)
+		}
+		if ci.Length > 100 {
+			cut++
+			if ci.CaptureLength != 100 {
+				t.Errorf("packet %d of %d bytes kept %d, want 100", n, ci.Length, ci.CaptureLength)
+			}
+			// The IPv4 total length says how long the packet was.
+			if ipLen := int(data[16])<<8 | int(data[17]); ipLen+14 != ci.Length {
+				t.Errorf("packet %d: length %d, its IPv4 header says %d", n, ci.Length, ipLen+14)
+			}
+		}
+	}
+	if cut == 0 {
+		t.Fatalf("none of %d packets was longer than the snaplen; the echo should have sent 3000 bytes each way", n)
+	}
+	if st := l.Stats(); st.Packets != uint64(n) || st.Bytes != wire {
+		t.Errorf("Stats = %+v, want %d packets of %d bytes", st, n, wire)
+	}
+}
