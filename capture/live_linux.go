@@ -151,15 +151,24 @@ func openLive(iface string, opts LiveOptions, dedup bool, timeout time.Duration)
 		block <<= 1
 	}
 	blocks := max(ringSize/block, 2)
-	req := unix.TpacketReq3{
-		Block_size:     uint32(block),
-		Block_nr:       uint32(blocks),
-		Frame_size:     uint32(block), // V3 packs packets of any size; one "frame" per block
-		Frame_nr:       uint32(blocks),
-		Retire_blk_tov: uint32(max(timeout.Milliseconds(), 1)),
-	}
-	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return fail(fmt.Sprintf("ring of %d MiB", block*blocks>>20), err)
+	for {
+		req := unix.TpacketReq3{
+			Block_size:     uint32(block),
+			Block_nr:       uint32(blocks),
+			Frame_size:     uint32(block), // V3 packs packets of any size; one "frame" per block
+			Frame_nr:       uint32(blocks),
+			Retire_blk_tov: uint32(max(timeout.Milliseconds(), 1)),
+		}
+		err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req)
+		if err == nil {
+			break
+		}
+		// Short of memory, a smaller ring drops sooner but captures;
+		// libpcap shrinks its ring the same way.
+		if err != unix.ENOMEM || blocks <= 2 {
+			return fail(fmt.Sprintf("ring of %d KiB", block*blocks>>10), err)
+		}
+		blocks /= 2
 	}
 	ring, err = unix.Mmap(fd, 0, block*blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
