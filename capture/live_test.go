@@ -36,15 +36,18 @@ func liveNeedRoot(t *testing.T) {
 	}
 }
 
-// liveRecorder writes everything a Live captures to a file, until Close.
+// liveRecorder writes everything a Live captures to a pcapng file and a
+// pcap file, until Close, reading as `mitmlab capture` does: each packet
+// written straight from the ring, before the next is read.
 type liveRecorder struct {
-	l    *capture.Live
-	w    *capture.Writer
-	path string
-	done chan error
-	mu   sync.Mutex
-	n    int
-	last time.Time
+	l        *capture.Live
+	w, pw    *capture.Writer
+	path     string // pcapng
+	pcapPath string
+	done     chan error
+	mu       sync.Mutex
+	n        int
+	last     time.Time
 }
 
 func startLiveRecorder(t *testing.T, f capture.Filter) *liveRecorder {
@@ -59,10 +62,17 @@ func startLiveRecorder(t *testing.T, f capture.Filter) *liveRecorder {
 		l.Close()
 		t.Fatal(err)
 	}
-	r := &liveRecorder{l: l, w: w, path: path, done: make(chan error, 1)}
+	pcapPath := filepath.Join(filepath.Dir(path), "live.pcap")
+	pw, err := capture.CreateOptions(pcapPath, capture.PCAP, 0o600, capture.WriterOptions{})
+	if err != nil {
+		l.Close()
+		w.Abort()
+		t.Fatal(err)
+	}
+	r := &liveRecorder{l: l, w: w, pw: pw, path: path, pcapPath: pcapPath, done: make(chan error, 1)}
 	go func() {
 		for {
-			data, ci, err := l.Next()
+			data, ci, err := l.ZeroCopyReadPacketData()
 			if errors.Is(err, io.EOF) {
 				r.done <- nil
 				return
@@ -75,18 +85,23 @@ func startLiveRecorder(t *testing.T, f capture.Filter) *liveRecorder {
 				r.done <- err
 				return
 			}
+			if err := pw.WritePacket(ci, data); err != nil {
+				r.done <- err
+				return
+			}
 			r.mu.Lock()
 			r.n++
 			r.last = time.Now()
 			r.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() { l.Close(); w.Abort() })
+	t.Cleanup(func() { l.Close(); w.Abort(); pw.Abort() })
 	return r
 }
 
-// stop waits until no packet has come for a while (on loopback a packet is
-// captured as soon as it is sent), then closes the capture and the file.
+// stop waits until no packet has come for a while (the kernel hands a
+// packet over within the ring's 20 ms), then closes the capture and the
+// files.
 func (r *liveRecorder) stop(t *testing.T) []gopacket.Packet {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
@@ -105,6 +120,9 @@ func (r *liveRecorder) stop(t *testing.T) []gopacket.Packet {
 		t.Fatal(err)
 	}
 	if err := r.w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(r.path)
