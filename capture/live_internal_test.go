@@ -308,7 +308,8 @@ func liveEchoServer(t *testing.T) (port int, echo func(msg []byte)) {
 // TestLiveStopWaitsForTheKernelsBlock: the kernel hands a block of its
 // ring over when it is full or its timeout has run; packets in a block it
 // is still filling when Stop comes are not lost, Next returns them once
-// the kernel lets the block go. With a 1 s timeout, Stop comes well before.
+// the kernel lets the block go, even if Stop is called again meanwhile.
+// With a 1 s timeout, Stop comes well before.
 func TestLiveStopWaitsForTheKernelsBlock(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("live capture needs root or CAP_NET_RAW; run the tests as root to include it")
@@ -326,6 +327,9 @@ func TestLiveStopWaitsForTheKernelsBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
+	// A second Stop while the reader waits for the block changes nothing.
+	again := time.AfterFunc(200*time.Millisecond, func() { l.Stop() })
+	defer again.Stop()
 	var fins, data int
 	for {
 		p, _, err := l.Next()

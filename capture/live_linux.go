@@ -54,8 +54,10 @@ const ringSize = 8 << 20
 // ringTimeout is how long the kernel keeps a block that is not full before
 // it hands it over: how late a packet may be returned, and how long Stop
 // may wait for the last packets. tcpdump uses 1 s; 20 ms keeps Next prompt
-// (a lab's capture follows its steps), and at 16 blocks a reader may still
-// pause 320 ms at any packet rate before the ring is full.
+// (a lab's capture follows its steps). The cost is blocks handed over part
+// full: with 16 of them, a reader may pause 320 ms before the kernel drops
+// at a rate that fills no block in 20 ms, and as long as 8 MiB lasts at a
+// rate that does.
 const ringTimeout = 20 * time.Millisecond
 
 // ringMinBlock is the smallest block; a block holds at least one packet of
@@ -355,6 +357,9 @@ func (s *liveSocket) attach(prog []bpf.Instruction) error {
 // stop makes the kernel queue nothing more and a reader return what is
 // queued, then io.EOF. A reader blocked waiting is woken by a deadline.
 func (s *liveSocket) stop() error {
+	if s.draining.Load() {
+		return nil // the reader drains already; waking it again would cut its wait short
+	}
 	if err := s.attach([]bpf.Instruction{bpf.RetConstant{Val: 0}}); err != nil {
 		return err
 	}
@@ -466,8 +471,16 @@ func (s *liveSocket) wait() error {
 			return io.EOF
 		case errors.Is(err, os.ErrDeadlineExceeded) && s.draining.Load():
 			if !s.drain.IsZero() {
-				// The kernel kept its last block past drainWait: what it
-				// holds is lost, as Close would lose it.
+				// drainWait is over (the poller checks the deadline before
+				// it calls the function above): a block handed over just now
+				// is still read; one the kernel still holds is lost, as
+				// Close would lose it.
+				if s.enter() {
+					if s.ready(s.blk) {
+						return nil
+					}
+					s.leave()
+				}
 				return io.EOF
 			}
 			// Stop woke us: read what is queued, waiting only as long as
