@@ -54,7 +54,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## bench-capture: `mitmlab capture` beside tcpdump on the same bursts on lo (a 512 MiB stream,
-## 300,000 small segments): each one's CPU and kernel drops, 3 alternating reps (needs root)
+## a paced one, 100,000 ping-pongs): each one's CPU and kernel drops, 3 alternating reps (needs root)
 bench-capture: build
 	@if [ "$$(id -u)" != 0 ]; then echo "bench-capture: skipped: live capture needs root; run sudo make bench-capture"; exit 0; fi; \
 	$(GO) test -run '^$$' -bench '^BenchmarkLiveBesideTcpdump$$' -benchtime 1x -count 1 ./capture -mitmlab $(abspath $(BIN))

@@ -40,16 +40,17 @@ type liveBenchShape struct {
 	send func(addr string, deadline time.Time) error
 }
 
-// The two shapes a capture's cost has: bytes (a bulk stream, which on lo
+// The two shapes of a capture's cost: bytes (a bulk stream, which on lo
 // travels as segments of up to 64 KiB, so the cost is copying) and packets
 // (small segments, so the cost is per packet: system calls, headers,
 // allocation). The small segments are ping-pongs, one request waiting for
 // its echo: streamed small writes would be corked into large segments by
 // the kernel (tcp_autocorking), a different number each run.
 //
-// Unpaced, the stream outruns both captures, and each process's CPU grows
-// with what it keeps rather than drops; paced at about 250 MB/s, neither
-// should drop, and the CPU compares the cost of the same bytes.
+// The stream runs twice. Unpaced, it outruns both captures, and each
+// process's CPU grows with what it keeps rather than drops; paced (256 KiB
+// a millisecond at most), neither should drop, and the CPU compares the
+// cost of the same bytes.
 var liveBenchShapes = []liveBenchShape{
 	{"bytes", "one TCP stream of 512 MiB in 1 MiB writes", false, func(addr string, deadline time.Time) error {
 		return liveBenchStream(addr, deadline, 1<<20, 512, 0)
@@ -254,7 +255,7 @@ func atoiMatch(b *testing.B, re *regexp.Regexp, s, who string) []int {
 //
 // tcpdump runs as a user would: `tcpdump -i lo -w FILE 'tcp and port P'`
 // (libpcap's defaults: TPACKET_V3 ring of 2 MiB, buffered file writes).
-// Both files are on the same file system (the test's temp dir); mitmlab
+// Both files are on the same file system (a directory in $TMPDIR); mitmlab
 // fsyncs its file before renaming it into place, tcpdump does not.
 func BenchmarkLiveBesideTcpdump(b *testing.B) {
 	if os.Geteuid() != 0 {
