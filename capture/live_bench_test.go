@@ -258,12 +258,17 @@ func atoiMatch(b *testing.B, re *regexp.Regexp, s, who string) []int {
 // Both files are on the same file system (a directory in $TMPDIR); mitmlab
 // fsyncs its file before renaming it into place, tcpdump does not.
 func BenchmarkLiveBesideTcpdump(b *testing.B) {
+	// go test shows a benchmark's skip message only with -v: say it.
+	skip := func(why string) {
+		fmt.Println("BenchmarkLiveBesideTcpdump: skipped: " + why)
+		b.Skip(why)
+	}
 	if os.Geteuid() != 0 {
-		b.Skip("live capture needs root: run `sudo make bench-capture` (or go test as root) to include it")
+		skip("live capture needs root: run `sudo make bench-capture` (or go test as root) to include it")
 	}
 	tcpdump, err := exec.LookPath("tcpdump")
 	if err != nil {
-		b.Skip("tcpdump is not installed (apt-get install tcpdump); it is the reference this benchmark compares with")
+		skip("tcpdump is not installed (apt-get install tcpdump); it is the reference this benchmark compares with")
 	}
 	bin := *liveBenchBin
 	if bin == "" {
