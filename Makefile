@@ -8,7 +8,7 @@ BIN      := bin/mitmlab
 OUT      ?= out
 FUZZTIME ?= 10s
 
-.PHONY: all build test demo lint fuzz interop bench bench-proxy soak ci clean
+.PHONY: all build test demo lint fuzz interop bench bench-proxy bench-capture soak ci clean
 
 all: lint test build
 
@@ -64,6 +64,12 @@ bench-proxy:
 soak:
 	$(GO) build -o bin/bench-proxy ./cmd/bench-proxy
 	bin/bench-proxy -soak $(BENCH_FLAGS)
+
+## bench-capture: `mitmlab capture` beside tcpdump on the same bursts on lo (a 512 MiB stream,
+## a paced one, 100,000 ping-pongs): each one's CPU and kernel drops, 3 alternating reps (needs root)
+bench-capture: build
+	@if [ "$$(id -u)" != 0 ]; then echo "bench-capture: skipped: live capture needs root; run sudo make bench-capture"; exit 0; fi; \
+	$(GO) test -run '^$$' -bench '^BenchmarkLiveBesideTcpdump$$' -benchtime 1x -count 1 ./capture -mitmlab $(abspath $(BIN))
 
 ## ci: what .ci/run runs after installing the outside tools
 ci: lint test interop demo

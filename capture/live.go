@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -32,14 +33,16 @@ type LiveStats struct {
 	// the wire (before Snaplen cut them).
 	Packets, Bytes uint64
 	// Dropped is the number of packets the filter kept but the kernel
-	// dropped because the socket's buffer was full: the reader was too
+	// dropped because the capture's ring was full: the reader was too
 	// slow. A capture with drops is missing segments.
 	Dropped uint64
 }
 
 // Live is a live capture of one network interface, on Linux through an
-// AF_PACKET socket (no libpcap, no cgo). Packets are Ethernet frames, ready
-// for [Writer.WritePacket].
+// AF_PACKET socket and a ring of memory it shares with the kernel
+// (TPACKET_V3, as libpcap reads it; no libpcap, no cgo). Packets are
+// Ethernet frames, ready for [Writer.WritePacket]; the kernel hands them
+// over in blocks, each at the latest 20 ms after its first packet.
 //
 // On the loopback interface Linux hands an AF_PACKET socket every packet
 // twice, once as sent (PACKET_OUTGOING) and once as received; Live keeps
@@ -52,15 +55,37 @@ type Live struct {
 	iface string
 	sock  *liveSocket
 
-	mu     sync.Mutex
-	stats  LiveStats
-	closed bool
+	// Counted by the reader without a lock: it takes one per packet.
+	packets, bytes atomic.Uint64
+
+	mu      sync.Mutex
+	dropped uint64
+	closed  bool
 }
 
 // Next returns the next packet, its capture length and timestamp (the
 // kernel's), blocking until one arrives. After Close it returns io.EOF.
-// The data is the caller's to keep.
+// The data is the caller's to keep: Next copies it out of the capture's
+// buffer, which ZeroCopyReadPacketData does not.
 func (l *Live) Next() ([]byte, gopacket.CaptureInfo, error) {
+	data, ci, err := l.ZeroCopyReadPacketData()
+	if err != nil {
+		return nil, ci, err
+	}
+	data = append([]byte(nil), data...)
+	l.sock.copied() // nothing of the ring is lent: Close may free it at once
+	return data, ci, nil
+}
+
+// ZeroCopyReadPacketData is Next without the copy (gopacket's
+// ZeroCopyPacketDataSource): the data is in the memory the kernel shares
+// with the capture, valid only until the next call of Next or
+// ZeroCopyReadPacketData. A writer that writes each packet before it reads
+// the next, as `mitmlab capture` does, needs no copy; anything that keeps a
+// packet must copy it. Close leaves the data of the last call valid until
+// the next, which returns io.EOF and frees the capture's memory (8 MiB):
+// after Close, call it once more, or use Next.
+func (l *Live) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 	data, ci, err := l.sock.read()
 	if err != nil {
 		if l.isClosed() || errors.Is(err, io.EOF) {
@@ -68,10 +93,8 @@ func (l *Live) Next() ([]byte, gopacket.CaptureInfo, error) {
 		}
 		return nil, gopacket.CaptureInfo{}, fmt.Errorf("capture: read %s: %w", l.iface, err)
 	}
-	l.mu.Lock()
-	l.stats.Packets++
-	l.stats.Bytes += uint64(ci.Length)
-	l.mu.Unlock()
+	l.packets.Add(1)
+	l.bytes.Add(uint64(ci.Length))
 	return data, ci, nil
 }
 
@@ -92,14 +115,14 @@ func (l *Live) Stats() LiveStats {
 	if !l.closed {
 		l.updateDrops()
 	}
-	return l.stats
+	return LiveStats{Packets: l.packets.Load(), Bytes: l.bytes.Load(), Dropped: l.dropped}
 }
 
 // updateDrops adds the kernel's drops since the last call (the kernel
 // resets its count on every read). Called with l.mu held.
 func (l *Live) updateDrops() {
 	if n, err := l.sock.drops(); err == nil {
-		l.stats.Dropped += n
+		l.dropped += n
 	}
 }
 

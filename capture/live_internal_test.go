@@ -3,6 +3,7 @@
 package capture
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -34,7 +35,7 @@ func TestLiveLoopbackOnce(t *testing.T) {
 			}
 			defer ln.Close()
 			port := ln.Addr().(*net.TCPAddr).Port
-			l, err := openLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}}, dedup)
+			l, err := openLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}}, dedup, ringTimeout)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -267,5 +268,208 @@ func TestLiveSetFilterAndStopKeepQueued(t *testing.T) {
 	}
 	if _, _, err := l.Next(); err != io.EOF {
 		t.Errorf("Next after the drain = %v, want io.EOF", err)
+	}
+}
+
+// liveEchoServer starts an echo server on 127.0.0.1 and returns its port
+// and a function that sends msg through it on a new connection.
+func liveEchoServer(t *testing.T) (port int, echo func(msg []byte)) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.Copy(c, c)
+			c.Close()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port, func(msg []byte) {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(msg)
+		c.(*net.TCPConn).CloseWrite()
+		if n, _ := io.Copy(io.Discard, c); n != int64(len(msg)) {
+			t.Fatalf("echoed %d bytes, want %d", n, len(msg))
+		}
+	}
+}
+
+// TestLiveStopWaitsForTheKernelsBlock: the kernel hands a block of its
+// ring over when it is full or its timeout has run; packets in a block it
+// is still filling when Stop comes are not lost, Next returns them once
+// the kernel lets the block go, even if Stop is called again meanwhile.
+// With a 1 s timeout, Stop comes well before.
+func TestLiveStopWaitsForTheKernelsBlock(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("live capture needs root or CAP_NET_RAW; run the tests as root to include it")
+	}
+	port, echo := liveEchoServer(t)
+	l, err := openLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}}, true, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	msg := []byte("hello")
+	echo(msg)
+	time.Sleep(20 * time.Millisecond) // the last ACK
+	if err := l.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	// A second Stop while the reader waits for the block changes nothing.
+	again := time.AfterFunc(200*time.Millisecond, func() { l.Stop() })
+	defer again.Stop()
+	var fins, data int
+	for {
+		p, _, err := l.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		tcp, _ := gopacket.NewPacket(p, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if tcp == nil {
+			t.Fatalf("not TCP: %x", p)
+		}
+		if tcp.FIN {
+			fins++
+		}
+		data += len(tcp.Payload)
+	}
+	if fins != 2 || data != 2*len(msg) {
+		t.Errorf("after Stop: %d FINs, %d bytes of data; want 2 FINs and %d bytes (the kernel's last block lost)", fins, data, 2*len(msg))
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the drain took %v, want about the ring's 1 s timeout", d)
+	}
+}
+
+// TestLiveCloseLendsTheLastPacket: a packet ZeroCopyReadPacketData lent
+// stays readable after Close until the next call, which returns io.EOF and
+// lets the ring go; Close with no packet lent (after Next, or with the
+// reader parked) lets it go at once.
+func TestLiveCloseLendsTheLastPacket(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("live capture needs root or CAP_NET_RAW; run the tests as root to include it")
+	}
+	port, echo := liveEchoServer(t)
+	l, err := OpenLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	echo(make([]byte, 3000))
+	data, ci, err := l.ZeroCopyReadPacketData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte(nil), data...)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !l.sock.mapped.Load() {
+		t.Fatal("Close unmapped the ring while a packet from it was lent")
+	}
+	if !bytes.Equal(data, want) || len(data) != ci.CaptureLength {
+		t.Errorf("the lent packet changed after Close")
+	}
+	if _, _, err := l.ZeroCopyReadPacketData(); err != io.EOF {
+		t.Errorf("ZeroCopyReadPacketData after Close = %v, want io.EOF", err)
+	}
+	if l.sock.mapped.Load() {
+		t.Error("the ring is still mapped after the reader's last call")
+	}
+
+	// Next lends nothing: Close frees the ring at once.
+	l, err = OpenLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(make([]byte, 3000))
+	if _, _, err := l.Next(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if l.sock.mapped.Load() {
+		t.Error("the ring is still mapped after Next and Close")
+	}
+
+	l, err = OpenLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := l.Next()
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	l.Close()
+	if err := <-done; err != io.EOF {
+		t.Errorf("Next woken by Close = %v, want io.EOF", err)
+	}
+	if l.sock.mapped.Load() {
+		t.Error("the ring is still mapped after Close woke the reader")
+	}
+}
+
+// TestLiveSnaplen: packets are cut to the snaplen in the kernel, and each
+// keeps its length on the wire, which the counts add up.
+func TestLiveSnaplen(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("live capture needs root or CAP_NET_RAW; run the tests as root to include it")
+	}
+	port, echo := liveEchoServer(t)
+	l, err := OpenLive("lo", LiveOptions{Snaplen: 100, Filter: Filter{Ports: []int{port}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	echo(make([]byte, 3000))
+	time.Sleep(20 * time.Millisecond)
+	l.Stop()
+	var n, cut int
+	var wire uint64
+	for {
+		data, ci, err := l.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		wire += uint64(ci.Length)
+		if len(data) != ci.CaptureLength || ci.CaptureLength > 100 || ci.Length < ci.CaptureLength {
+			t.Fatalf("packet %d: %d bytes, capture length %d, length %d; want at most 100 bytes, the length on the wire beside", n, len(data), ci.CaptureLength, ci.Length)
+		}
+		if ci.Length > 100 {
+			cut++
+			if ci.CaptureLength != 100 {
+				t.Errorf("packet %d of %d bytes kept %d, want 100", n, ci.Length, ci.CaptureLength)
+			}
+			// The IPv4 total length says how long the packet was.
+			if ipLen := int(data[16])<<8 | int(data[17]); ipLen+14 != ci.Length {
+				t.Errorf("packet %d: length %d, its IPv4 header says %d", n, ci.Length, ipLen+14)
+			}
+		}
+	}
+	if cut == 0 {
+		t.Fatalf("none of %d packets was longer than the snaplen; the echo should have sent 3000 bytes each way", n)
+	}
+	if st := l.Stats(); st.Packets != uint64(n) || st.Bytes != wire {
+		t.Errorf("Stats = %+v, want %d packets of %d bytes", st, n, wire)
 	}
 }

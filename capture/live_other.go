@@ -17,5 +17,6 @@ func (*liveSocket) read() ([]byte, gopacket.CaptureInfo, error) {
 }
 func (*liveSocket) drops() (uint64, error) { return 0, ErrLiveUnsupported }
 func (*liveSocket) close() error           { return nil }
+func (*liveSocket) copied()                {}
 func (*liveSocket) setFilter(Filter) error { return ErrLiveUnsupported }
 func (*liveSocket) stop() error            { return ErrLiveUnsupported }

@@ -3,7 +3,9 @@
 package capture_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +24,7 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
 
 	"github.com/mitmlab/mitmlab/capture"
 )
@@ -32,15 +36,18 @@ func liveNeedRoot(t *testing.T) {
 	}
 }
 
-// liveRecorder writes everything a Live captures to a file, until Close.
+// liveRecorder writes everything a Live captures to a pcapng file and a
+// pcap file, until Close, reading as `mitmlab capture` does: each packet
+// written straight from the ring, before the next is read.
 type liveRecorder struct {
-	l    *capture.Live
-	w    *capture.Writer
-	path string
-	done chan error
-	mu   sync.Mutex
-	n    int
-	last time.Time
+	l        *capture.Live
+	w, pw    *capture.Writer
+	path     string // pcapng
+	pcapPath string
+	done     chan error
+	mu       sync.Mutex
+	n        int
+	last     time.Time
 }
 
 func startLiveRecorder(t *testing.T, f capture.Filter) *liveRecorder {
@@ -55,10 +62,17 @@ func startLiveRecorder(t *testing.T, f capture.Filter) *liveRecorder {
 		l.Close()
 		t.Fatal(err)
 	}
-	r := &liveRecorder{l: l, w: w, path: path, done: make(chan error, 1)}
+	pcapPath := filepath.Join(filepath.Dir(path), "live.pcap")
+	pw, err := capture.CreateOptions(pcapPath, capture.PCAP, 0o600, capture.WriterOptions{})
+	if err != nil {
+		l.Close()
+		w.Abort()
+		t.Fatal(err)
+	}
+	r := &liveRecorder{l: l, w: w, pw: pw, path: path, pcapPath: pcapPath, done: make(chan error, 1)}
 	go func() {
 		for {
-			data, ci, err := l.Next()
+			data, ci, err := l.ZeroCopyReadPacketData()
 			if errors.Is(err, io.EOF) {
 				r.done <- nil
 				return
@@ -71,18 +85,23 @@ func startLiveRecorder(t *testing.T, f capture.Filter) *liveRecorder {
 				r.done <- err
 				return
 			}
+			if err := pw.WritePacket(ci, data); err != nil {
+				r.done <- err
+				return
+			}
 			r.mu.Lock()
 			r.n++
 			r.last = time.Now()
 			r.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() { l.Close(); w.Abort() })
+	t.Cleanup(func() { l.Close(); w.Abort(); pw.Abort() })
 	return r
 }
 
-// stop waits until no packet has come for a while (on loopback a packet is
-// captured as soon as it is sent), then closes the capture and the file.
+// stop waits until no packet has come for a while (the kernel hands a
+// packet over within the ring's 20 ms), then closes the capture and the
+// files.
 func (r *liveRecorder) stop(t *testing.T) []gopacket.Packet {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
@@ -101,6 +120,9 @@ func (r *liveRecorder) stop(t *testing.T) []gopacket.Packet {
 		t.Fatal(err)
 	}
 	if err := r.w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(r.path)
@@ -398,4 +420,145 @@ func TestLivePermission(t *testing.T) {
 		t.Errorf("setpriv did not take CAP_NET_RAW away:\n%s", out)
 	}
 	fmt.Fprint(io.Discard, string(out))
+}
+
+// liveInNetns runs f on a thread inside the network namespace name (made
+// by `ip netns add`): sockets f opens stay in it.
+func liveInNetns(t *testing.T, name string, f func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // a thread that fails to come back dies with the goroutine
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			done <- err
+			return
+		}
+		defer orig.Close()
+		ns, err := os.Open("/run/netns/" + name)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer ns.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- fmt.Errorf("setns %s: %w", name, err)
+			return
+		}
+		f()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLiveVLAN: frames that carried an 802.1Q or 802.1ad tag on the wire
+// are captured with it, byte for byte as sent, although the kernel hands
+// them over with the tag taken out (skb_vlan_untag) and beside them. The
+// frames go between the two ends of a veth pair in a network namespace of
+// the test's own, sent raw so that no VLAN driver is needed.
+func TestLiveVLAN(t *testing.T) {
+	liveNeedRoot(t)
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("ip (iproute2) is not installed; it makes the test's network namespace")
+	}
+	ns := fmt.Sprintf("mitmlab-vlan-%d", os.Getpid())
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("netns", "add", ns)
+	t.Cleanup(func() { exec.Command(ip, "netns", "del", ns).Run() })
+	run("-n", ns, "link", "add", "va", "type", "veth", "peer", "name", "vb")
+	run("-n", ns, "link", "set", "va", "up")
+	run("-n", ns, "link", "set", "vb", "up")
+
+	const port = 8443
+	frame := func(tpid uint16, tci uint16, dport uint16, payload string) []byte {
+		f := []byte{0x02, 0, 0, 0, 0, 0xb, 0x02, 0, 0, 0, 0, 0xa} // to vb from va (made-up addresses)
+		if tpid != 0 {
+			f = binary.BigEndian.AppendUint16(f, tpid)
+			f = binary.BigEndian.AppendUint16(f, tci)
+		}
+		f = binary.BigEndian.AppendUint16(f, 0x0800)
+		total := 20 + 20 + len(payload)
+		f = append(f, 0x45, 0, byte(total>>8), byte(total), 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2)
+		f = binary.BigEndian.AppendUint16(f, 40000)
+		f = binary.BigEndian.AppendUint16(f, dport)
+		f = append(f, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0)
+		return append(f, payload...)
+	}
+	sent := [][]byte{
+		frame(0x8100, 3<<13|10, port, "802.1Q, VLAN 10, priority 3"),
+		frame(0x88a8, 200, port, "802.1ad, VLAN 200"),
+		frame(0, 0, port, "untagged"),
+		frame(0x8100, 10, port+1, "another port: not kept"),
+		frame(0x8100, 4095, port, "VLAN 4095"),
+	}
+	want := [][]byte{sent[0], sent[1], sent[2], sent[4]}
+
+	var l *capture.Live
+	liveInNetns(t, ns, func() {
+		l, err = capture.OpenLive("vb", capture.LiveOptions{Filter: capture.Filter{Ports: []int{port}}})
+		if err != nil {
+			return
+		}
+		var fd int
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		var va *net.Interface
+		if va, err = net.InterfaceByName("va"); err != nil {
+			return
+		}
+		for _, f := range sent {
+			if err = unix.Sendto(fd, f, 0, &unix.SockaddrLinklayer{Ifindex: va.Index, Halen: 6, Addr: [8]byte{0x02, 0, 0, 0, 0, 0xb}}); err != nil {
+				return
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var got [][]byte
+	done := make(chan error, 1)
+	go func() {
+		for len(got) < len(want) {
+			data, _, err := l.Next()
+			if err != nil {
+				done <- err
+				return
+			}
+			got = append(got, data)
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		l.Close()
+		<-done
+		t.Fatalf("captured %d frames in 5 s, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("frame %d captured as\n%x\nsent as\n%x", i, got[i], want[i])
+		}
+	}
+	if d, ok := gopacket.NewPacket(got[0], layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeDot1Q).(*layers.Dot1Q); !ok || d.VLANIdentifier != 10 || d.Priority != 3 {
+		t.Errorf("gopacket reads the first frame's tag as %+v, want VLAN 10, priority 3", d)
+	}
 }

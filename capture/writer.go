@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -77,7 +78,7 @@ type Writer struct {
 	out     *countWriter // the stream, counted
 	pcap    *pcapgo.Writer
 	ng      *pcapgo.NgWriter
-	buf     *bufio.Writer // under pcap only; pcapgo.NgWriter buffers itself
+	buf     *bufio.Writer // under either format: pcapgo's own buffer is too small
 	err     error         // first write error; the stream is unusable after it
 	done    bool          // Close or Abort has run
 	aborted bool          // Abort ran first
@@ -159,7 +160,11 @@ func NewWriterOptions(w io.Writer, f Format, opts WriterOptions) (*Writer, error
 			OS:          runtime.GOOS,
 			Application: "mitmlab",
 		}}
-		ng, err := pcapgo.NewNgWriterInterface(cw.out, intf, ngOpts)
+		// pcapgo buffers 4 KiB, a write system call per 20 small packets,
+		// unless it is handed a buffered writer at least that large, which
+		// it then uses as its own.
+		cw.buf = bufio.NewWriterSize(cw.out, bufferSize)
+		ng, err := pcapgo.NewNgWriterInterface(cw.buf, intf, ngOpts)
 		if err != nil {
 			return nil, fmt.Errorf("capture: write pcapng header: %w", err)
 		}
@@ -247,9 +252,12 @@ func (w *Writer) WritePacket(ci gopacket.CaptureInfo, data []byte) error {
 		w.dataAt = w.out.n
 	}
 	var err error
-	if w.ng != nil {
+	switch {
+	case w.ng != nil:
 		err = w.ng.WritePacket(ci, data)
-	} else {
+	case len(data) >= directSize:
+		err = w.writeDirect(ci, data)
+	default:
 		err = w.pcap.WritePacket(ci, data)
 	}
 	if err != nil {
@@ -259,6 +267,28 @@ func (w *Writer) WritePacket(ci gopacket.CaptureInfo, data []byte) error {
 		return w.err
 	}
 	return nil
+}
+
+// directSize is the length from which a pcap packet goes to the stream
+// straight from the caller's memory, behind the buffer with its header:
+// copying it into the buffer first costs more than a second write system
+// call (a 64 KiB segment on lo: 6 µs against 1).
+const directSize = 16 << 10
+
+// writeDirect writes a pcap record, as pcapgo's nanosecond Writer does, but
+// with the data unbuffered.
+func (w *Writer) writeDirect(ci gopacket.CaptureInfo, data []byte) error {
+	var hdr [16]byte
+	binary.LittleEndian.PutUint32(hdr[0:4], uint32(ci.Timestamp.Unix()))
+	binary.LittleEndian.PutUint32(hdr[4:8], uint32(ci.Timestamp.Nanosecond()))
+	binary.LittleEndian.PutUint32(hdr[8:12], uint32(ci.CaptureLength))
+	binary.LittleEndian.PutUint32(hdr[12:16], uint32(ci.Length))
+	w.buf.Write(hdr[:]) // the error, if any, comes back from Flush
+	if err := w.buf.Flush(); err != nil {
+		return err
+	}
+	_, err := w.out.Write(data)
+	return err
 }
 
 // Flush writes buffered packets to the underlying writer.
@@ -280,7 +310,9 @@ func (w *Writer) Flush() error {
 
 func (w *Writer) flush() error {
 	if w.ng != nil {
-		return w.ng.Flush()
+		if err := w.ng.Flush(); err != nil {
+			return err
+		}
 	}
 	return w.buf.Flush()
 }

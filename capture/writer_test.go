@@ -128,6 +128,56 @@ func TestWritePacket(t *testing.T) {
 	}
 }
 
+// TestWritePacketSizes: packets small and large, in turn, come back whole
+// and in order, each with its timestamp and lengths: small ones travel
+// through the Writer's buffer, large ones (a 64 KiB segment on lo) past it
+// behind their header, and the two must not reorder.
+func TestWritePacketSizes(t *testing.T) {
+	sizes := []int{60, 16<<10 - 1, 16 << 10, 65_483, 100, 20_000, 14, 65_483, 65_483, 54}
+	ts := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	for _, f := range formats {
+		t.Run(f.String(), func(t *testing.T) {
+			var out bytes.Buffer
+			w, err := capture.NewWriter(&out, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want [][]byte
+			for i, n := range sizes {
+				p := bytes.Repeat([]byte{byte(i + 1)}, n)
+				ci := gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Nanosecond), CaptureLength: n, Length: n + i}
+				if err := w.WritePacket(ci, p); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, p)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			var r interface {
+				ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+			}
+			if f == capture.PCAP {
+				r, err = pcapgo.NewReader(&out)
+			} else {
+				r, err = pcapgo.NewNgReader(&out, pcapgo.DefaultNgReaderOptions)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range want {
+				data, ci, err := r.ReadPacketData()
+				if err != nil || !bytes.Equal(data, p) || !ci.Timestamp.Equal(ts.Add(time.Duration(i))) || ci.CaptureLength != len(p) || ci.Length != len(p)+i {
+					t.Fatalf("packet %d = %d bytes of %#x, %+v, %v; want %d bytes of %#x at %v, length %d", i, len(data), data[:min(len(data), 1)], ci, err, len(p), i+1, ts.Add(time.Duration(i)), len(p)+i)
+				}
+			}
+			if _, _, err := r.ReadPacketData(); err == nil {
+				t.Error("a packet after the last one written")
+			}
+		})
+	}
+}
+
 // failWriter accepts limit bytes, then fails.
 type failWriter struct{ limit int }
 

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/gopacket"
@@ -221,16 +220,26 @@ func runCapture(opts *captureOptions) error {
 	// One goroutine reads and writes packets; this one watches the clock,
 	// the signals and the progress line, and stops the reader by stopping
 	// the source: what the kernel queued before Ctrl-C is still written.
+	// written and writeErr are the reader's until it sends on readErr,
+	// which this goroutine always waits for before it reads them: no lock
+	// per packet.
 	var (
-		mu       sync.Mutex
 		written  int
 		writeErr error // the file is broken: nothing to keep
 	)
 	readErr := make(chan error, 1)
 	full := make(chan struct{})
+	// A live capture lends each packet from the kernel's ring without a
+	// copy; it is written before the next is read, so none is needed.
+	next := src.Next
+	if zc, ok := src.(interface {
+		ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	}); ok {
+		next = zc.ZeroCopyReadPacketData
+	}
 	go func() {
 		for {
-			data, ci, err := src.Next()
+			data, ci, err := next()
 			if errors.Is(err, io.EOF) {
 				readErr <- nil
 				return
@@ -240,17 +249,12 @@ func runCapture(opts *captureOptions) error {
 				return
 			}
 			if err := w.WritePacket(ci, data); err != nil {
-				mu.Lock()
 				writeErr = err
-				mu.Unlock()
 				readErr <- err
 				return
 			}
-			mu.Lock()
 			written++
-			n := written
-			mu.Unlock()
-			if n == c.count {
+			if written == c.count {
 				close(full)
 				readErr <- nil
 				return
@@ -299,9 +303,7 @@ loop:
 		progress()
 		fmt.Fprintln(a.out)
 	}
-	mu.Lock()
 	n, broken := written, writeErr
-	mu.Unlock()
 	if broken != nil {
 		return fmt.Errorf("cannot write --out %s: %v", c.out, broken)
 	}
