@@ -151,6 +151,7 @@ type Proxy struct {
 	inner     *http.Server
 	h2        *http2.Server
 	h2Limits  h2Limits
+	verifier  *chainVerifier // origins' certificates
 	// upstreamInfo describes each upstream connection's TLS once.
 	upstreamInfo tlsInfoCache
 	conns        *tracker
@@ -199,11 +200,16 @@ func New(cfg Config) (*Proxy, error) {
 			return nil, fmt.Errorf("mitm: load system roots: %w", err)
 		}
 	}
+	// Origins are verified by chainVerifier, which does what crypto/tls
+	// does but remembers the chains it verified; crypto/tls's own check
+	// has to be turned off for a VerifyConnection to replace it.
+	p.verifier = newChainVerifier(roots, p.now)
 	upstreamTLS := &tls.Config{
 		RootCAs:            roots,
 		MinVersion:         tls.VersionTLS12,
 		KeyLogWriter:       cfg.KeyLog,
-		InsecureSkipVerify: cfg.InsecureUpstream,
+		InsecureSkipVerify: true,
+		VerifyConnection:   p.verifier.verify,
 	}
 	if cfg.InsecureUpstream {
 		upstreamTLS.VerifyConnection = func(cs tls.ConnectionState) error {

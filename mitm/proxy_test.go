@@ -410,7 +410,8 @@ func TestUpstreamTransportIsSafe(t *testing.T) {
 	w := newWorld(t)
 	p := w.startProxy(t, nil)
 	tr := p.Transport()
-	if tr.TLSClientConfig.InsecureSkipVerify {
+	// crypto/tls's own check is off only for chainVerifier to replace it.
+	if tr.TLSClientConfig.InsecureSkipVerify && tr.TLSClientConfig.VerifyConnection == nil {
 		t.Error("the upstream transport skips verification")
 	}
 	if tr.MaxIdleConnsPerHost < 8 {

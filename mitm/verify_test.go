@@ -1,0 +1,80 @@
+package mitm
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mitmlab/mitmlab/ca"
+)
+
+// TestChainVerifier: a chain is verified in full once; the name is checked
+// every time; a cached chain is not trusted past its first expiry; a
+// chain that failed is not remembered.
+func TestChainVerifier(t *testing.T) {
+	pki, err := ca.NewPKI(ca.PKIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(pki.Root.Cert)
+	chain, err := pki.Issue(ca.ProfileValid, []string{"bank.lab.test"}, ca.IssueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	v := newChainVerifier(roots, func() time.Time { return now })
+	state := func(c *ca.Chain, name string) tls.ConnectionState {
+		return tls.ConnectionState{ServerName: name, PeerCertificates: c.Certs}
+	}
+	for range 3 {
+		if err := v.verify(state(chain, "bank.lab.test")); err != nil {
+			t.Fatalf("verify(bank.lab.test) = %v", err)
+		}
+	}
+	if v.full != 1 {
+		t.Errorf("the same chain was verified in full %d times, want once", v.full)
+	}
+	// The name is the connection's: a remembered chain does not vouch for another.
+	var cve *tls.CertificateVerificationError
+	var hostErr x509.HostnameError
+	if err := v.verify(state(chain, "other.lab.test")); !errors.As(err, &cve) || !errors.As(err, &hostErr) {
+		t.Errorf("verify(other.lab.test) with a remembered chain = %v, want a hostname error", err)
+	}
+	// Past the leaf's expiry the chain is verified again, and fails.
+	now = chain.Leaf().NotAfter.Add(time.Minute)
+	var invalid x509.CertificateInvalidError
+	if err := v.verify(state(chain, "bank.lab.test")); !errors.As(err, &invalid) || invalid.Reason != x509.Expired {
+		t.Errorf("verify after the leaf expired = %v, want an expiry error", err)
+	}
+	// A chain that fails is not remembered.
+	now = time.Now()
+	self, err := pki.Issue(ca.ProfileSelfSigned, []string{"bank.lab.test"}, ca.IssueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := v.verify(state(self, "bank.lab.test")); !errors.As(err, &cve) {
+			t.Fatalf("verify(self-signed) = %v, want a verification error", err)
+		}
+	}
+}
+
+// TestRememberedChainStillChecksTheName: through the proxy, after the
+// bank's chain was verified for bank.lab.test, the same origin reached as
+// another name is still refused for the name.
+func TestRememberedChainStillChecksTheName(t *testing.T) {
+	w := newWorld(t)
+	p := w.startProxy(t, nil)
+	c := p.client(w.roguePool, false)
+	if resp, _ := get(t, c, w.url("/")); resp.StatusCode != 200 {
+		t.Fatalf("bank = %d", resp.StatusCode)
+	}
+	resp, body := get(t, c, "https://other.lab.test:"+w.origin.port+"/")
+	if resp.StatusCode != 502 || !strings.Contains(body, "name mismatch") {
+		t.Errorf("the bank's origin as other.lab.test = %d %q, want 502 name mismatch", resp.StatusCode, body)
+	}
+}
