@@ -10,7 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -341,22 +341,26 @@ func certInfo(c *x509.Certificate) *CertInfo {
 // spread.
 var redactedHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "Set-Cookie": true}
 
-// headerList flattens headers in a stable order (net/http keeps no order).
+// headerList flattens headers in a stable order (net/http keeps no order):
+// by name, each name's values as they came. The proxy's own credential
+// (Proxy-Authorization) is always masked; redact masks the others.
 func headerList(h http.Header, redact bool) []Header {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
 	}
-	sort.Strings(keys)
-	out := make([]Header, 0, len(keys))
-	for _, k := range keys {
-		for _, v := range h[k] {
-			if redact && redactedHeaders[http.CanonicalHeaderKey(k)] {
+	out := make([]Header, 0, n)
+	for k, vs := range h {
+		ck := http.CanonicalHeaderKey(k) // no allocation when k is canonical, as net/http makes it
+		mask := ck == "Proxy-Authorization" || (redact && redactedHeaders[ck])
+		for _, v := range vs {
+			if mask {
 				v = "REDACTED"
 			}
 			out = append(out, Header{Name: k, Value: v})
 		}
 	}
+	slices.SortStableFunc(out, func(a, b Header) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -152,6 +152,7 @@ type Proxy struct {
 	h2        *http2.Server
 	h2Limits  h2Limits
 	verifier  *chainVerifier // origins' certificates
+	idle      *idleSweep     // responses whose origin went silent
 	// upstreamInfo describes each upstream connection's TLS once.
 	upstreamInfo tlsInfoCache
 	conns        *tracker
@@ -188,6 +189,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.conns = newTracker(p.limits.MaxConns, perClient, newSlogLimiter(p.log, 10*time.Second))
 	p.auth = newAuthGuard(p.log)
+	p.idle = newIdleSweep(p.limits.UpstreamIdleTimeout)
 	p.resolver = newResolver(cfg.Resolve, p.limits.DialTimeout)
 	if cfg.Remote {
 		p.resolver.guard = newLocalAddrs()
