@@ -174,8 +174,16 @@ func parseAuthority(s string, defaultPort int) (string, int, error) {
 // by a WebSocket upgrade, which goproxy does not close when its relay ends.
 type streamWriter struct {
 	http.ResponseWriter
+	rc        *http.ResponseController // made once: NewResponseController allocates
 	conn      net.Conn
 	closeConn bool // end the client connection after this response (mustClose)
+}
+
+func (s *streamWriter) controller() *http.ResponseController {
+	if s.rc == nil {
+		s.rc = http.NewResponseController(s.ResponseWriter)
+	}
+	return s.rc
 }
 
 // WriteHeader adds Connection: close when the request asks for it to be
@@ -203,7 +211,7 @@ func mustClose(r *http.Request) bool {
 func (s *streamWriter) Write(b []byte) (int, error) {
 	n, err := s.ResponseWriter.Write(b)
 	if err == nil {
-		err = http.NewResponseController(s.ResponseWriter).Flush()
+		err = s.controller().Flush()
 	}
 	return n, err
 }
@@ -233,12 +241,12 @@ func (s *streamWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 func (s *streamWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	c, rw, err := s.controller().Hijack()
 	s.conn = c
 	return c, rw, err
 }
 
-func (s *streamWriter) Flush() { http.NewResponseController(s.ResponseWriter).Flush() }
+func (s *streamWriter) Flush() { s.controller().Flush() }
 
 func (s *streamWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
