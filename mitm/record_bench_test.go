@@ -77,7 +77,7 @@ func BenchmarkRecord(b *testing.B) {
 				recs := []Recorder{j}
 				var h *HAR
 				if outputs == "jsonl+har" {
-					if h, err = CreateHAR(filepath.Join(dir, "flows.har"), "bench"); err != nil {
+					if h, err = benchHAR(filepath.Join(dir, "flows.har"), j); err != nil {
 						b.Fatal(err)
 					}
 					recs = append(recs, h)
