@@ -3,6 +3,7 @@ package mitm
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,19 +25,28 @@ const (
 )
 
 // bodyBudget is the most memory the big chunks of every captured body may
-// hold at once, in the whole process. 32 MiB is the default cap (1 MiB)
-// for 8 concurrent clients, four times over: the bodies being received and
-// those waiting in the recorders' queue fit while the recorders keep up.
-// Past it, a body's further bytes spill to a spool file on disk, so a burst
-// of large bodies costs disk bandwidth, not heap (issue 11: 170 MiB RSS at
-// c=8 with 1 MiB bodies). Small first chunks are not refused: they are
-// bounded by the connection limit and the queue's length instead, and
-// spilling a 100-byte body would cost a file per request.
-const bodyBudget = 32 << 20
+// hold at once, in the whole process. 16 MiB is the default cap (1 MiB)
+// for 8 concurrent clients twice: the bodies being received, and as many
+// waiting for the recorders (the dispatcher holds flows back past half the
+// budget). Past it, a body's further bytes spill to a spool file on disk,
+// so a burst of large bodies costs disk bandwidth, not heap (issue 11: 170
+// MiB RSS at c=8 with 1 MiB bodies; the target is under 64 MiB, and the
+// GC lets the heap grow to twice what is live before it collects). Small
+// first chunks are not refused: they are bounded by the connection limit
+// and the queue's length instead, and spilling a 100-byte body would cost
+// a file per request.
+const bodyBudget = 16 << 20
 
 var (
 	smallChunks = sync.Pool{New: func() any { return new([smallChunk]byte) }}
-	bigChunks   = sync.Pool{New: func() any { return new([bigChunk]byte) }}
+	// bigFree keeps released big chunks for the next bodies. A sync.Pool
+	// would let the GC free idle chunks, which the next burst allocates
+	// again: in use and waiting for the GC, twice the budget. Here a chunk
+	// is allocated only when none is free, when every chunk is in use, so
+	// the chunks in use and free together stay within bodyBudget.
+	bigFree = make(chan *[bigChunk]byte, bodyBudget/bigChunk)
+	// scratch is output space of the base64 encoder.
+	scratch = sync.Pool{New: func() any { return new([bigChunk]byte) }}
 	// bodyMemory is the chunk memory captured bodies hold now.
 	bodyMemory atomic.Int64
 )
@@ -140,7 +150,12 @@ func (b *Body) grow() []byte {
 		bodyMemory.Add(-bigChunk)
 		return nil
 	}
-	return bigChunks.Get().(*[bigChunk]byte)[:0]
+	select {
+	case c := <-bigFree:
+		return c[:0]
+	default:
+		return new([bigChunk]byte)[:0]
+	}
 }
 
 // freeze stops recording: the flow holding the body was handed to the
@@ -175,7 +190,10 @@ func (b *Body) dropLocked() {
 		case smallChunk:
 			smallChunks.Put((*[smallChunk]byte)(c[:smallChunk]))
 		case bigChunk:
-			bigChunks.Put((*[bigChunk]byte)(c[:bigChunk]))
+			select {
+			case bigFree <- (*[bigChunk]byte)(c[:bigChunk]):
+			default: // cannot be full (see bigFree)
+			}
 		}
 		bodyMemory.Add(-int64(cap(c)))
 	}
@@ -550,13 +568,51 @@ var controls = func() (t [256]bool) {
 	return t
 }()
 
+// hasControl says whether p holds a byte of controls. It looks at eight
+// bytes at a time (a tenth of the byte loop's cost on a 64 KiB page), and
+// byte by byte only at a word holding a byte below 0x20.
 func hasControl(p []byte) bool {
-	for _, c := range p {
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		if hasLess(binary.LittleEndian.Uint64(p[i:]), 0x20) {
+			for _, c := range p[i : i+8] {
+				if controls[c] {
+					return true
+				}
+			}
+		}
+	}
+	for _, c := range p[i:] {
 		if controls[c] {
 			return true
 		}
 	}
 	return false
+}
+
+// Bit tricks on eight bytes at once ("Bit Twiddling Hacks", Determine if a
+// word has a byte less than n / equal to n): they can flag a byte above a
+// match by mistake, never miss one, so "does the word hold one" is exact.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// hasLess says whether a byte of x is below n (n at most 128).
+func hasLess(x uint64, n byte) bool { return (x-lsb*uint64(n))&^x&msb != 0 }
+
+// hasByte says whether a byte of x is c.
+func hasByte(x uint64, c byte) bool {
+	v := x ^ (lsb * uint64(c))
+	return (v-lsb)&^v&msb != 0
+}
+
+// needsLook says whether a byte of x is one textWriter cannot pass as it
+// is: a control, a quote, a backslash, or 0xE2. It is hasLess and three
+// hasByte in one expression, without their branches.
+func needsLook(x uint64) bool {
+	q, b, e := x^(lsb*'"'), x^(lsb*'\\'), x^(lsb*0xE2)
+	return ((x-lsb*0x20)&^x|(q-lsb)&^q|(b-lsb)&^b|(e-lsb)&^e)&msb != 0
 }
 
 // textWriter escapes UTF-8 text as the inside of a JSON string, exactly as
@@ -599,6 +655,10 @@ func (t *textWriter) Write(p []byte) (int, error) {
 	}
 	start := 0
 	for i := 0; i < len(p); {
+		if i+8 <= len(p) && !needsLook(binary.LittleEndian.Uint64(p[i:])) {
+			i += 8
+			continue
+		}
 		c := p[i]
 		if textSafe[c] {
 			i++
@@ -688,7 +748,7 @@ type base64Writer struct {
 	w    io.Writer
 	pend [2]byte
 	np   int
-	out  *[bigChunk]byte // output space, from the chunk pool
+	out  *[bigChunk]byte // output space, from scratch
 }
 
 func (e *base64Writer) Write(p []byte) (int, error) {
@@ -711,7 +771,7 @@ func (e *base64Writer) Write(p []byte) (int, error) {
 	}
 	whole := len(p) / 3 * 3
 	if whole > 0 && e.out == nil {
-		e.out = bigChunks.Get().(*[bigChunk]byte)
+		e.out = scratch.Get().(*[bigChunk]byte)
 	}
 	for whole > 0 {
 		// At most 48 KiB of input at a time: a chunk's 64 KiB of output.
@@ -729,7 +789,7 @@ func (e *base64Writer) Write(p []byte) (int, error) {
 
 func (e *base64Writer) close() error {
 	if e.out != nil {
-		bigChunks.Put(e.out)
+		scratch.Put(e.out)
 		e.out = nil
 	}
 	if e.np == 0 {

@@ -262,3 +262,50 @@ func FuzzTextScan(f *testing.F) {
 		b.release()
 	})
 }
+
+// TestWordTricks: the eight-bytes-at-once tests find any byte, in any
+// place of the word, whatever the others are.
+func TestWordTricks(t *testing.T) {
+	for _, fill := range []byte{'a', 0xff, 0x80, 0x20} {
+		for b := range 256 {
+			for k := range 8 {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[k] = byte(b)
+				x := uint64(0)
+				for i := 7; i >= 0; i-- {
+					x = x<<8 | uint64(w[i])
+				}
+				if got, want := hasLess(x, 0x20), b < 0x20 || fill < 0x20; got != want {
+					t.Fatalf("hasLess(% x, 0x20) = %v, want %v", w, got, want)
+				}
+				for _, c := range []byte{'"', '\\', 0xE2} {
+					if got, want := hasByte(x, c), bytes.IndexByte(w, c) >= 0; got != want {
+						t.Fatalf("hasByte(% x, %#x) = %v, want %v", w, c, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestNeedsLook: the one-expression test agrees with the four it stands for.
+func TestNeedsLook(t *testing.T) {
+	for _, fill := range []byte{'a', 0xff, 0x80, 0x20, 0xE3} {
+		for b := range 256 {
+			for k := range 8 {
+				x := uint64(0)
+				for i := 7; i >= 0; i-- {
+					c := fill
+					if i == k {
+						c = byte(b)
+					}
+					x = x<<8 | uint64(c)
+				}
+				want := hasLess(x, 0x20) || hasByte(x, '"') || hasByte(x, '\\') || hasByte(x, 0xE2)
+				if got := needsLook(x); got != want {
+					t.Fatalf("needsLook(%#016x) = %v, want %v", x, got, want)
+				}
+			}
+		}
+	}
+}

@@ -26,6 +26,12 @@ type dispatcher struct {
 	queue chan *Flow
 	done  chan struct{}
 
+	// room is signalled each time a flow has been recorded: a flow waits
+	// for it (see waitRoom) while captured bodies hold half the memory
+	// budget and flows are queued already.
+	roomMu sync.Mutex
+	room   *sync.Cond
+
 	mu      sync.RWMutex // held shared while queueing, so that stop does not close the queue under a send
 	stopped bool
 	late    sync.Mutex // flows recorded after stop, one at a time
@@ -33,6 +39,7 @@ type dispatcher struct {
 
 func newDispatcher(recs []Recorder) *dispatcher {
 	d := &dispatcher{recs: recs, queue: make(chan *Flow, dispatchQueue), done: make(chan struct{})}
+	d.room = sync.NewCond(&d.roomMu)
 	go d.run()
 	return d
 }
@@ -57,7 +64,26 @@ func (d *dispatcher) run() {
 	defer close(d.done)
 	for f := range d.queue {
 		d.deliver(f)
+		d.roomMu.Lock()
+		d.room.Broadcast()
+		d.roomMu.Unlock()
 	}
+}
+
+// waitRoom waits, before a flow is queued, while captured bodies hold more
+// than half the memory budget and flows are waiting already: queued flows
+// keep their bodies until recorded, so when the recorders fall behind (a
+// disk slower than the traffic) a queue of large bodies would otherwise
+// fill the budget and send the bodies still arriving to disk, twice the
+// writes on the disk that is already too slow. Waiting here instead slows
+// the clients down to what the recorders can write. The queue never waits
+// when it is empty, so the recorders always have a flow to work on.
+func (d *dispatcher) waitRoom() {
+	d.roomMu.Lock()
+	for bodyMemory.Load() > bodyBudget/2 && len(d.queue) > 0 {
+		d.room.Wait()
+	}
+	d.roomMu.Unlock()
 }
 
 func (d *dispatcher) deliver(f *Flow) {
@@ -72,10 +98,12 @@ func (d *dispatcher) deliver(f *Flow) {
 	}
 }
 
-// Record queues f, waiting while the queue is full.
+// Record queues f, waiting while the queue is full or the bodies queued
+// hold much memory (waitRoom).
 func (d *dispatcher) Record(f *Flow) {
 	d.mu.RLock()
 	if !d.stopped {
+		d.waitRoom()
 		d.queue <- f
 		d.mu.RUnlock()
 		return

@@ -144,3 +144,37 @@ type bodyRecorderFunc func(*Flow)
 func (fn bodyRecorderFunc) Record(f *Flow) { fn(f) }
 func (bodyRecorderFunc) Close() error      { return nil }
 func (bodyRecorderFunc) WantsBodies() bool { return true }
+
+// TestDispatcherHoldsBackLargeBodies: while captured bodies hold more than
+// half the memory budget, a flow waits for the one before it to be
+// recorded rather than queue its body too; with the queue empty it never
+// waits.
+func TestDispatcherHoldsBackLargeBodies(t *testing.T) {
+	slow := &blockedRecorder{release: make(chan struct{})}
+	d := newDispatcher([]Recorder{slow})
+	defer d.stop()
+	bodyMemory.Add(bodyBudget) // as if large bodies were waiting
+	defer bodyMemory.Add(-bodyBudget)
+	d.Record(&Flow{ID: "1"}) // taken by the recorder at once
+	deadline := time.Now().Add(time.Second)
+	for len(d.queue) > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	d.Record(&Flow{ID: "2"}) // the queue is empty: it does not wait
+	queued := make(chan struct{})
+	go func() {
+		d.Record(&Flow{ID: "3"})
+		close(queued)
+	}()
+	select {
+	case <-queued:
+		t.Fatal("a flow was queued behind another with the body budget spent")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(slow.release)
+	select {
+	case <-queued:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the flow still waits after the recorder caught up")
+	}
+}

@@ -108,8 +108,27 @@ func newSpoolJSONL(dir string, rot Rotation) (*JSONL, error) {
 func newJSONL(f *os.File, path, dir string, rot Rotation) *JSONL {
 	j := &JSONL{path: path, dir: dir, rot: rot, f: f, enc: newFlowEncoder()}
 	j.cw.w = f
-	j.w = bufio.NewWriterSize(&j.cw, 64<<10)
+	j.w = bufio.NewWriterSize(&j.cw, directWrite)
 	return j
+}
+
+// directWrite is the size from which a write to a flows file skips the
+// buffer, which is this size too: a body's 64 KiB chunk goes from the
+// chunk to the kernel, not through a copy (bufio copies a write no larger
+// than its buffer, and one that finds bytes buffered).
+const directWrite = 32 << 10
+
+// directWriter is a bufio.Writer that flushes what it holds before a large
+// write, so the write goes to the file from the caller's memory.
+type directWriter struct{ *bufio.Writer }
+
+func (d directWriter) Write(p []byte) (int, error) {
+	if len(p) >= directWrite && d.Buffered() > 0 {
+		if err := d.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return d.Writer.Write(p)
 }
 
 // WantsBodies is true: the file has them.
@@ -122,7 +141,7 @@ func (j *JSONL) Record(f *Flow) {
 	if j.err != nil || j.closed || (j.onlyHTTP && f.Request == nil) {
 		return
 	}
-	err := j.enc.encode(j.w, f)
+	err := j.enc.encode(directWriter{j.w}, f)
 	if err == nil {
 		err = j.w.WriteByte('\n')
 	}
