@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -97,15 +96,6 @@ func BenchmarkInterceptRecording(b *testing.B) {
 			})
 		}
 	}
-}
-
-// cpuTime is the CPU time the process has used, user and system (the
-// kernel's share counts: writing a file is most of recording's cost). On a
-// machine shared with other work it is steadier than the time per op.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // sampleHeap samples the heap's size until the returned function is
