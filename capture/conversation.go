@@ -108,6 +108,14 @@ type Conversation struct {
 	stack  [4]gopacket.SerializableLayer
 	buf    gopacket.SerializeBuffer
 	mssOpt [1]layers.TCPOption
+
+	// For a rotating Writer (WriterOptions.MaxSize): the Writer's file
+	// generation this conversation last wrote in, plus one (0: none yet),
+	// and whether its handshake is complete, so it can be written again
+	// at the start of a new file (resume).
+	gen         uint64
+	established bool
+	rbuf        gopacket.SerializeBuffer
 }
 
 // endpoint is one side of a Conversation.
@@ -185,6 +193,7 @@ func (w *Writer) NewConversation(client, server netip.AddrPort, at time.Time) (*
 	if err := c.send(ClientToServer, flagACK, nil, c.stamp(t)); err != nil {
 		return nil, err
 	}
+	c.established = true
 	return c, nil
 }
 
@@ -305,13 +314,34 @@ func (c *Conversation) stamp(at time.Time) time.Time {
 // segment is acknowledged as soon as it is written. Called with c.mu held.
 func (c *Conversation) send(from Direction, flags int, payload []byte, t time.Time) error {
 	src, dst := &c.side[from], &c.side[from.Reverse()]
+	err := c.w.writeConversation(c, t, func() ([]byte, error) {
+		return c.segment(c.buf, from, flags, src.nxt, dst.nxt, payload)
+	})
+	if err != nil {
+		return err
+	}
+	src.nxt += uint32(len(payload))
+	if flags&(flagSYN|flagFIN) != 0 {
+		src.nxt++
+	}
+	if flags&flagFIN != 0 {
+		src.fin = true
+	}
+	return nil
+}
+
+// segment builds, in buf, a segment from the side that sends in direction
+// from with sequence number seq and, when flags has ACK, acknowledgement
+// number ack. Called with c.mu held.
+func (c *Conversation) segment(buf gopacket.SerializeBuffer, from Direction, flags int, seq, ack uint32, payload []byte) ([]byte, error) {
+	src, dst := &c.side[from], &c.side[from.Reverse()]
 	c.eth.SrcMAC, c.eth.DstMAC = src.mac, dst.mac
 	// A fresh TCP value each time: SerializeTo keeps option padding in the
 	// struct, which must not leak from a SYN into later segments.
 	c.tcp = layers.TCP{
 		SrcPort: src.port,
 		DstPort: dst.port,
-		Seq:     src.nxt,
+		Seq:     seq,
 		Window:  window,
 		FIN:     flags&flagFIN != 0,
 		SYN:     flags&flagSYN != 0,
@@ -320,7 +350,7 @@ func (c *Conversation) send(from Direction, flags int, payload []byte, t time.Ti
 		ACK:     flags&flagACK != 0,
 	}
 	if c.tcp.ACK {
-		c.tcp.Ack = dst.nxt
+		c.tcp.Ack = ack
 	}
 	if c.tcp.SYN {
 		c.tcp.Options = c.mssOpt[:]
@@ -337,26 +367,71 @@ func (c *Conversation) send(from Direction, flags int, payload []byte, t time.Ti
 		err = c.tcp.SetNetworkLayerForChecksum(&c.ip4)
 	}
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return nil, fmt.Errorf("capture: %w", err)
 	}
 	c.data = payload
-	err = gopacket.SerializeLayers(c.buf, serializeOptions, c.stack[:]...)
+	err = gopacket.SerializeLayers(buf, serializeOptions, c.stack[:]...)
 	c.data = nil // do not keep the caller's bytes alive
 	if err != nil {
-		return fmt.Errorf("capture: build segment: %w", err)
+		return nil, fmt.Errorf("capture: build segment: %w", err)
 	}
-	pkt := c.buf.Bytes()
-	if err := c.w.WritePacket(gopacket.CaptureInfo{Timestamp: t, CaptureLength: len(pkt), Length: len(pkt)}, pkt); err != nil {
-		return err
+	return buf.Bytes(), nil
+}
+
+// resume writes, at the start of a new file of a rotating Writer, this
+// conversation's handshake as if the connection began there: each side's
+// initial sequence number is one below its next one (two below for a side
+// that has sent its FIN, which follows the handshake again), so the bytes
+// to come continue a whole connection and Wireshark's TCP analysis finds
+// nothing missing in either file. The packets are stamped after t, the
+// time of the packet that was to be written, and resume returns that
+// packet's new time, after them. Called with c.mu and the Writer's lock
+// held.
+func (c *Conversation) resume(t time.Time) (time.Time, error) {
+	if c.rbuf == nil {
+		c.rbuf = gopacket.NewSerializeBufferExpectedSize(14+40+60, 64)
 	}
-	src.nxt += uint32(len(payload))
-	if c.tcp.SYN || c.tcp.FIN {
-		src.nxt++
+	var next [2]uint32 // each side's next sequence number, as the new file has seen it
+	for d := range c.side {
+		next[d] = c.side[d].nxt - 1
+		if c.side[d].fin {
+			next[d]--
+		}
 	}
-	if c.tcp.FIN {
-		src.fin = true
+	write := func(from Direction, flags int) error {
+		pkt, err := c.segment(c.rbuf, from, flags, next[from], next[from.Reverse()], nil)
+		if err != nil {
+			return err
+		}
+		if err := c.w.writePacket(gopacket.CaptureInfo{Timestamp: c.stamp(t), CaptureLength: len(pkt), Length: len(pkt)}, pkt); err != nil {
+			return err
+		}
+		if flags&(flagSYN|flagFIN) != 0 {
+			next[from]++
+		}
+		return nil
 	}
-	return nil
+	steps := []struct {
+		from  Direction
+		flags int
+	}{{ClientToServer, flagSYN}, {ServerToClient, flagSYN | flagACK}, {ClientToServer, flagACK}}
+	for d := range c.side {
+		if c.side[d].fin {
+			steps = append(steps, struct {
+				from  Direction
+				flags int
+			}{Direction(d), flagFIN | flagACK}, struct {
+				from  Direction
+				flags int
+			}{Direction(d).Reverse(), flagACK})
+		}
+	}
+	for _, s := range steps {
+		if err := write(s.from, s.flags); err != nil {
+			return t, err
+		}
+	}
+	return c.stamp(t), nil
 }
 
 // macFor returns a locally administered unicast MAC address derived from

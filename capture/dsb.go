@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 )
 
 // pcapng Decryption Secrets Block (draft-ietf-opsawg-pcapng, section
@@ -110,7 +109,7 @@ func decryptionSecretsBlock(secretsType uint32, data []byte) []byte {
 // and everything flushed.
 func (w *Writer) insertLate() error {
 	src := w.file
-	dst, err := os.CreateTemp(filepath.Dir(w.path), "."+filepath.Base(w.path)+".tmp-")
+	dst, err := createTemp(w.path, w.mode)
 	if err != nil {
 		return fmt.Errorf("capture: write %s: %w", w.path, err)
 	}
@@ -118,9 +117,6 @@ func (w *Writer) insertLate() error {
 		dst.Close()
 		os.Remove(dst.Name())
 		return fmt.Errorf("capture: write %s: insert decryption secrets: %w", w.path, err)
-	}
-	if err := dst.Chmod(w.mode); err != nil {
-		return fail(err)
 	}
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		return fail(err)

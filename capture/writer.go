@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -98,6 +100,12 @@ type Writer struct {
 	file *os.File
 	path string
 	mode os.FileMode
+
+	// Rotation (WriterOptions.MaxSize), for a Writer from Create.
+	opts      WriterOptions // to write each new file's header
+	gen       uint64        // files started: a Conversation that wrote in an older one resumes in the new one
+	rotations int
+	syncs     sync.WaitGroup // completed files still being synced
 }
 
 // WriterOptions describe the capture in the file header, for readers that
@@ -114,6 +122,23 @@ type WriterOptions struct {
 	// Snaplen is the snapshot length in the header, and the length beyond
 	// which WritePacket truncates packets; 0 means [Snaplen].
 	Snaplen int
+
+	// MaxSize bounds the file of a Writer from [Create]: once it holds
+	// MaxSize bytes, the next packet starts a new file. The full one is
+	// completed as Close completes a file and renamed NAME.1.EXT (for
+	// plain.pcap, plain.1.pcap), the older ones shift up to NAME.Keep.EXT
+	// and the oldest beyond Keep is deleted. Each file is a whole capture:
+	// a [Conversation] that goes on writes its handshake again at the start
+	// of the new file, so every file reads on its own. Decryption secrets
+	// go into the file that is current when they are written. 0 means no
+	// limit. Completed files that an earlier run left at NAME.1.EXT …
+	// NAME.Keep.EXT are deleted by Create: a new capture replaces the old.
+	MaxSize int64
+	// Keep is how many completed files rotation keeps.
+	Keep int
+	// Logger receives a warning at the first rotation and for every file
+	// rotation deletes; nil discards.
+	Logger *slog.Logger
 }
 
 // NewWriter writes the file header (link type Ethernet, snaplen [Snaplen],
@@ -137,13 +162,23 @@ func NewWriterOptions(w io.Writer, f Format, opts WriterOptions) (*Writer, error
 			opts.Description = "synthesized by mitmlab"
 		}
 	}
-	cw := &Writer{format: f, snaplen: opts.Snaplen, out: &countWriter{w: w}, dataAt: -1}
-	switch f {
+	cw := &Writer{format: f, snaplen: opts.Snaplen, opts: opts}
+	if err := cw.start(w); err != nil {
+		return nil, err
+	}
+	return cw, nil
+}
+
+// start writes the file header to w, where the packets go from now on.
+func (w *Writer) start(out io.Writer) error {
+	w.out, w.dataAt = &countWriter{w: out}, -1
+	opts := w.opts
+	switch w.format {
 	case PCAP:
-		cw.buf = bufio.NewWriterSize(cw.out, bufferSize)
-		cw.pcap = pcapgo.NewWriterNanos(cw.buf)
-		if err := cw.pcap.WriteFileHeader(uint32(opts.Snaplen), layers.LinkTypeEthernet); err != nil {
-			return nil, fmt.Errorf("capture: write pcap header: %w", err)
+		w.buf = bufio.NewWriterSize(w.out, bufferSize)
+		w.pcap = pcapgo.NewWriterNanos(w.buf)
+		if err := w.pcap.WriteFileHeader(uint32(opts.Snaplen), layers.LinkTypeEthernet); err != nil {
+			return fmt.Errorf("capture: write pcap header: %w", err)
 		}
 	case PCAPNG:
 		intf := pcapgo.NgInterface{
@@ -163,21 +198,21 @@ func NewWriterOptions(w io.Writer, f Format, opts WriterOptions) (*Writer, error
 		// pcapgo buffers 4 KiB, a write system call per 20 small packets,
 		// unless it is handed a buffered writer at least that large, which
 		// it then uses as its own.
-		cw.buf = bufio.NewWriterSize(cw.out, bufferSize)
-		ng, err := pcapgo.NewNgWriterInterface(cw.buf, intf, ngOpts)
+		w.buf = bufio.NewWriterSize(w.out, bufferSize)
+		ng, err := pcapgo.NewNgWriterInterface(w.buf, intf, ngOpts)
 		if err != nil {
-			return nil, fmt.Errorf("capture: write pcapng header: %w", err)
+			return fmt.Errorf("capture: write pcapng header: %w", err)
 		}
-		cw.ng = ng
+		w.ng = ng
 	default:
-		return nil, fmt.Errorf("capture: unknown format %v", f)
+		return fmt.Errorf("capture: unknown format %v", w.format)
 	}
 	// The header goes out at once, so a reader following a pipe (wireshark
 	// -k -i -) can start before the first packet.
-	if err := cw.flush(); err != nil {
-		return nil, fmt.Errorf("capture: write %v header: %w", f, err)
+	if err := w.flush(); err != nil {
+		return fmt.Errorf("capture: write %v header: %w", w.format, err)
 	}
-	return cw, nil
+	return nil
 }
 
 // Create returns a Writer for a new capture file at path. Packets go to a
@@ -190,15 +225,14 @@ func Create(path string, f Format, mode os.FileMode) (*Writer, error) {
 }
 
 // CreateOptions is Create with the header described by opts.
+//
+// The temporary file, named .NAME.tmp-*, holds an exclusive flock(2) while
+// it is written: a program that finds one left by a process that died
+// before Close (see [Salvage]) can tell it from a live Writer's, whose
+// lock is taken.
 func CreateOptions(path string, f Format, mode os.FileMode, opts WriterOptions) (*Writer, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	tmp, err := createTemp(path, mode.Perm())
 	if err != nil {
-		return nil, fmt.Errorf("capture: create %s: %w", path, err)
-	}
-	// Chmod before writing, so plaintext never sits in a file others can read.
-	if err := tmp.Chmod(mode.Perm()); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("capture: create %s: %w", path, err)
 	}
 	w, err := NewWriterOptions(tmp, f, opts)
@@ -208,7 +242,39 @@ func CreateOptions(path string, f Format, mode os.FileMode, opts WriterOptions) 
 		return nil, fmt.Errorf("capture: create %s: %w", path, err)
 	}
 	w.file, w.path, w.mode = tmp, path, mode.Perm()
+	if opts.MaxSize > 0 {
+		for k := 1; k <= opts.Keep; k++ {
+			os.Remove(rotatedName(path, k))
+		}
+	}
 	return w, nil
+}
+
+// createTemp creates the temporary file of path (.NAME.tmp-*) with mode,
+// locked (see CreateOptions).
+func createTemp(path string, mode os.FileMode) (*os.File, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return nil, err
+	}
+	// Chmod before writing, so plaintext never sits in a file others can read.
+	err = tmp.Chmod(mode)
+	if err == nil {
+		err = lockFile(tmp)
+	}
+	if err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	return tmp, nil
+}
+
+// rotatedName is the name of the k-th completed file of path:
+// plain.pcap → plain.1.pcap.
+func rotatedName(path string, k int) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "." + strconv.Itoa(k) + ext
 }
 
 // Format returns the file format being written.
@@ -236,12 +302,65 @@ func (w *Writer) WritePacket(ci gopacket.CaptureInfo, data []byte) error {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.writeLocked(ci, data)
+}
+
+// writeConversation writes a packet of c at time t, built by build once
+// the file it goes to is known: when the file rotated since c last wrote,
+// after c's handshake again (Conversation.resume). Called with c.mu held.
+func (w *Writer) writeConversation(c *Conversation, t time.Time, build func() ([]byte, error)) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.ready(); err != nil {
+		return err
+	}
+	if c.gen != 0 && c.gen != w.gen+1 && c.established {
+		var err error
+		if t, err = c.resume(t); err != nil {
+			return err
+		}
+	}
+	c.gen = w.gen + 1
+	pkt, err := build()
+	if err != nil {
+		return err
+	}
+	ci := gopacket.CaptureInfo{Timestamp: t, CaptureLength: len(pkt), Length: len(pkt)}
+	if len(pkt) > w.snaplen {
+		pkt, ci.CaptureLength = pkt[:w.snaplen], w.snaplen
+	}
+	return w.writePacket(ci, pkt)
+}
+
+// writeLocked writes one packet. Called with w.mu held.
+func (w *Writer) writeLocked(ci gopacket.CaptureInfo, data []byte) error {
+	if err := w.ready(); err != nil {
+		return err
+	}
+	return w.writePacket(ci, data)
+}
+
+// ready says whether a packet can be written, starting a new file first
+// when the current one is full. Called with w.mu held.
+func (w *Writer) ready() error {
 	if w.done {
 		return ErrClosed
 	}
 	if w.err != nil {
 		return w.err
 	}
+	if w.file != nil && w.opts.MaxSize > 0 && w.dataAt >= 0 && w.out.n >= w.opts.MaxSize {
+		if err := w.rotate(); err != nil {
+			w.err = fmt.Errorf("capture: rotate %s: %w", w.path, err)
+			return w.err
+		}
+	}
+	return nil
+}
+
+// writePacket writes one packet to the current file. Called with w.mu
+// held.
+func (w *Writer) writePacket(ci gopacket.CaptureInfo, data []byte) error {
 	if w.dataAt < 0 {
 		// The one flush that tells where the packets start, for secrets
 		// that come after them.
@@ -338,6 +457,7 @@ func (w *Writer) Close() error {
 }
 
 func (w *Writer) commit() error {
+	defer w.syncs.Wait()
 	err := w.err
 	if err == nil {
 		if ferr := w.flush(); ferr != nil {
@@ -369,6 +489,88 @@ func (w *Writer) commit() error {
 	return err
 }
 
+// rotate completes the current file, as Close would but for the sync,
+// which runs on its own goroutine (a file of hundreds of megabytes takes a
+// while to reach the disk, and every packet waits for w.mu), renames it to
+// NAME.1.EXT past the older ones, and starts the next file. Called with
+// w.mu held.
+func (w *Writer) rotate() error {
+	if err := w.flush(); err != nil {
+		return err
+	}
+	if len(w.late) > 0 {
+		if err := w.insertLate(); err != nil {
+			return err
+		}
+	}
+	full := w.file
+	deleted, err := shiftRotated(w.path, w.opts.Keep)
+	if err != nil {
+		return err
+	}
+	if w.opts.Keep <= 0 {
+		full.Close()
+		if err := os.Remove(full.Name()); err != nil {
+			return err
+		}
+		deleted = w.path + " (none are kept)"
+	} else {
+		if err := os.Rename(full.Name(), rotatedName(w.path, 1)); err != nil {
+			return err
+		}
+		w.syncs.Add(1)
+		go func() {
+			defer w.syncs.Done()
+			full.Sync()
+			full.Close()
+		}()
+	}
+	tmp, err := createTemp(w.path, w.mode)
+	if err != nil {
+		return err
+	}
+	w.file = tmp
+	if err := w.start(tmp); err != nil {
+		return err
+	}
+	w.gen++
+	w.rotations++
+	log := w.opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if w.rotations == 1 {
+		log.Warn("a capture file reached its size limit and continues in a new file; the oldest files beyond the kept number are deleted",
+			"file", w.path, "max_size", w.opts.MaxSize, "keep", w.opts.Keep, "completed", rotatedName(w.path, 1))
+	}
+	if deleted != "" {
+		log.Warn("deleted the oldest capture file to stay within the size limit", "file", w.path, "deleted", deleted)
+	}
+	return nil
+}
+
+// shiftRotated moves the completed files of path up by one, NAME.k.EXT to
+// NAME.k+1.EXT, deleting the one at keep, to make room at NAME.1.EXT. It
+// returns the file deleted, if any.
+func shiftRotated(path string, keep int) (string, error) {
+	if keep <= 0 {
+		return "", nil
+	}
+	deleted := ""
+	oldest := rotatedName(path, keep)
+	if err := os.Remove(oldest); err == nil {
+		deleted = oldest
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	for k := keep - 1; k >= 1; k-- {
+		if err := os.Rename(rotatedName(path, k), rotatedName(path, k+1)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return deleted, err
+		}
+	}
+	return deleted, nil
+}
+
 // countWriter counts the bytes written through it.
 type countWriter struct {
 	w io.Writer
@@ -398,6 +600,7 @@ func (w *Writer) Abort() error {
 		return nil
 	}
 	w.done, w.aborted = true, true
+	defer w.syncs.Wait()
 	if w.file == nil {
 		return nil
 	}
@@ -406,4 +609,110 @@ func (w *Writer) Abort() error {
 		return fmt.Errorf("capture: remove %s: %w", w.file.Name(), err)
 	}
 	return nil
+}
+
+// Salvage finds what can be kept of a capture file cut short, such as the
+// temporary file (.NAME.tmp-*) of a Writer whose process was killed before
+// Close: the length of its longest prefix that is a whole capture, the
+// file header and every record (pcap) or block (pcapng) that is complete,
+// and the number of packets in it. Truncated to that length, the file is
+// one every reader takes. An error means r is no pcap or pcapng file: its
+// header is missing, cut or not one.
+//
+// Only the framing is checked, the way a reader skips records: a kill
+// leaves a file whose every written byte is good, cut after any byte.
+func Salvage(r io.Reader) (length int64, packets int, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, err := br.Peek(4)
+	if err != nil {
+		return 0, 0, fmt.Errorf("capture: not a capture file (too short)")
+	}
+	if string(magic) == "\x0a\x0d\x0d\x0a" {
+		return salvageNg(br)
+	}
+	var hdr [24]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return 0, 0, fmt.Errorf("capture: not a capture file (header cut short)")
+	}
+	var order binary.ByteOrder
+	switch binary.LittleEndian.Uint32(hdr[:4]) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		order = binary.LittleEndian
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		order = binary.BigEndian
+	default:
+		return 0, 0, fmt.Errorf("capture: not a pcap or pcapng file (magic % x)", hdr[:4])
+	}
+	snaplen := max(order.Uint32(hdr[16:20]), Snaplen)
+	length = int64(len(hdr))
+	for {
+		var rec [16]byte
+		if _, err := io.ReadFull(br, rec[:]); err != nil {
+			return length, packets, nil
+		}
+		incl, orig := order.Uint32(rec[8:12]), order.Uint32(rec[12:16])
+		if incl > snaplen || incl > orig {
+			return length, packets, nil // not a record: what follows is not ours to keep
+		}
+		if n, _ := br.Discard(int(incl)); n < int(incl) {
+			return length, packets, nil
+		}
+		length += int64(len(rec)) + int64(incl)
+		packets++
+	}
+}
+
+// salvageNg is Salvage for pcapng: blocks of type, total length, body and
+// total length again.
+func salvageNg(br *bufio.Reader) (length int64, packets int, err error) {
+	var order binary.ByteOrder = binary.LittleEndian
+	for first := true; ; first = false {
+		head, err := br.Peek(12)
+		if err != nil {
+			if first {
+				return 0, 0, fmt.Errorf("capture: not a capture file (section header cut short)")
+			}
+			return length, packets, nil
+		}
+		if binary.LittleEndian.Uint32(head[:4]) == ngSHB {
+			switch binary.LittleEndian.Uint32(head[8:12]) {
+			case 0x1a2b3c4d:
+				order = binary.LittleEndian
+			case 0x4d3c2b1a:
+				order = binary.BigEndian
+			default:
+				if first {
+					return 0, 0, fmt.Errorf("capture: pcapng section header with a bad byte-order magic")
+				}
+				return length, packets, nil
+			}
+		}
+		typ, total := order.Uint32(head[:4]), order.Uint32(head[4:8])
+		// The largest block a Writer writes is a Decryption Secrets Block
+		// of maxSecrets.
+		if total < 12 || total%4 != 0 || total > maxSecrets+dsbOverhead+4 {
+			if first {
+				return 0, 0, fmt.Errorf("capture: not a capture file (bad section header)")
+			}
+			return length, packets, nil
+		}
+		if n, _ := br.Discard(int(total) - 4); n < int(total)-4 {
+			if first {
+				return 0, 0, fmt.Errorf("capture: not a capture file (section header cut short)")
+			}
+			return length, packets, nil
+		}
+		var trail [4]byte
+		if _, err := io.ReadFull(br, trail[:]); err != nil || order.Uint32(trail[:]) != total {
+			if first {
+				return 0, 0, fmt.Errorf("capture: not a capture file (section header cut short)")
+			}
+			return length, packets, nil
+		}
+		length += int64(total)
+		switch typ {
+		case ngEPB, ngSPB, 0x00000002: // 2: the obsolete Packet Block
+			packets++
+		}
+	}
 }

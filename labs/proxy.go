@@ -42,7 +42,9 @@ func (w *World) StartProxy(root *ca.Root) (*Proxy, error) {
 	if px.jsonl, err = mitm.CreateJSONL(filepath.Join(w.Dir, "flows.jsonl")); err != nil {
 		return nil, err
 	}
-	if px.har, err = mitm.CreateHAR(filepath.Join(w.Dir, "flows.har"), "mitmlab labs"); err != nil {
+	// The HAR is built from flows.jsonl when the proxy stops: each flow is
+	// encoded and written once.
+	if px.har, err = mitm.CreateHAROptions(filepath.Join(w.Dir, "flows.har"), "mitmlab labs", mitm.HAROptions{Flows: px.jsonl}); err != nil {
 		px.jsonl.Close()
 		return nil, err
 	}

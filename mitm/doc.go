@@ -19,6 +19,21 @@
 //	go p.Serve(ln)
 //	defer p.Shutdown(ctx)
 //
+// Recording stays off the requests' goroutines: a finished flow is queued
+// for one goroutine that hands it to every Recorder in turn (a full queue
+// slows the clients, not memory). A body is copied, up to Config.BodyCap,
+// into pooled chunks under a process-wide budget only when a recorder
+// wants bodies (BodyRecorder); JSONL streams each body from there into
+// flows.jsonl once, as text or base64, and a HAR made with HAROptions.Flows
+// is assembled from those lines at Close instead of encoding the flows a
+// second time. Rotation bounds flows.jsonl (and capture.WriterOptions the
+// plaintext pcap); FindLeftovers finishes or deletes what a killed run
+// left beside its outputs.
+//
+//	flows, _ := mitm.CreateJSONLOptions("flows.jsonl", mitm.Rotation{MaxSize: 256 << 20, Keep: 4})
+//	har, _ := mitm.CreateHAROptions("flows.har", version, mitm.HAROptions{Flows: flows})
+//	// Config.Recorders: flows, har; after Shutdown: flows.Close(), then har.Close().
+//
 // What goproxy does by default and mitmlab must not: its built-in CA has a
 // published key (never used here); its CONNECT interception hides the
 // client's handshake (so CONNECT is dispatched here, and goproxy handles the

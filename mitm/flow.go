@@ -1,13 +1,9 @@
 package mitm
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -15,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mitmlab/mitmlab/ca"
 	"github.com/mitmlab/mitmlab/capture"
@@ -121,51 +116,6 @@ type Response struct {
 	Proto      string   `json:"proto"`
 	Headers    []Header `json:"headers"`
 	Body       *Body    `json:"body,omitempty"`
-}
-
-// Body is a message body as recorded: Size counts every byte that passed,
-// Data holds at most the cap; Truncated says the cap was reached.
-type Body struct {
-	Size      int64  `json:"size"`
-	Data      []byte `json:"-"`
-	Truncated bool   `json:"truncated,omitempty"`
-}
-
-// MarshalJSON writes the body as text when it is UTF-8, else as base64.
-// It does not escape &, < and > (see marshal), so a form body reads as sent.
-func (b *Body) MarshalJSON() ([]byte, error) {
-	out := struct {
-		Size      int64  `json:"size"`
-		Text      string `json:"text"`
-		Encoding  string `json:"encoding,omitempty"`
-		Truncated bool   `json:"truncated,omitempty"`
-	}{Size: b.Size, Truncated: b.Truncated}
-	out.Text, out.Encoding = b.text()
-	return marshal(out)
-}
-
-// marshal is json.Marshal without HTML escaping. encoding/json writes &, <
-// and > as \u0026, \u003c and \u003e by default, to make JSON safe to
-// paste into HTML; in a flow file that only hides "a=1&b=2" from grep. An
-// encoder may add that escaping to a Marshaler's output but never removes
-// it, so Body.MarshalJSON uses this too.
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// text returns the captured bytes as a string, base64 when they are not
-// UTF-8 ("base64" is then the encoding).
-func (b *Body) text() (string, string) {
-	if utf8.Valid(b.Data) {
-		return string(b.Data), ""
-	}
-	return base64Std(b.Data), "base64"
 }
 
 // textBody is a body the proxy writes itself (an error page).
@@ -364,70 +314,6 @@ func headerList(h http.Header, redact bool) []Header {
 	return out
 }
 
-// recorder copies what passes through a body into a capped buffer. It is
-// not a buffer of the body: past the cap bytes only stream and are counted.
-type recorder struct {
-	io.ReadCloser
-	body   *Body
-	cap    int64
-	onDone func(err error) // called once, at EOF, error or Close
-	once   sync.Once
-	mu     sync.Mutex
-	frozen bool // the flow was recorded: bytes still passing are not
-}
-
-// freeze stops recording into the body: the flow holding it was handed to
-// the recorders. A request body can still be streaming then (an origin
-// may answer before reading the upload, and the transport sends the rest
-// from its own goroutine).
-func (r *recorder) freeze() {
-	r.mu.Lock()
-	r.frozen = true
-	r.mu.Unlock()
-}
-
-func newRecorder(rc io.ReadCloser, body *Body, cap int64, onDone func(error)) *recorder {
-	return &recorder{ReadCloser: rc, body: body, cap: cap, onDone: onDone}
-}
-
-func (r *recorder) Read(p []byte) (int, error) {
-	n, err := r.ReadCloser.Read(p)
-	r.mu.Lock()
-	if n > 0 && !r.frozen {
-		r.body.Size += int64(n)
-		if room := r.cap - int64(len(r.body.Data)); room > 0 {
-			r.body.Data = append(r.body.Data, p[:min(int64(n), room)]...)
-		}
-		if r.body.Size > r.cap {
-			r.body.Truncated = true
-		}
-	}
-	r.mu.Unlock()
-	if err == io.EOF {
-		r.done(nil)
-	} else if err != nil {
-		r.done(err)
-	}
-	return n, err
-}
-
-func (r *recorder) Close() error {
-	err := r.ReadCloser.Close()
-	r.done(errClosedEarly)
-	return err
-}
-
-func (r *recorder) done(err error) {
-	r.once.Do(func() {
-		if r.onDone != nil {
-			r.onDone(err)
-		}
-	})
-}
-
-// errClosedEarly marks a body closed before its end was read.
-var errClosedEarly = fmt.Errorf("body closed before its end")
-
 // hostOf strips the port and brackets from host:port.
 func hostOf(hostport string) string {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
@@ -435,8 +321,6 @@ func hostOf(hostport string) string {
 	}
 	return strings.Trim(hostport, "[]")
 }
-
-func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // plural is "1 byte", "2 bytes": a count and its noun (which takes an s).
 func plural[N int | int64](n N, noun string) string {

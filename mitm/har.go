@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,76 +13,98 @@ import (
 )
 
 // HAR writes flows as an HTTP Archive 1.2 file (the format Chrome DevTools
-// imports and exports). Entries are spooled to a temporary file as they
-// finish, so memory does not grow with the session, and the archive is
-// assembled and renamed into place by Close: the file at path is always
-// either absent or complete, valid JSON.
+// imports and exports). The archive is built by Close from flows in JSON
+// Lines: the proxy's flows.jsonl when HAROptions.Flows names it (the flows
+// are then encoded and written once, by the JSONL), or else a spool of the
+// HAR's own in files without a name, which a crash cannot leave behind.
+// Close streams the lines into the archive one by one, each body copied as
+// the JSON string flows.jsonl has, not decoded and encoded again, into a
+// temporary file renamed into place: the file at path is always either
+// absent or complete, valid JSON.
 type HAR struct {
 	mu      sync.Mutex
 	path    string
 	version string
-	spool   *os.File
-	w       *bufio.Writer
-	n       int
+	flows   *JSONL
+	own     bool // flows is the HAR's spool
+	done    bool
 	err     error
 }
 
-// CreateHAR prepares a HAR file at path. creatorVersion names mitmlab's
-// version in the archive.
+// HAROptions say where a HAR's flows come from.
+type HAROptions struct {
+	// Flows is the JSONL recorder of the same proxy, if it has one: the
+	// HAR is then built from its files (the retained ones, with
+	// rotation), and records nothing itself.
+	Flows *JSONL
+	// Rotation bounds the HAR's own spool when Flows is nil: past it the
+	// oldest flows are dropped, so the archive is bounded too.
+	Rotation Rotation
+}
+
+// CreateHAR prepares a HAR file at path with a spool of its own.
+// creatorVersion names mitmlab's version in the archive.
 func CreateHAR(path, creatorVersion string) (*HAR, error) {
-	spool, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".entries-")
+	return CreateHAROptions(path, creatorVersion, HAROptions{})
+}
+
+// CreateHAROptions prepares a HAR file at path, built at Close from the
+// flows opts name.
+func CreateHAROptions(path, creatorVersion string, opts HAROptions) (*HAR, error) {
+	dir := filepath.Dir(path)
+	h := &HAR{path: path, version: creatorVersion, flows: opts.Flows}
+	if h.flows != nil {
+		// The archive is written at Close: find out now that it can be.
+		probe, err := spoolFileIn(dir)
+		if err != nil {
+			return nil, fmt.Errorf("mitm: %w", err)
+		}
+		probe.Close()
+		return h, nil
+	}
+	j, err := newSpoolJSONL(dir, opts.Rotation)
 	if err != nil {
 		return nil, fmt.Errorf("mitm: %w", err)
 	}
-	if err := spool.Chmod(0o600); err != nil {
-		spool.Close()
-		os.Remove(spool.Name())
-		return nil, fmt.Errorf("mitm: %w", err)
-	}
-	return &HAR{path: path, version: creatorVersion, spool: spool, w: bufio.NewWriter(spool)}, nil
+	j.onlyHTTP = true
+	h.flows, h.own = j, true
+	return h, nil
 }
 
-// Record spools an HTTP flow as a HAR entry; other flows (tunnels,
-// refusals, unused connections) have no request, so no place in HAR, and
-// are skipped.
+// WantsBodies is true when the HAR spools flows itself; from a JSONL it
+// reads them there.
+func (h *HAR) WantsBodies() bool { return h.own }
+
+// Record spools an HTTP flow; other flows (tunnels, refusals, unused
+// connections) have no request, so no place in HAR, and are skipped. A HAR
+// built from a JSONL records nothing: the JSONL has the flow.
 func (h *HAR) Record(f *Flow) {
-	if f.Request == nil {
-		return
+	if h.own {
+		h.flows.Record(f)
 	}
-	b, err := marshal(harEntryOf(f)) // unescaped &, < and >, as in flows.jsonl
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.err != nil || h.spool == nil {
-		return
-	}
-	if err == nil && h.n > 0 {
-		err = h.w.WriteByte(',')
-	}
-	if err == nil {
-		_, err = h.w.Write(b)
-	}
-	h.n++
-	h.err = err
 }
 
-// Close writes the archive to path (0600) and removes the spool.
+// Close writes the archive to path (0600) and drops the spool.
 func (h *HAR) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.spool == nil {
+	if h.done {
 		return h.err
 	}
-	spool := h.spool
-	h.spool = nil
-	defer os.Remove(spool.Name())
-	defer spool.Close()
-	if h.err == nil {
-		h.err = h.w.Flush()
+	h.done = true
+	h.err = h.build()
+	if h.own {
+		if err := h.flows.Close(); h.err == nil && err != nil {
+			h.err = fmt.Errorf("mitm: write HAR: %w", err)
+		}
 	}
-	if h.err != nil {
-		return fmt.Errorf("mitm: write HAR: %w", h.err)
-	}
-	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+	return h.err
+}
+
+func (h *HAR) build() error {
+	segments, closeSegments, err := h.flows.segments()
+	defer closeSegments()
+	if err != nil {
 		return fmt.Errorf("mitm: write HAR: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(h.path), "."+filepath.Base(h.path)+".tmp-")
@@ -91,25 +112,31 @@ func (h *HAR) Close() error {
 		return fmt.Errorf("mitm: write HAR: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
-	creator, _ := json.Marshal(map[string]string{"name": "mitmlab", "version": h.version})
-	w := bufio.NewWriter(tmp)
-	fmt.Fprintf(w, `{"log":{"version":"1.2","creator":%s,"pages":[],"entries":[`, creator)
-	if _, err := io.Copy(w, spool); err != nil {
+	fail := func(err error) error {
 		tmp.Close()
 		return fmt.Errorf("mitm: write HAR: %w", err)
+	}
+	if err := lockFile(tmp); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		return fail(err)
+	}
+	creator, _ := json.Marshal(map[string]string{"name": "mitmlab", "version": h.version})
+	w := bufio.NewWriterSize(tmp, 64<<10)
+	fmt.Fprintf(w, `{"log":{"version":"1.2","creator":%s,"pages":[],"entries":[`, creator)
+	conv := newHARConverter(w)
+	for _, r := range segments {
+		if err := conv.convert(r); err != nil {
+			return fail(err)
+		}
 	}
 	w.WriteString("]}}\n")
 	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("mitm: write HAR: %w", err)
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("mitm: write HAR: %w", err)
+		return fail(err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("mitm: write HAR: %w", err)
+		return fail(err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("mitm: write HAR: %w", err)
@@ -163,10 +190,10 @@ type harRequest struct {
 }
 
 type harPostData struct {
-	MimeType string `json:"mimeType"`
-	Text     string `json:"text"`
-	Encoding string `json:"encoding,omitempty"` // not in HAR 1.2's postData, but Chrome reads it; harmless elsewhere
-	Comment  string `json:"comment,omitempty"`
+	MimeType string          `json:"mimeType"`
+	Text     json.RawMessage `json:"text"`               // a JSON string, as flows.jsonl has it
+	Encoding string          `json:"encoding,omitempty"` // not in HAR 1.2's postData, but Chrome reads it; harmless elsewhere
+	Comment  string          `json:"comment,omitempty"`
 }
 
 type harResponse struct {
@@ -182,11 +209,11 @@ type harResponse struct {
 }
 
 type harContent struct {
-	Size     int64  `json:"size"`
-	MimeType string `json:"mimeType"`
-	Text     string `json:"text,omitempty"`
-	Encoding string `json:"encoding,omitempty"`
-	Comment  string `json:"comment,omitempty"`
+	Size     int64           `json:"size"`
+	MimeType string          `json:"mimeType"`
+	Text     json.RawMessage `json:"text,omitempty"` // as in harPostData; nil for no text
+	Encoding string          `json:"encoding,omitempty"`
+	Comment  string          `json:"comment,omitempty"`
 }
 
 type harTimings struct {
@@ -214,8 +241,12 @@ func harEntryOf(f *Flow) harEntry {
 		HeadersSize: -1, BodySize: 0,
 	}
 	if u, err := url.Parse(r.URL); err == nil {
-		for k, vs := range u.Query() {
-			for _, v := range vs {
+		// In the URL's order: url.Values is a map, which would shuffle them.
+		for _, kv := range strings.Split(u.RawQuery, "&") {
+			k, v, _ := strings.Cut(kv, "=")
+			k, kerr := url.QueryUnescape(k)
+			v, verr := url.QueryUnescape(v)
+			if k != "" && kerr == nil && verr == nil {
 				e.Request.QueryString = append(e.Request.QueryString, harNV{k, v})
 			}
 		}
@@ -227,10 +258,10 @@ func harEntryOf(f *Flow) harEntry {
 	}
 	if r.Body != nil && r.Body.Size > 0 {
 		e.Request.BodySize = r.Body.Size
-		text, enc := r.Body.text()
+		text, enc, n := r.Body.harText()
 		e.Request.PostData = &harPostData{MimeType: headerValue(r.Headers, "Content-Type"), Text: text, Encoding: enc}
 		if r.Body.Truncated {
-			e.Request.PostData.Comment = fmt.Sprintf("truncated: %d of %s recorded", len(r.Body.Data), plural(r.Body.Size, "byte"))
+			e.Request.PostData.Comment = fmt.Sprintf("truncated: %d of %s recorded", n, plural(r.Body.Size, "byte"))
 		}
 	}
 	e.Response = harResponse{Cookies: []harNV{}, Headers: []harNV{}, HeadersSize: -1, BodySize: -1,
@@ -244,9 +275,12 @@ func harEntryOf(f *Flow) harEntry {
 		}
 		if b := resp.Body; b != nil {
 			e.Response.BodySize, e.Response.Content.Size = b.Size, b.Size
-			e.Response.Content.Text, e.Response.Content.Encoding = b.text()
+			text, enc, n := b.harText()
+			if len(text) > len(`""`) {
+				e.Response.Content.Text, e.Response.Content.Encoding = text, enc
+			}
 			if b.Truncated {
-				e.Response.Content.Comment = fmt.Sprintf("truncated: %d of %s recorded", len(b.Data), plural(b.Size, "byte"))
+				e.Response.Content.Comment = fmt.Sprintf("truncated: %d of %s recorded", n, plural(b.Size, "byte"))
 			}
 		}
 	}
@@ -288,4 +322,22 @@ func parseCookies(v string) []harNV {
 		}
 	}
 	return out
+}
+
+// harText returns the body's text as a JSON string, with its encoding
+// ("base64" or none) and the number of bytes recorded. A body read back
+// from flows.jsonl has them as written there.
+func (b *Body) harText() (json.RawMessage, string, int64) {
+	b.mu.Lock()
+	raw := b.raw
+	b.mu.Unlock()
+	if raw == nil {
+		// A body of the proxy's memory: encode it as flows.jsonl would.
+		var via Body
+		if data, err := b.MarshalJSON(); err != nil || via.UnmarshalJSON(data) != nil {
+			return json.RawMessage(`""`), "", 0
+		}
+		return via.raw, via.rawEnc, via.rawLen
+	}
+	return raw, b.rawEnc, b.rawLen
 }

@@ -153,7 +153,15 @@ type memRecorder struct {
 
 func newMemRecorder() *memRecorder { return &memRecorder{added: make(chan struct{}, 1000)} }
 
+// Record keeps the flow, with its bodies: the proxy releases their
+// memory once every recorder has had the flow.
 func (m *memRecorder) Record(f *Flow) {
+	if f.Request != nil && f.Request.Body != nil {
+		f.Request.Body.Keep()
+	}
+	if f.Response != nil && f.Response.Body != nil {
+		f.Response.Body.Keep()
+	}
 	m.mu.Lock()
 	m.flows = append(m.flows, f)
 	m.mu.Unlock()
@@ -161,6 +169,9 @@ func (m *memRecorder) Record(f *Flow) {
 }
 
 func (m *memRecorder) Close() error { return nil }
+
+// WantsBodies is true: tests check them.
+func (m *memRecorder) WantsBodies() bool { return true }
 
 // wait returns once n flows are recorded (or fails after 5s).
 func (m *memRecorder) wait(t *testing.T, n int) []*Flow {

@@ -173,9 +173,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Authority == nil {
 		return nil, errors.New("mitm: Config.Authority is required")
 	}
-	if cfg.BodyCap == 0 {
-		cfg.BodyCap = DefaultBodyCap
-	}
+	cfg.BodyCap, cfg.Recorders = recording(cfg.BodyCap, cfg.Recorders) // see dispatcher
 	p := &Proxy{cfg: cfg, limits: cfg.Limits.withDefaults(), log: cfg.Logger, now: cfg.Now}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -335,6 +333,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	case <-time.After(2 * time.Second):
 		p.log.Warn("some flows did not finish after their connections were closed")
 	}
+	// Every flow has reached the recorders when Shutdown returns.
+	stopRecording(p.cfg.Recorders)
 	return errors.Join(ignoreCtx(errOuter), ignoreCtx(errInner))
 }
 
@@ -444,11 +444,16 @@ func (p *Proxy) finish(f *Flow) {
 	f.End = p.now()
 	f.Timings.Total = ms(f.End.Sub(f.Start))
 	f.mu.Unlock()
-	if f.reqBody != nil {
-		f.reqBody.freeze()
+	// The flow goes to the recorders as it is now: bytes of a body still
+	// streaming (an upload the origin answered early) are not recorded.
+	if f.Request != nil {
+		f.Request.Body.freeze()
+	}
+	if f.Response != nil {
+		f.Response.Body.freeze()
 	}
 	for _, r := range p.cfg.Recorders {
-		r.Record(f)
+		r.Record(f) // the dispatcher: it queues f and returns
 	}
 	p.flows.done()
 }

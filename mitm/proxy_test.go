@@ -58,10 +58,10 @@ func TestInterceptTrustingClient(t *testing.T) {
 	if f.Handling != Intercepted {
 		t.Errorf("handling = %s, want intercepted", f.Handling)
 	}
-	if f.Request == nil || f.Request.Body == nil || !strings.Contains(string(f.Request.Body.Data), "password=hunter2") {
+	if f.Request == nil || f.Request.Body == nil || !strings.Contains(string(f.Request.Body.Bytes()), "password=hunter2") {
 		t.Fatalf("the flow does not show the password in clear: %+v", f.Request)
 	}
-	mustContain(t, "response body", string(f.Response.Body.Data), "balance is 1234.56")
+	mustContain(t, "response body", string(f.Response.Body.Bytes()), "balance is 1234.56")
 	if f.ClientTLS == nil || f.ClientTLS.Certificate == nil || !strings.Contains(f.ClientTLS.Certificate.Issuer, "Rogue Lab CA") {
 		t.Errorf("client_tls = %+v, want the forged certificate from the rogue CA", f.ClientTLS)
 	}
@@ -255,7 +255,7 @@ func TestPlainHTTP(t *testing.T) {
 		t.Fatalf("body %q", b)
 	}
 	f := p.flows.wait(t, 1)[0]
-	if f.Handling != Plain || !strings.Contains(string(f.Request.Body.Data), "hunter2") || f.ClientTLS != nil {
+	if f.Handling != Plain || !strings.Contains(string(f.Request.Body.Bytes()), "hunter2") || f.ClientTLS != nil {
 		t.Errorf("plain flow = %s %+v", f.Handling, f.Request)
 	}
 }
@@ -397,8 +397,8 @@ func TestBodyCapAndRedact(t *testing.T) {
 	}
 	f := p.flows.wait(t, 1)[0]
 	b := f.Response.Body
-	if b.Size != 300000 || len(b.Data) != 1000 || !b.Truncated {
-		t.Errorf("recorded body: size %d, kept %d, truncated %v; want 300000, 1000, true", b.Size, len(b.Data), b.Truncated)
+	if b.Size != 300000 || b.Len() != 1000 || !b.Truncated {
+		t.Errorf("recorded body: size %d, kept %d, truncated %v; want 300000, 1000, true", b.Size, b.Len(), b.Truncated)
 	}
 	line, _ := json.Marshal(f)
 	if strings.Contains(string(line), "s3ss10n") || strings.Contains(string(line), "t0ken") {

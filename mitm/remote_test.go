@@ -2,6 +2,7 @@ package mitm
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -72,7 +73,7 @@ func TestAuthFailuresSlowedAndLogged(t *testing.T) {
 	attempt := func(local, pass string) int {
 		c := dialFrom(t, local, p.addr)
 		c.SetDeadline(time.Now().Add(20 * time.Second))
-		fmt.Fprintf(c, "GET http://bank.lab.test:1/ HTTP/1.1\r\nHost: bank.lab.test:1\r\nProxy-Authorization: Basic %s\r\n\r\n", base64Std([]byte("class:"+pass)))
+		fmt.Fprintf(c, "GET http://bank.lab.test:1/ HTTP/1.1\r\nHost: bank.lab.test:1\r\nProxy-Authorization: Basic %s\r\n\r\n", base64.StdEncoding.EncodeToString([]byte("class:"+pass)))
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -144,7 +145,7 @@ func TestRemoteRefusesLocalTargets(t *testing.T) {
 		r, _ := ParseRule("tunnel open.lab.test")
 		c.Policy.Rules = []Rule{r}
 	})
-	auth := base64Std([]byte("class:correct horse battery"))
+	auth := base64.StdEncoding.EncodeToString([]byte("class:correct horse battery"))
 	connect := func(target string) (int, string) {
 		c := dialFrom(t, "", p.addr)
 		c.SetDeadline(time.Now().Add(5 * time.Second))

@@ -2,21 +2,49 @@ package mitm
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 )
 
-// Recorder receives every finished flow. Record is called from many
-// goroutines; Close once, at shutdown.
+// Recorder receives every finished flow. The proxy calls Record from one
+// goroutine of its own, in the order flows finish, never from a request's
+// (see dispatcher); Close is the caller's to call, once, after the proxy's
+// Shutdown.
+//
+// A flow's bodies can be read during Record only: once every recorder has
+// had the flow, their memory goes back to a pool. A Recorder that keeps
+// flows calls Body.Keep.
 type Recorder interface {
 	Record(f *Flow)
 	Close() error
 }
 
-// RecorderFunc adapts a function (e.g. a console printer) to Recorder.
+// BodyRecorder is a Recorder that says whether it reads bodies. The proxy
+// copies bodies (up to Config.BodyCap) only when one of its recorders
+// wants them; for a Recorder that is not a BodyRecorder (RecorderFunc, a
+// console line) it only counts their bytes.
+type BodyRecorder interface {
+	Recorder
+	WantsBodies() bool
+}
+
+// wantBodies says whether any of recs reads bodies.
+func wantBodies(recs []Recorder) bool {
+	for _, r := range recs {
+		if br, ok := r.(BodyRecorder); ok && br.WantsBodies() {
+			return true
+		}
+	}
+	return false
+}
+
+// RecorderFunc adapts a function (e.g. a console printer) to Recorder. It
+// does not read bodies: with only RecorderFuncs the proxy copies none.
 type RecorderFunc func(*Flow)
 
 func (fn RecorderFunc) Record(f *Flow) { fn(f) }
@@ -24,58 +52,250 @@ func (RecorderFunc) Close() error      { return nil }
 
 // JSONL writes one flow per line, flushed per flow, so `tail -f` and a
 // crash both see every finished flow. &, < and > are written as they are,
-// not as \u0026 and the like, so `grep 'a=1&b=2'` finds a form body.
+// not as \u0026 and the like, so `grep 'a=1&b=2'` finds a form body. Each
+// body is streamed from the proxy's memory into the file once, as text or
+// base64 (Body.Binary).
+//
+// With a Rotation, the file is completed and renamed when it reaches its
+// size (see Rotation). A JSONL may also have no name at all: the HAR's own
+// spool (newSpoolJSONL), whose completed segments are unlinked files.
 type JSONL struct {
-	mu  sync.Mutex
-	f   *os.File
-	w   *bufio.Writer
-	err error
+	mu   sync.Mutex
+	path string // "" for a spool
+	dir  string // a spool's directory
+	rot  Rotation
+	f    *os.File
+	cw   countWriter
+	w    *bufio.Writer
+	enc  *flowEncoder
+	err  error
+	// rotations done; a named JSONL's completed files are
+	// NAME.min(rotations,Keep).EXT … NAME.1.EXT.
+	rotations int
+	old       []*os.File // a spool's completed segments, oldest first
+	closed    bool
+	onlyHTTP  bool // the HAR's spool: flows without a request have no place there
 }
 
 // CreateJSONL creates (or truncates) path with mode 0600: flows hold
 // plaintext, cookies and passwords.
-func CreateJSONL(path string) (*JSONL, error) {
+func CreateJSONL(path string) (*JSONL, error) { return CreateJSONLOptions(path, Rotation{}) }
+
+// CreateJSONLOptions is CreateJSONL with rotation. The completed files an
+// earlier run left beside path (NAME.1.EXT …) are deleted with it: a new
+// run replaces the last one's recording.
+func CreateJSONLOptions(path string, rot Rotation) (*JSONL, error) {
 	f, err := openPrivate(path)
 	if err != nil {
 		return nil, err
 	}
-	return &JSONL{f: f, w: bufio.NewWriter(f)}, nil
+	if rot.MaxSize > 0 {
+		removeRotated(path, rot.Keep)
+	}
+	return newJSONL(f, path, "", rot), nil
 }
+
+// newSpoolJSONL is a JSONL in files without names in dir (see
+// spoolFileIn): what a crash leaves of it is nothing.
+func newSpoolJSONL(dir string, rot Rotation) (*JSONL, error) {
+	f, err := spoolFileIn(dir)
+	if err != nil {
+		return nil, err
+	}
+	return newJSONL(f, "", dir, rot), nil
+}
+
+func newJSONL(f *os.File, path, dir string, rot Rotation) *JSONL {
+	j := &JSONL{path: path, dir: dir, rot: rot, f: f, enc: newFlowEncoder()}
+	j.cw.w = f
+	j.w = bufio.NewWriterSize(&j.cw, directWrite)
+	return j
+}
+
+// directWrite is the size from which a write to a flows file skips the
+// buffer, which is this size too: a body's 64 KiB chunk goes from the
+// chunk to the kernel, not through a copy (bufio copies a write no larger
+// than its buffer, and one that finds bytes buffered).
+const directWrite = 32 << 10
+
+// directWriter is a bufio.Writer that flushes what it holds before a large
+// write, so the write goes to the file from the caller's memory.
+type directWriter struct{ *bufio.Writer }
+
+func (d directWriter) Write(p []byte) (int, error) {
+	if len(p) >= directWrite && d.Buffered() > 0 {
+		if err := d.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return d.Writer.Write(p)
+}
+
+// WantsBodies is true: the file has them.
+func (j *JSONL) WantsBodies() bool { return true }
 
 // Record appends the flow.
 func (j *JSONL) Record(f *Flow) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.err != nil {
+	if j.err != nil || j.closed || (j.onlyHTTP && f.Request == nil) {
 		return
 	}
-	b, err := marshal(f)
+	err := j.enc.encode(directWriter{j.w}, f)
 	if err == nil {
-		b = append(b, '\n')
-		_, err = j.w.Write(b)
+		err = j.w.WriteByte('\n')
 	}
 	if err == nil {
 		err = j.w.Flush()
 	}
+	if err == nil && j.rot.MaxSize > 0 && j.cw.n >= j.rot.MaxSize {
+		err = j.rotate()
+	}
 	j.err = err
+}
+
+// rotate completes the current file and starts the next. Called with j.mu
+// held and the writer flushed.
+func (j *JSONL) rotate() error {
+	log := j.rot.logger()
+	var deleted string
+	if j.path == "" {
+		j.old = append(j.old, j.f)
+		if len(j.old) > j.rot.Keep {
+			j.old[0].Close() // it has no name: closing it deletes it
+			j.old = j.old[1:]
+			deleted = "its oldest segment"
+		}
+		f, err := spoolFileIn(j.dir)
+		if err != nil {
+			return err
+		}
+		j.f = f
+	} else {
+		if err := j.f.Close(); err != nil {
+			return fmt.Errorf("mitm: rotate %s: %w", j.path, err)
+		}
+		var err error
+		if deleted, err = rotateNamed(j.path, j.rot.Keep); err != nil {
+			return err
+		}
+		if j.f, err = openPrivate(j.path); err != nil {
+			return err
+		}
+	}
+	j.cw = countWriter{w: j.f}
+	j.w.Reset(&j.cw)
+	j.rotations++
+	what := j.path
+	if what == "" {
+		what = "the HAR's spool"
+	}
+	if j.rotations == 1 {
+		completed := "kept in a file without a name"
+		if j.path != "" {
+			completed = rotatedName(j.path, 1)
+			if j.rot.Keep == 0 {
+				completed = "deleted (none are kept)"
+			}
+		}
+		log.Warn("a recording file reached its size limit and continues in a new file; the oldest files beyond the kept number are deleted",
+			"file", what, "max_size", j.rot.MaxSize, "keep", j.rot.Keep, "completed", completed)
+	}
+	if deleted != "" {
+		log.Warn("deleted the oldest recording file to stay within the size limit", "file", what, "deleted", deleted)
+	}
+	return nil
+}
+
+// segments returns the flows recorded, oldest first, as readers, and a
+// function that closes what it opened. The writer is flushed first.
+func (j *JSONL) segments() ([]io.Reader, func(), error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.closed {
+		if err := j.w.Flush(); err != nil && j.err == nil {
+			j.err = err
+		}
+	}
+	if j.path == "" {
+		var rs []io.Reader
+		for _, f := range append(append([]*os.File(nil), j.old...), j.f) {
+			fi, err := f.Stat()
+			if err != nil {
+				return nil, func() {}, fmt.Errorf("mitm: read spool: %w", err)
+			}
+			rs = append(rs, io.NewSectionReader(f, 0, fi.Size()))
+		}
+		return rs, func() {}, nil
+	}
+	var files []*os.File
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	names := []string{}
+	for k := min(j.rotations, j.rot.Keep); k >= 1; k-- {
+		names = append(names, rotatedName(j.path, k))
+	}
+	names = append(names, j.path)
+	var rs []io.Reader
+	for _, name := range names {
+		f, err := os.Open(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed by hand: what is left still makes an archive
+		}
+		if err != nil {
+			closeAll()
+			return nil, func() {}, fmt.Errorf("mitm: %w", err)
+		}
+		files = append(files, f)
+		rs = append(rs, f)
+	}
+	return rs, closeAll, nil
 }
 
 // Close flushes and closes the file, reporting the first write error.
 func (j *JSONL) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.f == nil {
-		return j.err
+	if j.closed {
+		return j.closeErr()
 	}
+	j.closed = true
 	err := j.w.Flush()
+	if j.path == "" {
+		for _, f := range j.old {
+			f.Close()
+		}
+		j.old = nil
+	}
 	if cerr := j.f.Close(); err == nil {
 		err = cerr
 	}
-	j.f = nil
+	if j.err == nil {
+		j.err = err
+	}
+	return j.closeErr()
+}
+
+func (j *JSONL) closeErr() error {
 	if j.err != nil {
 		return fmt.Errorf("mitm: write flows: %w", j.err)
 	}
-	return err
+	return nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // openPrivate creates path for writing with mode 0600, whatever the umask.

@@ -89,6 +89,8 @@ HAR file is written.`,
 	f.String("plaintext-pcap", "", "write decrypted traffic as TCP conversations to this pcap/pcapng (0600)")
 	f.Bool("redact", false, "mask Authorization, Cookie and Set-Cookie values in --flows and --har")
 	f.String("body-cap", "1MiB", "record at most this much of each body (bodies always stream in full); 0 records none")
+	f.String("record-max-size", "256MiB", "rotate --flows and --plaintext-pcap at this size: the full file becomes NAME.1.EXT, older ones shift (0: no limit)")
+	f.Int("record-keep", 4, "rotated files kept of each of --flows and --plaintext-pcap (NAME.1.EXT … NAME.N.EXT); older ones are deleted")
 	f.Bool("http2", true, "offer HTTP/2 to intercepted clients")
 	f.String("read-header-timeout", "10s", "time a client has to send request headers")
 	f.String("handshake-timeout", "10s", "time a client has for its TLS handshake with the proxy")
@@ -106,7 +108,7 @@ HAR file is written.`,
 		{"rule", "proxy.rules"}, {"resolve", "proxy.resolve"}, {"upstream-ca", "proxy.upstream-ca"},
 		{"insecure-upstream", "proxy.insecure-upstream"}, {"flows", "proxy.flows"}, {"har", "proxy.har"},
 		{"keylog", "proxy.keylog"}, {"plaintext-pcap", "proxy.plaintext-pcap"}, {"redact", "proxy.redact"},
-		{"body-cap", "proxy.body-cap"}, {"http2", "proxy.http2"}, {"read-header-timeout", "proxy.read-header-timeout"},
+		{"body-cap", "proxy.body-cap"}, {"record-max-size", "proxy.record-max-size"}, {"record-keep", "proxy.record-keep"}, {"http2", "proxy.http2"}, {"read-header-timeout", "proxy.read-header-timeout"},
 		{"handshake-timeout", "proxy.handshake-timeout"}, {"idle-timeout", "proxy.idle-timeout"},
 		{"dial-timeout", "proxy.dial-timeout"}, {"upstream-handshake-timeout", "proxy.upstream-handshake-timeout"},
 		{"response-header-timeout", "proxy.response-header-timeout"}, {"upstream-idle-timeout", "proxy.upstream-idle-timeout"},
@@ -339,47 +341,97 @@ type closer struct {
 	close func() error
 }
 
-// openProxyOutputs creates the files the proxy writes, each 0600.
+// openProxyOutputs creates the files the proxy writes, each 0600, after
+// dealing with what a run on the same files left when it did not stop
+// cleanly (see mitm.FindLeftovers).
 func openProxyOutputs(a *app, cfg *mitm.Config) ([]closer, error) {
+	maxSize, err := parseSize(a.v.GetString("proxy.record-max-size"))
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--record-max-size: %v", err)}
+	}
+	keep := a.v.GetInt("proxy.record-keep")
+	if keep < 0 {
+		return nil, usageError{fmt.Errorf("--record-keep %d: give the number of rotated files to keep, 0 or more", keep)}
+	}
+	rot := mitm.Rotation{MaxSize: maxSize, Keep: keep, Logger: a.log}
+	path := func(key string) string {
+		if p := a.v.GetString(key); p != "" {
+			return expandTilde(p)
+		}
+		return ""
+	}
+	flowsPath, harPath, keylogPath, pcapPath := path("proxy.flows"), path("proxy.har"), path("proxy.keylog"), path("proxy.plaintext-pcap")
+	reportLeftovers(a, []string{pcapPath, harPath})
+
 	var closers []closer
 	fail := func(err error) ([]closer, error) {
 		closeAll(closers)
 		return nil, err
 	}
-	if path := a.v.GetString("proxy.har"); path != "" {
-		h, err := mitm.CreateHAR(expandTilde(path), versionString())
+	// Closed in this order: the capture, then flows.jsonl, then the HAR
+	// that is built from it.
+	if pcapPath != "" {
+		w, err := capture.CreateOptions(pcapPath, capture.FormatFromPath(pcapPath), 0o600,
+			capture.WriterOptions{MaxSize: maxSize, Keep: keep, Logger: a.log})
 		if err != nil {
-			return fail(fmt.Errorf("cannot write --har %s: %v", path, err))
-		}
-		cfg.Recorders = append(cfg.Recorders, h)
-		closers = append(closers, closer{"HAR " + path, h.Close})
-	}
-	if path := a.v.GetString("proxy.flows"); path != "" {
-		j, err := mitm.CreateJSONL(expandTilde(path))
-		if err != nil {
-			return fail(fmt.Errorf("cannot write --flows %s: %v", path, err))
-		}
-		cfg.Recorders = append(cfg.Recorders, j)
-		closers = append(closers, closer{"flows " + path, j.Close})
-	}
-	if path := a.v.GetString("proxy.keylog"); path != "" {
-		k, err := mitm.CreateKeyLog(expandTilde(path))
-		if err != nil {
-			return fail(fmt.Errorf("cannot write --keylog %s: %v", path, err))
-		}
-		cfg.KeyLog = k
-		closers = append(closers, closer{"key log " + path, k.Close})
-	}
-	if path := a.v.GetString("proxy.plaintext-pcap"); path != "" {
-		path = expandTilde(path)
-		w, err := capture.Create(path, capture.FormatFromPath(path), 0o600)
-		if err != nil {
-			return fail(fmt.Errorf("cannot write --plaintext-pcap %s: %v", path, err))
+			return fail(fmt.Errorf("cannot write --plaintext-pcap %s: %v", a.v.GetString("proxy.plaintext-pcap"), err))
 		}
 		cfg.Plaintext = w
-		closers = append(closers, closer{"plaintext pcap " + path, w.Close})
+		closers = append(closers, closer{"plaintext pcap " + pcapPath, w.Close})
+	}
+	var flows *mitm.JSONL
+	if flowsPath != "" {
+		j, err := mitm.CreateJSONLOptions(flowsPath, rot)
+		if err != nil {
+			return fail(fmt.Errorf("cannot write --flows %s: %v", a.v.GetString("proxy.flows"), err))
+		}
+		flows = j
+		cfg.Recorders = append(cfg.Recorders, j)
+		closers = append(closers, closer{"flows " + flowsPath, j.Close})
+	}
+	if harPath != "" {
+		// With --flows, the HAR is made from its files when the proxy
+		// stops, so each flow is encoded and written once.
+		h, err := mitm.CreateHAROptions(harPath, versionString(), mitm.HAROptions{Flows: flows, Rotation: rot})
+		if err != nil {
+			return fail(fmt.Errorf("cannot write --har %s: %v", a.v.GetString("proxy.har"), err))
+		}
+		cfg.Recorders = append(cfg.Recorders, h)
+		closers = append(closers, closer{"HAR " + harPath, h.Close})
+	}
+	if keylogPath != "" {
+		k, err := mitm.CreateKeyLog(keylogPath)
+		if err != nil {
+			return fail(fmt.Errorf("cannot write --keylog %s: %v", a.v.GetString("proxy.keylog"), err))
+		}
+		cfg.KeyLog = k
+		closers = append(closers, closer{"key log " + keylogPath, k.Close})
 	}
 	return closers, nil
+}
+
+// reportLeftovers deals with the hidden files a run of the same outputs
+// left when it was killed, and says on stderr what became of them.
+func reportLeftovers(a *app, outputs []string) {
+	found, err := mitm.FindLeftovers(outputs)
+	var done, inUse []string
+	for _, l := range found {
+		if l.InUse {
+			inUse = append(inUse, l.String())
+		} else {
+			done = append(done, l.String())
+		}
+	}
+	if len(done) > 0 {
+		fmt.Fprintf(a.errOut, "mitmlab: leftovers of a run that did not stop cleanly: %s\n", strings.Join(done, "; "))
+	}
+	if len(inUse) > 0 {
+		fmt.Fprintf(a.errOut, "mitmlab: warning: another process is writing the same outputs: %s; "+
+			"give this proxy other file names, or the two will replace each other's files\n", strings.Join(inUse, "; "))
+	}
+	if err != nil {
+		fmt.Fprintf(a.errOut, "mitmlab: warning: leftovers of an earlier run could not all be dealt with: %v; remove them by hand\n", err)
+	}
 }
 
 func closeAll(cs []closer) error {
