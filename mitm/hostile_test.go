@@ -488,7 +488,9 @@ func TestH2ControlFloods(t *testing.T) {
 		name  string
 		flood func(*http2.Framer) error
 	}{
-		{"settings", func(fr *http2.Framer) error { return fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535}) }},
+		{"settings", func(fr *http2.Framer) error {
+			return fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
+		}},
 		{"ping", func(fr *http2.Framer) error { return fr.WritePing(false, [8]byte{1}) }},
 	} {
 		conn, _ := p.dialIntercepted(t, w, "bank.lab.test", "h2")

@@ -140,19 +140,20 @@ type Config struct {
 // capture. After the TLS handshake, the decrypted requests go through the
 // same goproxy handler as plain ones.
 type Proxy struct {
-	cfg       Config
-	limits    Limits
-	log       *slog.Logger
-	now       func() time.Time
-	gp        *goproxy.ProxyHttpServer
-	transport *http.Transport
-	resolver  *resolver
-	outer     *http.Server
-	inner     *http.Server
-	h2        *http2.Server
-	h2Limits  h2Limits
-	verifier  *chainVerifier // origins' certificates
-	idle      *idleSweep     // responses whose origin went silent
+	cfg         Config
+	limits      Limits
+	log         *slog.Logger
+	now         func() time.Time
+	gp          *goproxy.ProxyHttpServer
+	transport   *http.Transport
+	resolver    *resolver
+	outer       *http.Server
+	inner       *http.Server
+	h2          *http2.Server
+	h2Limits    h2Limits
+	verifier    *chainVerifier // origins' certificates
+	upstreamTLS *tls.Config    // the TLS client config of every upstream connection
+	idle        *idleSweep     // responses whose origin went silent
 	// upstreamInfo describes each upstream connection's TLS once.
 	upstreamInfo tlsInfoCache
 	conns        *tracker
@@ -200,28 +201,23 @@ func New(cfg Config) (*Proxy, error) {
 			return nil, fmt.Errorf("mitm: load system roots: %w", err)
 		}
 	}
-	// Origins are verified by chainVerifier, which does what crypto/tls
-	// does but remembers the chains it verified; crypto/tls's own check
-	// has to be turned off for a VerifyConnection to replace it.
+	// Origins are verified by chainVerifier (see dialTLS), which does what
+	// crypto/tls does but remembers the chains it verified; crypto/tls's own
+	// check is off so that it can replace it.
 	p.verifier = newChainVerifier(roots, p.now)
-	upstreamTLS := &tls.Config{
+	p.upstreamTLS = &tls.Config{
 		RootCAs:            roots,
 		MinVersion:         tls.VersionTLS12,
+		NextProtos:         []string{"h2", "http/1.1"},
 		KeyLogWriter:       cfg.KeyLog,
 		InsecureSkipVerify: true,
-		VerifyConnection:   p.verifier.verify,
-	}
-	if cfg.InsecureUpstream {
-		upstreamTLS.VerifyConnection = func(cs tls.ConnectionState) error {
-			p.log.Warn("insecure upstream: NOT verifying the origin's certificate", "server_name", cs.ServerName)
-			return nil
-		}
 	}
 	p.transport = &http.Transport{
-		Proxy:                 nil, // never chain to $HTTP_PROXY: lab traffic goes where the lab says
-		DialContext:           p.resolver.DialContext,
-		TLSClientConfig:       upstreamTLS,
-		TLSHandshakeTimeout:   p.limits.UpstreamHandshakeTimeout,
+		Proxy:           nil, // never chain to $HTTP_PROXY: lab traffic goes where the lab says
+		DialContext:     p.resolver.DialContext,
+		DialTLSContext:  p.dialTLS,
+		TLSClientConfig: p.upstreamTLS, // what dialTLS starts from
+		// dialTLS bounds the TLS handshake itself (UpstreamHandshakeTimeout).
 		ResponseHeaderTimeout: p.limits.ResponseHeaderTimeout,
 		// Browsers stop at about 256 KiB of response headers; an origin that
 		// sends endless ones gets a 502 there, not 10 MiB of our memory.

@@ -91,6 +91,9 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 	}
 	// The origin's silence mid-body ends the request: idle cancels it.
 	rctx, cancel := context.WithCancel(req.Context())
+	if req.Header.Get("Upgrade") != "" {
+		rctx = withH1Only(rctx)
+	}
 	resp, err := p.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(rctx, trace)))
 	mu.Lock()
 	if !connectStart.IsZero() {
@@ -358,8 +361,11 @@ func (p *Proxy) explainFailure(f *Flow, err error, host string) int {
 // interface, and TestUpstreamTimeouts pins it.
 func upstreamTimeout(err error) string {
 	var op *net.OpError
+	var wait *waitError
 	msg := err.Error()
 	switch {
+	case errors.As(err, &wait):
+		return wait.kind
 	case errors.As(err, &op) && op.Op == "dial" && op.Timeout():
 		return "dial"
 	case strings.Contains(msg, "TLS handshake timeout"):

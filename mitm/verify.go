@@ -1,11 +1,14 @@
 package mitm
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
+	"net"
+	"net/http/httptrace"
 	"sync"
 	"time"
 )
@@ -35,28 +38,34 @@ func newChainVerifier(roots *x509.CertPool, now func() time.Time) *chainVerifier
 	return &chainVerifier{roots: roots, now: now, ok: map[[sha256.Size]byte]time.Time{}}
 }
 
-// verify is a tls.Config.VerifyConnection for a config with
-// InsecureSkipVerify set (crypto/tls's own verification cannot be told to
-// remember). Its errors are *tls.CertificateVerificationError, as
-// crypto/tls's are.
-func (v *chainVerifier) verify(cs tls.ConnectionState) error {
+// verify checks the chain of a connection to host (a name or an IP
+// address: the ConnectionState has no name for an IP, which is sent no
+// SNI), for a tls.Config.VerifyConnection with InsecureSkipVerify set
+// (crypto/tls's own verification cannot be told to remember). Its errors
+// are *tls.CertificateVerificationError, as crypto/tls's are.
+func (v *chainVerifier) verify(cs tls.ConnectionState, host string) error {
+	if host == "" {
+		return &tls.CertificateVerificationError{Err: errors.New("x509: no host name to verify the origin's certificate against")}
+	}
 	certs := cs.PeerCertificates
 	if len(certs) == 0 {
 		return &tls.CertificateVerificationError{Err: errors.New("x509: the origin sent no certificate")}
 	}
-	fail := func(err error) error { return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err} }
+	fail := func(err error) error {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
+	}
 	key := chainKey(certs)
 	now := v.now()
 	v.mu.Lock()
 	until, known := v.ok[key]
 	v.mu.Unlock()
 	if known && now.Before(until) && !now.Before(certs[0].NotBefore) {
-		if err := certs[0].VerifyHostname(cs.ServerName); err != nil {
+		if err := certs[0].VerifyHostname(host); err != nil {
 			return fail(err)
 		}
 		return nil
 	}
-	opts := x509.VerifyOptions{Roots: v.roots, CurrentTime: now, DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
+	opts := x509.VerifyOptions{Roots: v.roots, CurrentTime: now, DNSName: host, Intermediates: x509.NewCertPool()}
 	for _, c := range certs[1:] {
 		opts.Intermediates.AddCert(c)
 	}
@@ -95,3 +104,72 @@ func chainKey(certs []*x509.Certificate) [sha256.Size]byte {
 	h.Sum(k[:0])
 	return k
 }
+
+// dialTLS opens a TLS connection to an origin for the transport: the
+// resolver's TCP connection, the handshake bounded by
+// UpstreamHandshakeTimeout, and the chain checked by chainVerifier against
+// the host the request named. It also reports the handshake to the
+// request's httptrace, as the transport does for its own handshakes.
+func (p *Proxy) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := p.resolver.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := p.upstreamTLS.Clone()
+	cfg.ServerName = host // crypto/tls sends no SNI for an IP address
+	if h1Only(ctx) {
+		// A WebSocket upgrade needs HTTP/1.1, which the transport would ask
+		// for in its own handshake (and pools such connections apart).
+		cfg.NextProtos = []string{"http/1.1"}
+	}
+	if p.cfg.InsecureUpstream {
+		cfg.VerifyConnection = func(tls.ConnectionState) error {
+			p.log.Warn("insecure upstream: NOT verifying the origin's certificate", "host", host)
+			return nil
+		}
+	} else {
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return p.verifier.verify(cs, host) }
+	}
+	tc := tls.Client(raw, cfg)
+	trace := httptrace.ContextClientTrace(ctx)
+	if trace != nil && trace.TLSHandshakeStart != nil {
+		trace.TLSHandshakeStart()
+	}
+	hctx, cancel := context.WithTimeout(ctx, p.limits.UpstreamHandshakeTimeout)
+	err = tc.HandshakeContext(hctx)
+	timedOut := hctx.Err() == context.DeadlineExceeded
+	cancel()
+	if trace != nil && trace.TLSHandshakeDone != nil {
+		trace.TLSHandshakeDone(tc.ConnectionState(), err)
+	}
+	if err != nil {
+		raw.Close()
+		if timedOut {
+			return nil, &waitError{kind: "upstream-handshake", err: err}
+		}
+		return nil, err
+	}
+	return tc, nil
+}
+
+// waitError is a wait on an origin that ran out; kind names it as
+// Flow.Timeout does.
+type waitError struct {
+	kind string
+	err  error
+}
+
+func (e *waitError) Error() string { return e.kind + " timeout: " + e.err.Error() }
+func (e *waitError) Unwrap() error { return e.err }
+
+type h1OnlyKey struct{}
+
+// withH1Only marks a request that needs an HTTP/1.1 connection (an
+// Upgrade); the transport's dials keep the request's context values.
+func withH1Only(ctx context.Context) context.Context { return context.WithValue(ctx, h1OnlyKey{}, true) }
+
+func h1Only(ctx context.Context) bool { v, _ := ctx.Value(h1OnlyKey{}).(bool); return v }

@@ -27,11 +27,11 @@ func TestChainVerifier(t *testing.T) {
 	}
 	now := time.Now()
 	v := newChainVerifier(roots, func() time.Time { return now })
-	state := func(c *ca.Chain, name string) tls.ConnectionState {
-		return tls.ConnectionState{ServerName: name, PeerCertificates: c.Certs}
+	verify := func(c *ca.Chain, host string) error {
+		return v.verify(tls.ConnectionState{PeerCertificates: c.Certs}, host)
 	}
 	for range 3 {
-		if err := v.verify(state(chain, "bank.lab.test")); err != nil {
+		if err := verify(chain, "bank.lab.test"); err != nil {
 			t.Fatalf("verify(bank.lab.test) = %v", err)
 		}
 	}
@@ -41,13 +41,13 @@ func TestChainVerifier(t *testing.T) {
 	// The name is the connection's: a remembered chain does not vouch for another.
 	var cve *tls.CertificateVerificationError
 	var hostErr x509.HostnameError
-	if err := v.verify(state(chain, "other.lab.test")); !errors.As(err, &cve) || !errors.As(err, &hostErr) {
+	if err := verify(chain, "other.lab.test"); !errors.As(err, &cve) || !errors.As(err, &hostErr) {
 		t.Errorf("verify(other.lab.test) with a remembered chain = %v, want a hostname error", err)
 	}
 	// Past the leaf's expiry the chain is verified again, and fails.
 	now = chain.Leaf().NotAfter.Add(time.Minute)
 	var invalid x509.CertificateInvalidError
-	if err := v.verify(state(chain, "bank.lab.test")); !errors.As(err, &invalid) || invalid.Reason != x509.Expired {
+	if err := verify(chain, "bank.lab.test"); !errors.As(err, &invalid) || invalid.Reason != x509.Expired {
 		t.Errorf("verify after the leaf expired = %v, want an expiry error", err)
 	}
 	// A chain that fails is not remembered.
@@ -57,7 +57,7 @@ func TestChainVerifier(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if err := v.verify(state(self, "bank.lab.test")); !errors.As(err, &cve) {
+		if err := verify(self, "bank.lab.test"); !errors.As(err, &cve) {
 			t.Fatalf("verify(self-signed) = %v, want a verification error", err)
 		}
 	}
@@ -76,5 +76,31 @@ func TestRememberedChainStillChecksTheName(t *testing.T) {
 	resp, body := get(t, c, "https://other.lab.test:"+w.origin.port+"/")
 	if resp.StatusCode != 502 || !strings.Contains(body, "name mismatch") {
 		t.Errorf("the bank's origin as other.lab.test = %d %q, want 502 name mismatch", resp.StatusCode, body)
+	}
+}
+
+// TestChainVerifierIPAddresses: for an IP address (sent no SNI) the name
+// checked is the address the request named, every time; an empty name is
+// never accepted.
+func TestChainVerifierIPAddresses(t *testing.T) {
+	pki, err := ca.NewPKI(ca.PKIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(pki.Root.Cert)
+	chain, err := pki.Issue(ca.ProfileValid, []string{"127.0.0.1"}, ca.IssueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newChainVerifier(roots, time.Now)
+	cs := tls.ConnectionState{PeerCertificates: chain.Certs} // ServerName is empty for an IP, as crypto/tls leaves it
+	for _, c := range []struct {
+		host string
+		ok   bool
+	}{{"127.0.0.1", true}, {"127.0.0.2", false}, {"::1", false}, {"", false}, {"127.0.0.1", true}, {"127.0.0.2", false}} {
+		if err := v.verify(cs, c.host); (err == nil) != c.ok {
+			t.Errorf("verify(127.0.0.1 chain, %q) = %v, want ok %v", c.host, err, c.ok)
+		}
 	}
 }
