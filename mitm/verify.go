@@ -170,6 +170,8 @@ type h1OnlyKey struct{}
 
 // withH1Only marks a request that needs an HTTP/1.1 connection (an
 // Upgrade); the transport's dials keep the request's context values.
-func withH1Only(ctx context.Context) context.Context { return context.WithValue(ctx, h1OnlyKey{}, true) }
+func withH1Only(ctx context.Context) context.Context {
+	return context.WithValue(ctx, h1OnlyKey{}, true)
+}
 
 func h1Only(ctx context.Context) bool { v, _ := ctx.Value(h1OnlyKey{}).(bool); return v }
