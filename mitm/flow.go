@@ -64,7 +64,6 @@ type Flow struct {
 
 	mu       sync.Mutex
 	finished bool
-	reqBody  *recorder   // frozen when the flow is finished
 	ci       *connInfo   // the client connection it came on
 	cut      atomic.Bool // the origin failed mid-body: the client must see a failure, not a clean end
 }

@@ -38,8 +38,7 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 	var body *Body
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &Body{}
-		f.reqBody = newRecorder(req.Body, body, p.cfg.BodyCap, nil)
-		req.Body = f.reqBody
+		req.Body = newRecorder(req.Body, body, p.cfg.BodyCap, nil)
 	}
 	f.Request = p.requestRecord(req, body)
 	ctx.UserData = f
