@@ -210,7 +210,11 @@ func (p *Proxy) intercept(client net.Conn, ci *connInfo) {
 	sniffer.stop()
 	tconn.SetDeadline(time.Time{})
 	cs := tconn.ConnectionState()
-	ci.clientTLS = tlsInfo(cs, shown)
+	if p.detail {
+		ci.clientTLS = tlsInfo(cs, shown)
+	} else {
+		ci.clientTLS = tlsInfo(cs, nil) // the forged certificate's description is for recorders that read it
+	}
 
 	// A client that checks the certificate after the handshake (a pin)
 	// gives its verdict now, by hanging up without a request. A browser's

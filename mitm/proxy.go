@@ -151,6 +151,7 @@ type Proxy struct {
 	inner       *http.Server
 	h2          *http2.Server
 	h2Limits    h2Limits
+	detail      bool           // a recorder reads more than summaries (wantDetail)
 	verifier    *chainVerifier // origins' certificates
 	upstreamTLS *tls.Config    // the TLS client config of every upstream connection
 	idle        *idleSweep     // responses whose origin went silent
@@ -174,8 +175,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Authority == nil {
 		return nil, errors.New("mitm: Config.Authority is required")
 	}
+	detail := wantDetail(cfg.Recorders)
 	cfg.BodyCap, cfg.Recorders = recording(cfg.BodyCap, cfg.Recorders) // see dispatcher
-	p := &Proxy{cfg: cfg, limits: cfg.Limits.withDefaults(), log: cfg.Logger, now: cfg.Now}
+	p := &Proxy{cfg: cfg, limits: cfg.Limits.withDefaults(), log: cfg.Logger, now: cfg.Now, detail: detail}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}

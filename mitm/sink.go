@@ -43,12 +43,32 @@ func wantBodies(recs []Recorder) bool {
 	return false
 }
 
-// RecorderFunc adapts a function (e.g. a console printer) to Recorder. It
-// does not read bodies: with only RecorderFuncs the proxy copies none.
+// RecorderFunc adapts a function to Recorder. It does not read bodies:
+// with only RecorderFuncs the proxy copies none.
 type RecorderFunc func(*Flow)
 
 func (fn RecorderFunc) Record(f *Flow) { fn(f) }
 func (RecorderFunc) Close() error      { return nil }
+
+// SummaryFunc is a RecorderFunc that reads only what Flow.Summary prints
+// (a console line): times, client, target, handling, the request's method
+// and URL, the status and body size, refusals, errors. When every recorder
+// is one, the proxy spends nothing on what no one reads: header lists,
+// certificate descriptions, upstream timings, bodies.
+type SummaryFunc func(*Flow)
+
+func (fn SummaryFunc) Record(f *Flow) { fn(f) }
+func (SummaryFunc) Close() error      { return nil }
+
+// wantDetail says whether any of recs reads more than the summary.
+func wantDetail(recs []Recorder) bool {
+	for _, r := range recs {
+		if _, ok := r.(SummaryFunc); !ok {
+			return true
+		}
+	}
+	return false
+}
 
 // JSONL writes one flow per line, flushed per flow, so `tail -f` and a
 // crash both see every finished flow. &, < and > are written as they are,

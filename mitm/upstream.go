@@ -25,7 +25,11 @@ import (
 // requestRecord describes a request for its flow; body, when not nil,
 // becomes the record of the request body as it streams.
 func (p *Proxy) requestRecord(r *http.Request, body *Body) *Request {
-	return &Request{Method: r.Method, URL: r.URL.String(), Host: r.Host, Proto: r.Proto, Headers: headerList(r.Header, p.cfg.Redact), Body: body}
+	req := &Request{Method: r.Method, URL: r.URL.String(), Host: r.Host, Proto: r.Proto, Body: body}
+	if p.detail {
+		req.Headers = headerList(r.Header, p.cfg.Redact)
+	}
+	return req
 }
 
 // onRequest fills in the flow of every HTTP request goproxy handles, plain
@@ -59,68 +63,29 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 		f.Error, f.Aborted = "the client cancelled the request before it was sent", true
 		return nil, err
 	}
-	// The transport calls these hooks from its own goroutines (HTTP/2 writes
-	// the request on one), so the times they note are guarded.
-	var (
-		mu                                       sync.Mutex
-		connectStart, tlsStart, wrote, firstByte time.Time
-		connect, handshake                       time.Duration
-	)
-	note := func(fn func()) { mu.Lock(); fn(); mu.Unlock() }
-	start := p.now()
-	trace := &httptrace.ClientTrace{
-		ConnectStart: func(string, string) { note(func() { connectStart = p.now() }) },
-		ConnectDone: func(_, _ string, err error) {
-			note(func() {
-				if err == nil && !connectStart.IsZero() {
-					connect = p.now().Sub(connectStart)
-				}
-			})
-		},
-		TLSHandshakeStart: func() { note(func() { tlsStart = p.now() }) },
-		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
-			note(func() {
-				if err == nil && !tlsStart.IsZero() {
-					handshake = p.now().Sub(tlsStart)
-				}
-			})
-		},
-		WroteRequest:         func(httptrace.WroteRequestInfo) { note(func() { wrote = p.now() }) },
-		GotFirstResponseByte: func() { note(func() { firstByte = p.now() }) },
-	}
 	// The origin's silence mid-body ends the request: idle cancels it.
 	rctx, cancel := context.WithCancel(req.Context())
 	if req.Header.Get("Upgrade") != "" {
 		rctx = withH1Only(rctx)
 	}
-	resp, err := p.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(rctx, trace)))
-	mu.Lock()
-	if !connectStart.IsZero() {
-		f.Timings.Connect = ms(connect)
+	var resp *http.Response
+	var err error
+	if p.detail {
+		resp, err = p.tracedRoundTrip(req.WithContext(rctx), f)
+	} else {
+		resp, err = p.transport.RoundTrip(req.WithContext(rctx))
 	}
-	if !tlsStart.IsZero() {
-		f.Timings.TLS = ms(handshake)
-	}
-	if !wrote.IsZero() {
-		f.Timings.Send = ms(wrote.Sub(start))
-		if !firstByte.IsZero() {
-			f.Timings.Wait = ms(firstByte.Sub(wrote))
-		}
-	}
-	mu.Unlock()
 	if err != nil {
 		cancel()
 		p.explainFailure(f, err, req.URL.Host)
 		return nil, err
 	}
-	if resp.TLS != nil {
-		f.UpstreamTLS = p.upstreamInfo.of(resp.TLS)
-	}
-	f.Response = &Response{
-		Status:     resp.StatusCode,
-		StatusText: statusText(resp),
-		Proto:      resp.Proto,
-		Headers:    headerList(resp.Header, p.cfg.Redact),
+	f.Response = &Response{Status: resp.StatusCode, StatusText: statusText(resp), Proto: resp.Proto}
+	if p.detail {
+		f.Response.Headers = headerList(resp.Header, p.cfg.Redact)
+		if resp.TLS != nil {
+			f.UpstreamTLS = p.upstreamInfo.of(resp.TLS)
+		}
 	}
 	idle := p.idle.watch(cancel)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
@@ -155,6 +120,55 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 		p.finish(f)
 	})
 	return resp, nil
+}
+
+// tracedRoundTrip sends req and notes the HAR timings of the exchange in f.
+func (p *Proxy) tracedRoundTrip(req *http.Request, f *Flow) (*http.Response, error) {
+	// The transport calls these hooks from its own goroutines (HTTP/2 writes
+	// the request on one), so the times they note are guarded.
+	var (
+		mu                                       sync.Mutex
+		connectStart, tlsStart, wrote, firstByte time.Time
+		connect, handshake                       time.Duration
+	)
+	note := func(fn func()) { mu.Lock(); fn(); mu.Unlock() }
+	start := p.now()
+	trace := &httptrace.ClientTrace{
+		ConnectStart: func(string, string) { note(func() { connectStart = p.now() }) },
+		ConnectDone: func(_, _ string, err error) {
+			note(func() {
+				if err == nil && !connectStart.IsZero() {
+					connect = p.now().Sub(connectStart)
+				}
+			})
+		},
+		TLSHandshakeStart: func() { note(func() { tlsStart = p.now() }) },
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+			note(func() {
+				if err == nil && !tlsStart.IsZero() {
+					handshake = p.now().Sub(tlsStart)
+				}
+			})
+		},
+		WroteRequest:         func(httptrace.WroteRequestInfo) { note(func() { wrote = p.now() }) },
+		GotFirstResponseByte: func() { note(func() { firstByte = p.now() }) },
+	}
+	resp, err := p.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	mu.Lock()
+	defer mu.Unlock()
+	if !connectStart.IsZero() {
+		f.Timings.Connect = ms(connect)
+	}
+	if !tlsStart.IsZero() {
+		f.Timings.TLS = ms(handshake)
+	}
+	if !wrote.IsZero() {
+		f.Timings.Send = ms(wrote.Sub(start))
+		if !firstByte.IsZero() {
+			f.Timings.Wait = ms(firstByte.Sub(wrote))
+		}
+	}
+	return resp, err
 }
 
 // statusText is the reason phrase of a response's status line.

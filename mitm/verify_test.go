@@ -104,3 +104,35 @@ func TestChainVerifierIPAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryOnlyRecording: with only a SummaryFunc the proxy keeps what
+// the console line prints and spends nothing on the rest; a RecorderFunc
+// still gets the whole record (bodies aside).
+func TestSummaryOnlyRecording(t *testing.T) {
+	w := newWorld(t)
+	for _, summary := range []bool{true, false} {
+		got := make(chan *Flow, 4)
+		p := w.startProxy(t, func(c *Config) {
+			if summary {
+				c.Recorders = []Recorder{SummaryFunc(func(f *Flow) { got <- f })}
+			} else {
+				c.Recorders = []Recorder{RecorderFunc(func(f *Flow) { got <- f })}
+			}
+		})
+		get(t, p.client(w.roguePool, false), w.url("/"))
+		var f *Flow
+		select {
+		case f = <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no flow recorded")
+		}
+		if f.Request == nil || f.Request.Method != "GET" || f.Response == nil || f.Response.Status != 200 || f.Response.Body == nil || f.Response.Body.Size == 0 {
+			t.Fatalf("summary=%v: the flow lacks what Summary prints: %+v", summary, f)
+		}
+		detailed := len(f.Request.Headers) > 0 && len(f.Response.Headers) > 0 && f.UpstreamTLS != nil && f.ClientTLS != nil && f.ClientTLS.Certificate != nil
+		if detailed == summary {
+			t.Errorf("summary=%v: headers %d/%d, upstream TLS %v, client certificate %v; want the details only for a RecorderFunc",
+				summary, len(f.Request.Headers), len(f.Response.Headers), f.UpstreamTLS != nil, f.ClientTLS != nil && f.ClientTLS.Certificate != nil)
+		}
+	}
+}

@@ -158,7 +158,7 @@ func runProxy(opts *proxyOptions) error {
 	var outMu sync.Mutex
 	var count int
 	quiet := a.v.GetBool("proxy.quiet")
-	cfg.Recorders = append(cfg.Recorders, mitm.RecorderFunc(func(f *mitm.Flow) {
+	cfg.Recorders = append(cfg.Recorders, mitm.SummaryFunc(func(f *mitm.Flow) {
 		outMu.Lock()
 		defer outMu.Unlock()
 		count++
