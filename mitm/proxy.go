@@ -296,7 +296,8 @@ func (p *Proxy) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting, lets in-flight flows finish until ctx is done,
 // then closes every remaining connection (tunnels and WebSockets included),
-// marking their flows aborted. Recorders are the caller's to close after.
+// marking their flows aborted. When it returns, every finished flow has
+// been given to the recorders, which are the caller's to close after.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.closing.Store(true)
 	p.mu.Lock()
