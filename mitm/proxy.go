@@ -225,7 +225,11 @@ func New(cfg Config) (*Proxy, error) {
 		// sends endless ones gets a 502 there, not 10 MiB of our memory.
 		MaxResponseHeaderBytes: 256 << 10,
 		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           16 * p.limits.UpstreamIdlePerHost,
+		// The pool is sized for a few busy origins, not for every host a
+		// class visits: each idle TLS connection holds ~40 KiB and two
+		// goroutines, and a new host per connection (a crawl, the bench)
+		// would otherwise keep 1,024 of them.
+		MaxIdleConns:           4 * p.limits.UpstreamIdlePerHost,
 		MaxIdleConnsPerHost:    p.limits.UpstreamIdlePerHost,
 		IdleConnTimeout:        90 * time.Second,
 		ExpectContinueTimeout:  time.Second,
