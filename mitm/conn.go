@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -317,10 +318,17 @@ func connState(c net.Conn, s http.ConnState) {
 // packet as the CONNECT request.
 type prefixConn struct {
 	net.Conn
-	r io.Reader
+	early []byte // what is left of the buffered bytes
 }
 
-func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.early) > 0 {
+		n := copy(p, c.early)
+		c.early = c.early[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
 
 // innerConn is an intercepted connection's decrypted side, as the inner
 // HTTP servers see it: it carries what the proxy knows of the connection
@@ -449,22 +457,34 @@ func (a *activity) since() time.Duration { return time.Since(time.Unix(0, a.last
 // relay copies src to dst until EOF or error, counting the bytes. A read
 // that waits longer than idle ends the relay only if the other direction
 // was silent too (a long download sends nothing upstream for minutes).
+//
+// It holds a buffer only while bytes are moving: a silent tunnel (a
+// browser keeps many) waits for its socket to become readable without
+// one, so a thousand idle tunnels do not pin 64 MiB of buffers.
 func relay(dst, src net.Conn, idle time.Duration, act *activity, n *int64) error {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
+	raw := rawConnOf(src)
 	for {
 		if idle > 0 {
 			src.SetReadDeadline(time.Now().Add(idle))
 		}
-		nr, rerr := src.Read(buf)
-		if nr > 0 {
-			act.touch()
-			nw, werr := dst.Write(buf[:nr])
-			atomic.AddInt64(n, int64(nw))
-			if werr != nil {
-				return werr
+		var nr int
+		var rerr error
+		if raw != nil && !hasEarly(src) {
+			rerr = waitReadable(raw)
+		}
+		if rerr == nil {
+			bp := copyBufs.Get().(*[]byte)
+			nr, rerr = src.Read(*bp)
+			if nr > 0 {
+				act.touch()
+				nw, werr := dst.Write((*bp)[:nr])
+				atomic.AddInt64(n, int64(nw))
+				if werr != nil {
+					copyBufs.Put(bp)
+					return werr
+				}
 			}
+			copyBufs.Put(bp)
 		}
 		switch {
 		case rerr == io.EOF:
@@ -475,6 +495,31 @@ func relay(dst, src net.Conn, idle time.Duration, act *activity, n *int64) error
 			return rerr
 		}
 	}
+}
+
+// rawConnOf returns the socket under a tunnel's connection, when it has one.
+func rawConnOf(c net.Conn) syscall.RawConn {
+	for {
+		switch v := c.(type) {
+		case *trackedConn:
+			c = v.Conn
+		case *prefixConn:
+			c = v.Conn
+		case syscall.Conn:
+			rc, err := v.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return rc
+		default:
+			return nil
+		}
+	}
+}
+
+func hasEarly(c net.Conn) bool {
+	pc, ok := c.(*prefixConn)
+	return ok && len(pc.early) > 0
 }
 
 // copyBufs are the buffers of tunnels and response copies: 32 KiB, as

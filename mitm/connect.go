@@ -55,7 +55,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 	var client net.Conn = conn
 	if n := rw.Reader.Buffered(); n > 0 {
 		early, _ := rw.Reader.Peek(n)
-		client = &prefixConn{Conn: conn, r: io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)}
+		client = &prefixConn{Conn: conn, early: bytes.Clone(early)}
 	}
 	if d.action == Tunnel {
 		ci.handling = Tunnelled

@@ -195,3 +195,55 @@ func waitConns(t *testing.T, p *running, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRelayWaitsWithoutBuffer: over TCP the relay waits for a silent
+// source without holding a buffer, then moves what comes (bytes sent
+// before it started waiting included), and still ends at the idle timeout.
+func TestRelayWaitsWithoutBuffer(t *testing.T) {
+	pair := func() (net.Conn, net.Conn) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		a, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close(); b.Close() })
+		return a, b
+	}
+	srcPeer, src := pair()
+	dst, dstPeer := pair()
+	if rawConnOf(src) == nil {
+		t.Fatal("no raw connection under a TCP conn: the wait without a buffer is not exercised")
+	}
+	io.WriteString(srcPeer, "early ") // already there when the relay starts
+	var act activity
+	act.touch()
+	var n int64
+	done := make(chan error, 1)
+	go func() { done <- relay(dst, src, 400*time.Millisecond, &act, &n) }()
+	time.Sleep(150 * time.Millisecond)
+	io.WriteString(srcPeer, "late")
+	got := make([]byte, len("early late"))
+	dstPeer.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.ReadFull(dstPeer, got); err != nil || string(got) != "early late" {
+		t.Fatalf("relayed %q, %v; want %q", got, err, "early late")
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("relay ended with %v, want the idle timeout", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the relay did not end at the idle timeout")
+	}
+	if n != int64(len("early late")) {
+		t.Errorf("counted %d bytes, want %d", n, len("early late"))
+	}
+}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench-proxy measures mitmlab's proxy against no proxy, mitmdump and
 // goproxy (bench mode, `make bench-proxy`), and holds thousands of idle
 // connections against it (soak mode, `make soak`). It drives the built
