@@ -229,10 +229,10 @@ func New(cfg Config) (*Proxy, error) {
 		// class visits: each idle TLS connection holds ~40 KiB and two
 		// goroutines, and a new host per connection (a crawl, the bench)
 		// would otherwise keep 1,024 of them.
-		MaxIdleConns:           4 * p.limits.UpstreamIdlePerHost,
-		MaxIdleConnsPerHost:    p.limits.UpstreamIdlePerHost,
-		IdleConnTimeout:        90 * time.Second,
-		ExpectContinueTimeout:  time.Second,
+		MaxIdleConns:          4 * p.limits.UpstreamIdlePerHost,
+		MaxIdleConnsPerHost:   p.limits.UpstreamIdlePerHost,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
 		// The client's Accept-Encoding goes upstream as sent, and the body
 		// comes back as sent: no transparent gzip in between.
 		DisableCompression: true,
