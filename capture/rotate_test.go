@@ -159,3 +159,43 @@ func TestSalvage(t *testing.T) {
 		})
 	}
 }
+
+// TestWriterRotationFailureKeepsTheCapture: when the next file cannot be
+// made room for (a directory where NAME.1.EXT goes), the capture goes on in
+// the current file, unrotated, with a warning, and nothing is lost.
+func TestWriterRotationFailureKeepsTheCapture(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "plain.pcap")
+	blocker := filepath.Join(dir, "plain.1.pcap")
+	var log bytes.Buffer
+	w, err := capture.CreateOptions(path, capture.PCAP, 0o600, capture.WriterOptions{
+		MaxSize: 2_000, Keep: 1, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Created after Create, which clears an earlier run's rotated files.
+	if err := os.MkdirAll(filepath.Join(blocker, "in-the-way"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 20, 30, 0, 0, time.UTC)
+	c, err := w.NewConversation(netip.MustParseAddrPort("10.0.0.1:51000"), netip.MustParseAddrPort("10.0.0.2:80"), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if err := c.Write(c2s, pattern(200, byte(i)), at); err != nil {
+			t.Fatalf("write %d after a failed rotation: %v", i, err)
+		}
+	}
+	c.Close(c2s, at)
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close after a failed rotation: %v", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() < 50*200 {
+		t.Fatalf("%s after a failed rotation: %v, %v; want every packet", path, fi, err)
+	}
+	if !strings.Contains(log.String(), "cannot start a new capture file") {
+		t.Errorf("no warning about the failed rotation; log:\n%s", log.String())
+	}
+}

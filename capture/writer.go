@@ -257,10 +257,12 @@ func createTemp(path string, mode os.FileMode) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Chmod before writing, so plaintext never sits in a file others can read.
-	err = tmp.Chmod(mode)
+	// Locked first, so another run's search for leftovers never takes it
+	// for one; chmod before writing, so plaintext never sits in a file
+	// others can read.
+	err = lockFile(tmp)
 	if err == nil {
-		err = lockFile(tmp)
+		err = tmp.Chmod(mode)
 	}
 	if err != nil {
 		tmp.Close()
@@ -349,13 +351,28 @@ func (w *Writer) ready() error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.file != nil && w.opts.MaxSize > 0 && w.dataAt >= 0 && w.out.n >= w.opts.MaxSize {
-		if err := w.rotate(); err != nil {
+	if w.file != nil && w.opts.MaxSize > 0 && w.dataAt >= 0 && w.out.n+int64(w.buf.Buffered()) >= w.opts.MaxSize {
+		switched, err := w.rotate()
+		switch {
+		case err != nil && !switched:
+			// The current file is whole and goes on: a full directory or a
+			// name in the way must not cost the capture made so far.
+			w.opts.MaxSize = 0
+			w.logger().Warn("cannot start a new capture file at the size limit; this one goes on without a limit",
+				"file", w.path, "err", err)
+		case err != nil:
 			w.err = fmt.Errorf("capture: rotate %s: %w", w.path, err)
 			return w.err
 		}
 	}
 	return nil
+}
+
+func (w *Writer) logger() *slog.Logger {
+	if w.opts.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return w.opts.Logger
 }
 
 // writePacket writes one packet to the current file. Called with w.mu
@@ -494,30 +511,38 @@ func (w *Writer) commit() error {
 // while to reach the disk, and every packet waits for w.mu), renames it to
 // NAME.1.EXT past the older ones, and starts the next file. Called with
 // w.mu held.
-func (w *Writer) rotate() error {
+// rotate completes the current file and starts the next one. switched
+// says whether the Writer moved to the next file: when it did not, the
+// current file is as it was and can go on.
+func (w *Writer) rotate() (switched bool, err error) {
 	if err := w.flush(); err != nil {
-		return err
+		return true, err // the current file cannot be written either
 	}
 	if len(w.late) > 0 {
 		if err := w.insertLate(); err != nil {
-			return err
+			return true, err
 		}
+	}
+	// The next file first: until it exists, nothing is renamed or deleted.
+	tmp, err := createTemp(w.path, w.mode)
+	if err != nil {
+		return false, err
 	}
 	full := w.file
 	deleted, err := shiftRotated(w.path, w.opts.Keep)
+	if err == nil && w.opts.Keep > 0 {
+		err = os.Rename(full.Name(), rotatedName(w.path, 1))
+	}
 	if err != nil {
-		return err
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return false, err
 	}
 	if w.opts.Keep <= 0 {
 		full.Close()
-		if err := os.Remove(full.Name()); err != nil {
-			return err
-		}
+		os.Remove(full.Name())
 		deleted = w.path + " (none are kept)"
 	} else {
-		if err := os.Rename(full.Name(), rotatedName(w.path, 1)); err != nil {
-			return err
-		}
 		w.syncs.Add(1)
 		go func() {
 			defer w.syncs.Done()
@@ -525,20 +550,13 @@ func (w *Writer) rotate() error {
 			full.Close()
 		}()
 	}
-	tmp, err := createTemp(w.path, w.mode)
-	if err != nil {
-		return err
-	}
 	w.file = tmp
 	if err := w.start(tmp); err != nil {
-		return err
+		return true, err
 	}
 	w.gen++
 	w.rotations++
-	log := w.opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := w.logger()
 	if w.rotations == 1 {
 		log.Warn("a capture file reached its size limit and continues in a new file; the oldest files beyond the kept number are deleted",
 			"file", w.path, "max_size", w.opts.MaxSize, "keep", w.opts.Keep, "completed", rotatedName(w.path, 1))
@@ -546,7 +564,7 @@ func (w *Writer) rotate() error {
 	if deleted != "" {
 		log.Warn("deleted the oldest capture file to stay within the size limit", "file", w.path, "deleted", deleted)
 	}
-	return nil
+	return true, nil
 }
 
 // shiftRotated moves the completed files of path up by one, NAME.k.EXT to

@@ -71,6 +71,7 @@ type Body struct {
 	spool   *os.File // the captured bytes after the chunks, once the budget ran out
 	spooled int64    // bytes in spool
 	n       int64    // bytes captured: in chunks, then in spool
+	full    bool     // storing failed: nothing more is kept, so what is kept stays a prefix
 	scan    textScan // whether the captured bytes are text
 
 	// A body read back from flows.jsonl (UnmarshalJSON) keeps its text as
@@ -89,7 +90,7 @@ func (b *Body) capture(p []byte, limit int64) {
 		return
 	}
 	b.Size += int64(len(p))
-	if room := limit - b.n; room > 0 {
+	if room := limit - b.n; room > 0 && !b.full {
 		b.store(p[:min(int64(len(p)), room)])
 	}
 	if b.Size > limit {
@@ -108,8 +109,9 @@ func (b *Body) store(p []byte) {
 			b.n += int64(n)
 			if err != nil {
 				// What could not be kept is not recorded: say so, rather
-				// than pass a shorter body off as the whole one.
-				b.Truncated = true
+				// than pass a shorter body off as the whole one, and keep
+				// nothing after it, or the record would have a hole.
+				b.Truncated, b.full = true, true
 			}
 			return
 		}
@@ -119,7 +121,7 @@ func (b *Body) store(p []byte) {
 			if c == nil {
 				f, err := spoolFile()
 				if err != nil {
-					b.Truncated = true
+					b.Truncated, b.full = true, true
 					return
 				}
 				b.spool = f

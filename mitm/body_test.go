@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -308,4 +309,30 @@ func TestNeedsLook(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBodyKeepsAPrefixWhenStoringFails: once a body's bytes cannot be
+// kept (no memory left and no spool file), later bytes are not kept
+// either, even when memory frees up: the record is a prefix, marked
+// truncated, never one with a hole.
+func TestBodyKeepsAPrefixWhenStoringFails(t *testing.T) {
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing")) // the spool cannot be made
+	bodyMemory.Add(bodyBudget)                                // the memory is spent
+	spent := true
+	defer func() {
+		if spent {
+			bodyMemory.Add(-bodyBudget)
+		}
+	}()
+	var b Body
+	input := append(bytes.Repeat([]byte("a"), smallChunk+100), bytes.Repeat([]byte("b"), 100)...)
+	b.capture(input[:smallChunk+100], 1<<20)
+	bodyMemory.Add(-bodyBudget) // memory is back
+	spent = false
+	b.capture(input[smallChunk+100:], 1<<20)
+	got := b.Bytes()
+	if !bytes.HasPrefix(input, got) || !b.Truncated {
+		t.Errorf("recorded %d bytes (truncated %v), not a prefix of the body: %q…", len(got), b.Truncated, got[max(0, len(got)-8):])
+	}
+	b.release()
 }

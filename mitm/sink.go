@@ -161,6 +161,14 @@ func (j *JSONL) Record(f *Flow) {
 	if j.err != nil || j.closed || (j.onlyHTTP && f.Request == nil) {
 		return
 	}
+	// Rotate before writing, not after: the newest flow is always in the
+	// current file, even with nothing kept (Keep 0).
+	if j.rot.MaxSize > 0 && j.cw.n > 0 && j.cw.n >= j.rot.MaxSize {
+		if err := j.rotate(); err != nil {
+			j.fail(err)
+			return
+		}
+	}
 	err := j.enc.encode(directWriter{j.w}, f)
 	if err == nil {
 		err = j.w.WriteByte('\n')
@@ -168,10 +176,21 @@ func (j *JSONL) Record(f *Flow) {
 	if err == nil {
 		err = j.w.Flush()
 	}
-	if err == nil && j.rot.MaxSize > 0 && j.cw.n >= j.rot.MaxSize {
-		err = j.rotate()
+	if err != nil {
+		j.fail(err)
 	}
+}
+
+// fail stops the recording at its first error, and says so at once: a
+// flow file that silently stopped growing would look like a quiet proxy.
+// Close reports the error too.
+func (j *JSONL) fail(err error) {
 	j.err = err
+	what := j.path
+	if what == "" {
+		what = "the HAR's spool"
+	}
+	j.rot.logger().Error("recording stopped: flows after this one are not in the file", "file", what, "err", err)
 }
 
 // rotate completes the current file and starts the next. Called with j.mu
@@ -180,24 +199,29 @@ func (j *JSONL) rotate() error {
 	log := j.rot.logger()
 	var deleted string
 	if j.path == "" {
+		// The next segment first: on failure the current one goes on.
+		f, err := spoolFileIn(j.dir)
+		if err != nil {
+			j.keepGoing(err)
+			return nil
+		}
 		j.old = append(j.old, j.f)
 		if len(j.old) > j.rot.Keep {
 			j.old[0].Close() // it has no name: closing it deletes it
 			j.old = j.old[1:]
 			deleted = "its oldest segment"
 		}
-		f, err := spoolFileIn(j.dir)
-		if err != nil {
-			return err
-		}
 		j.f = f
 	} else {
-		if err := j.f.Close(); err != nil {
-			return fmt.Errorf("mitm: rotate %s: %w", j.path, err)
-		}
 		var err error
 		if deleted, err = rotateNamed(j.path, j.rot.Keep); err != nil {
-			return err
+			// Nothing was renamed away (a name in the way, a read-only
+			// directory): the file goes on, unrotated.
+			j.keepGoing(err)
+			return nil
+		}
+		if err := j.f.Close(); err != nil {
+			return fmt.Errorf("mitm: rotate %s: %w", j.path, err)
 		}
 		if j.f, err = openPrivate(j.path); err != nil {
 			return err
@@ -225,6 +249,17 @@ func (j *JSONL) rotate() error {
 		log.Warn("deleted the oldest recording file to stay within the size limit", "file", what, "deleted", deleted)
 	}
 	return nil
+}
+
+// keepGoing turns rotation off after it failed, so the current file goes
+// on without a limit, and warns.
+func (j *JSONL) keepGoing(err error) {
+	what := j.path
+	if what == "" {
+		what = "the HAR's spool"
+	}
+	j.rot.MaxSize = 0
+	j.rot.logger().Warn("cannot start a new recording file at the size limit; this one goes on without a limit", "file", what, "err", err)
 }
 
 // segments returns the flows recorded, oldest first, as readers, and a
