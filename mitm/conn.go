@@ -477,6 +477,10 @@ func relay(dst, src net.Conn, idle time.Duration, act *activity, n *int64) error
 			nr, rerr = src.Read(*bp)
 			if nr > 0 {
 				act.touch()
+				if idle > 0 {
+					// A peer that stops reading ends the tunnel too.
+					dst.SetWriteDeadline(time.Now().Add(idle))
+				}
 				nw, werr := dst.Write((*bp)[:nr])
 				atomic.AddInt64(n, int64(nw))
 				if werr != nil {
@@ -535,7 +539,7 @@ type connInfo struct {
 	target    string // host:port of the CONNECT, or of the request for plain HTTP
 	handling  Handling
 	reason    string
-	explicit  bool // a rule (not the default) decided: remote mode lets it reach local addresses
+	named     bool // a rule naming this host (no wildcard) decided: remote mode lets it reach local addresses
 	clientTLS *TLSInfo
 	tc        *trackedConn // the client connection, when tracked
 }

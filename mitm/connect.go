@@ -33,7 +33,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	target := net.JoinHostPort(host, strconv.Itoa(port))
 	d := p.cfg.Policy.decide(host, port)
-	ci := &connInfo{client: r.RemoteAddr, target: target, reason: d.reason, explicit: d.explicit}
+	ci := &connInfo{client: r.RemoteAddr, target: target, reason: d.reason, named: d.named}
 	if d.action != Block {
 		d = p.refuseLocal(d, host, port)
 	}
@@ -99,13 +99,16 @@ func (p *Proxy) tunnel(client net.Conn, ci *connInfo) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		relay(client, upstream, p.limits.IdleTimeout, act, &f.Tunnel.BytesDown)
+		if relay(client, upstream, p.limits.IdleTimeout, act, &f.Tunnel.BytesDown) != nil {
+			// A failure either way stops the other direction too.
+			upstream.Close()
+			client.Close()
+		}
 		closeWrite(client)
 	}()
 	err = relay(upstream, client, p.limits.IdleTimeout, act, &f.Tunnel.BytesUp)
 	closeWrite(upstream)
 	if err != nil {
-		// The client side failed: stop the other direction too.
 		upstream.Close()
 		client.Close()
 	}

@@ -136,6 +136,11 @@ func (g *h2Guard) clientFrame(h frameHeader) {
 // sends for a moment, so the kernel does not answer it with a reset that
 // would destroy the GOAWAY before the client reads it.
 func (g *h2Guard) calm() {
+	if g.raw != nil {
+		// The server's writer may be stuck in Write, holding g.mu, on a
+		// client that stopped reading: make that write give up.
+		g.raw.Conn.SetWriteDeadline(time.Now().Add(250 * time.Millisecond))
+	}
 	g.mu.Lock()
 	g.why = g.tripped
 	if g.out.atBoundary() {

@@ -247,3 +247,31 @@ func TestRelayWaitsWithoutBuffer(t *testing.T) {
 		t.Errorf("counted %d bytes, want %d", n, len("early late"))
 	}
 }
+
+// TestStalledReaderIsLetGo: a client that asks for a big body and stops
+// reading does not keep its connection (busy, never evicted) for ever: the
+// write gives up after the stall time and the flow ends aborted.
+func TestStalledReaderIsLetGo(t *testing.T) {
+	w := newWorld(t)
+	p := w.startProxy(t, func(c *Config) { c.Limits.IdleTimeout = 500 * time.Millisecond })
+	for _, h2 := range []bool{false, true} {
+		c := p.client(w.roguePool, h2)
+		resp, err := c.Get(w.url("/big?n=200000000"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Read nothing more: the proxy's writes back up.
+		start := time.Now()
+		f := p.flows.wait(t, 1)[len(p.flows.wait(t, 1))-1]
+		if !f.Aborted {
+			t.Errorf("h2=%v: the stalled download's flow is not aborted: %+v", h2, f.Error)
+		}
+		if d := time.Since(start); d > 4*time.Second {
+			t.Errorf("h2=%v: the stalled connection was let go after %v", h2, d)
+		}
+		resp.Body.Close()
+		p.flows.mu.Lock()
+		p.flows.flows = nil
+		p.flows.mu.Unlock()
+	}
+}

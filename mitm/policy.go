@@ -129,14 +129,14 @@ func (p Policy) Decide(host string, port int) (Action, string) {
 type decision struct {
 	action   Action
 	reason   string // for the flow record
-	explicit bool   // a rule decided, not the default
+	named    bool   // a rule that names the host (no wildcard) decided
 	message  string // for the client, when it differs from the reason
 }
 
 func (p Policy) decide(host string, port int) decision {
 	for _, r := range p.Rules {
 		if r.Pattern.Match(host, port) {
-			return decision{action: r.Action, reason: "rule \"" + r.String() + "\"", explicit: true}
+			return decision{action: r.Action, reason: "rule \"" + r.String() + "\"", named: !strings.Contains(r.Pattern.host, "*")}
 		}
 	}
 	if p.Permits != nil && p.Permits(host) {

@@ -273,7 +273,10 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.h2Limits = defaultH2Limits
 	p.h2 = &http2.Server{
-		IdleTimeout:      p.limits.IdleTimeout,
+		IdleTimeout: p.limits.IdleTimeout,
+		// A client that stops reading must not hold its connection for
+		// ever (the HTTP/1.1 side bounds each write in streamWriter).
+		WriteByteTimeout: p.limits.IdleTimeout,
 		MaxReadFrameSize: 1 << 20,
 		// nginx allows 128 streams, Go 250; each costs a goroutine and an
 		// upstream request, so a lab proxy needs no more than 100.
@@ -374,7 +377,7 @@ func (p *Proxy) serveOuter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := p.cfg.Policy.decide(host, port)
-	ci := &connInfo{client: r.RemoteAddr, target: net.JoinHostPort(host, strconv.Itoa(port)), handling: Plain, reason: d.reason, explicit: d.explicit}
+	ci := &connInfo{client: r.RemoteAddr, target: net.JoinHostPort(host, strconv.Itoa(port)), handling: Plain, reason: d.reason, named: d.named}
 	if d.action != Block {
 		d = p.refuseLocal(d, host, port)
 	}

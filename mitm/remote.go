@@ -266,12 +266,13 @@ func (l *localAddrs) control(_, address string, _ syscall.RawConn) error {
 }
 
 // refuseLocal turns, in remote mode, a decision to reach an IP literal on
-// this machine or a private network into a refusal, unless a rule named
-// the target or a --resolve mapping sends it there (the lab's own hosts).
-// Names are checked when they are dialled.
+// this machine or a private network into a refusal, unless a rule names
+// the target (a wildcard such as "tunnel *" names nothing: it would open
+// every local address) or a --resolve mapping sends it there (the lab's
+// own hosts). Names are checked when they are dialled.
 func (p *Proxy) refuseLocal(d decision, host string, port int) decision {
 	g := p.resolver.guard
-	if g == nil || d.explicit || p.resolver.mapped(host, port) {
+	if g == nil || d.named || p.resolver.mapped(host, port) {
 		return d
 	}
 	ip, err := netip.ParseAddr(host)

@@ -186,3 +186,40 @@ func TestRemoteRefusesLocalTargets(t *testing.T) {
 
 // textLogger logs as text into w, for tests that read the log.
 func textLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// TestRemoteWildcardRuleNamesNothing: a wildcard rule ("tunnel *") does not
+// open local addresses in remote mode; only a rule that names the target
+// does.
+func TestRemoteWildcardRuleNamesNothing(t *testing.T) {
+	w := newWorld(t)
+	counter, accepts := countingListener(t)
+	_, port, _ := net.SplitHostPort(counter)
+	for _, c := range []struct {
+		rule string
+		want int
+	}{{"tunnel *", http.StatusForbidden}, {"tunnel *.0.0.1", http.StatusForbidden}, {"tunnel 127.0.0.1", http.StatusOK}} {
+		p := w.startProxy(t, func(cfg *Config) {
+			cfg.Remote = true
+			cfg.Auth = &Credentials{User: "class", Password: "correct horse battery"}
+			r, err := ParseRule(c.rule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Policy.Rules = []Rule{r}
+		})
+		conn := dialFrom(t, "", p.addr)
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(conn, "CONNECT 127.0.0.1:%s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nProxy-Authorization: Basic %s\r\n\r\n", port, port,
+			base64.StdEncoding.EncodeToString([]byte("class:correct horse battery")))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.rule, err)
+		}
+		if resp.StatusCode != c.want {
+			t.Errorf("rule %q: CONNECT 127.0.0.1 in remote mode = %d, want %d", c.rule, resp.StatusCode, c.want)
+		}
+	}
+	if n := accepts.Load(); n != 1 {
+		t.Errorf("%d connections reached the local listener, want 1 (the named rule's)", n)
+	}
+}

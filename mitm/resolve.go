@@ -104,7 +104,7 @@ func (r *resolver) DialContext(ctx context.Context, network, hostport string) (n
 		return nil, err
 	}
 	if r.guard != nil && !mapped {
-		if ci := connFrom(ctx); ci == nil || !ci.explicit {
+		if ci := connFrom(ctx); ci == nil || !ci.named {
 			if r.guarded.Control == nil {
 				return nil, errors.New("mitm: internal error: remote-mode dialer without its guard")
 			}

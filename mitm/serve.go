@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mitmlab/mitmlab/ca"
 )
@@ -54,7 +55,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, ci *connInfo) {
 	f := p.newFlow(ci)
 	f.ClientTLS = ci.clientTLS
 	f.ci = ci
-	sw := &streamWriter{ResponseWriter: w, closeConn: mustClose(r)}
+	// The controller is made here, once: the transport reads the request
+	// body (stallReader) from its own goroutine while the handler writes.
+	sw := &streamWriter{ResponseWriter: w, rc: http.NewResponseController(w), closeConn: mustClose(r), stall: p.limits.IdleTimeout}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &stallReader{ReadCloser: r.Body, sw: sw}
+	}
 	p.gp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), flowKey{}, f)))
 	if sw.conn != nil {
 		sw.conn.Close() // a WebSocket goproxy relayed and returned from
@@ -174,9 +180,25 @@ func parseAuthority(s string, defaultPort int) (string, int, error) {
 // by a WebSocket upgrade, which goproxy does not close when its relay ends.
 type streamWriter struct {
 	http.ResponseWriter
-	rc        *http.ResponseController // made once: NewResponseController allocates
+	rc        *http.ResponseController // made once (forward): NewResponseController allocates
 	conn      net.Conn
-	closeConn bool // end the client connection after this response (mustClose)
+	closeConn bool          // end the client connection after this response (mustClose)
+	stall     time.Duration // the longest a client may take to accept a write or send a read
+}
+
+// stallReader bounds each read of a request body: a client that trickles
+// its upload, or stops, would keep its connection busy (never idle, so
+// never closed to make room) for ever.
+type stallReader struct {
+	io.ReadCloser
+	sw *streamWriter
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	if r.sw.stall > 0 {
+		r.sw.controller().SetReadDeadline(time.Now().Add(r.sw.stall))
+	}
+	return r.ReadCloser.Read(p)
 }
 
 func (s *streamWriter) controller() *http.ResponseController {
@@ -208,7 +230,13 @@ func mustClose(r *http.Request) bool {
 	return r.ProtoMajor == 1 && len(r.TransferEncoding) > 0
 }
 
+// Write bounds each write by the stall time: a client that asks for a big
+// body and stops reading would otherwise pin its connection, busy, for
+// ever, where --max-conns of them lock everyone out.
 func (s *streamWriter) Write(b []byte) (int, error) {
+	if s.stall > 0 {
+		s.controller().SetWriteDeadline(time.Now().Add(s.stall))
+	}
 	n, err := s.ResponseWriter.Write(b)
 	if err == nil {
 		err = s.controller().Flush()

@@ -223,6 +223,9 @@ func proxyConfig(a *app) (mitm.Config, string, error) {
 		return cfg, "", err
 	}
 	if remote {
+		if cfg.Auth == nil { // a loopback --listen passes checkListen without it
+			return cfg, "", usageError{fmt.Errorf("--allow-remote needs --auth USER:PASSWORD, so that mitmlab is never an open proxy")}
+		}
 		if n := utf8.RuneCountInString(cfg.Auth.Password); n < minRemotePassword {
 			return cfg, "", usageError{fmt.Errorf("--auth: a password of %s is too short for a proxy other machines can reach: a class can try "+
 				"thousands of guesses, so use at least %d characters (for example, one made by `openssl rand -base64 12`)",

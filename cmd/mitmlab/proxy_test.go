@@ -269,6 +269,7 @@ func TestProxyRefusesUnsafeSettings(t *testing.T) {
 		{[]string{"--max-conns-per-client", "0"}, "--max-conns-per-client must be at least 1"},
 		// Remote mode: a password a class could guess is refused, saying why.
 		{[]string{"--allow-remote", "--auth", "u:x"}, "a password of 1 character is too short"},
+		{[]string{"--allow-remote"}, "--allow-remote needs --auth"},
 		{[]string{"--listen", "0.0.0.0:18089", "--allow-remote", "--auth", "u:elevenchars"}, "use at least 12 characters"},
 	}
 	for _, tc := range tests {
