@@ -127,10 +127,10 @@ func (p Policy) Decide(host string, port int) (Action, string) {
 
 // decision is what the policy says of a target.
 type decision struct {
-	action   Action
-	reason   string // for the flow record
-	named    bool   // a rule that names the host (no wildcard) decided
-	message  string // for the client, when it differs from the reason
+	action  Action
+	reason  string // for the flow record
+	named   bool   // a rule that names the host (no wildcard) decided
+	message string // for the client, when it differs from the reason
 }
 
 func (p Policy) decide(host string, port int) decision {
