@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -93,8 +95,6 @@ type tracker struct {
 	maxPerClient int // 0: no per-client limit
 	log          *slogLimiter
 	rejecting    atomic.Int32 // 503s being written
-	evictions    atomic.Int64
-	rejections   atomic.Int64
 }
 
 func newTracker(max, maxPerClient int, log *slogLimiter) *tracker {
@@ -146,7 +146,6 @@ func (t *tracker) admit(c *trackedConn) admission {
 // evict closes a connection the tracker already let go of, to make room.
 func (c *trackedConn) evict() {
 	c.evicted.Store(true)
-	c.t.evictions.Add(1)
 	c.Conn.Close()
 }
 
@@ -225,7 +224,6 @@ const maxRejecting = 128
 // then closes it. It returns at once: the answer is written by a goroutine
 // of its own, bounded in number and in time.
 func (t *tracker) reject(c net.Conn, why admission) {
-	t.rejections.Add(1)
 	t.log.warn("refusing a new client connection", "client", c.RemoteAddr().String(), "why", string(why))
 	if t.rejecting.Add(1) > maxRejecting {
 		t.rejecting.Add(-1)
@@ -238,7 +236,7 @@ func (t *tracker) reject(c net.Conn, why admission) {
 		c.SetDeadline(time.Now().Add(2 * time.Second))
 		body := "mitmlab: " + string(why) + "\n"
 		io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\n"+
-			"Connection: close\r\nContent-Length: "+itoa(len(body))+"\r\n\r\n"+body)
+			"Connection: close\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
 		// Half-close, then read what the client sent: closing a socket with
 		// unread data makes the kernel send a reset, which can destroy the
 		// answer before the client reads it.
@@ -273,12 +271,23 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	}
 }
 
-// clientIP is the address the per-client limit counts by.
-func clientIP(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap().String()
+// clientIP is the address the per-client limit counts by (clientKey).
+func clientIP(a net.Addr) string { return clientKey(a.String()) }
+
+// clientKey is who a client is, for the per-client limits (connections,
+// failed logins): its IPv4 address, or its IPv6 /64, the smallest network a
+// provider hands one subscriber, so a student cannot step round a limit by
+// taking the next address of their own network.
+func clientKey(hostport string) string {
+	ip, err := netip.ParseAddr(hostOf(hostport))
+	if err != nil {
+		return hostOf(hostport)
 	}
-	return hostOf(a.String())
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	return netip.PrefixFrom(ip, 64).Masked().String()
 }
 
 // trackedOf returns the tracked client connection under c, if any.

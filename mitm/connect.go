@@ -73,7 +73,7 @@ func (p *Proxy) tunnel(client net.Conn, ci *connInfo) {
 	f.Tunnel = &TunnelStats{}
 	defer client.Close()
 	start := p.now()
-	upstream, err := p.resolver.DialContext(withConn(context.Background(), ci), "tcp", ci.target)
+	upstream, err := p.resolver.DialContext(withConn(p.base, ci), "tcp", ci.target)
 	if err != nil {
 		code := p.explainFailure(f, err, ci.target)
 		writeRawError(client, code, "mitmlab: "+f.Error)
@@ -187,7 +187,7 @@ func (p *Proxy) intercept(client net.Conn, ci *connInfo) {
 	// path below calls done once: after newFlow has counted the flow that
 	// takes over, or before the requests, which count their own.
 	p.flows.add()
-	err := tconn.HandshakeContext(context.Background())
+	err := tconn.HandshakeContext(p.base)
 	handshake := p.now().Sub(start)
 	if err != nil {
 		f := p.newFlow(ci)
@@ -275,7 +275,9 @@ func (p *Proxy) intercept(client net.Conn, ci *connInfo) {
 		// period Shutdown promises. The server closes it when done, or
 		// Shutdown's final closeAll breaks it.
 		<-l.closed
+		return
 	}
+	ic.Close() // never served (the proxy is stopping): its plaintext conversation ends too
 }
 
 // verdictWindow is how long after the TLS handshake a connection that has

@@ -3,6 +3,7 @@ package mitm
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -33,6 +34,8 @@ func TestParseAuthority(t *testing.T) {
 		{"bank.lab.test", 80, "bank.lab.test", 80},
 		{"bank.lab.test:", 80, "bank.lab.test", 80}, // RFC 3986: an empty port is the default
 		{"[::1]", 443, "::1", 443},
+		{"[::ffff:10.0.0.5]:443", 0, "10.0.0.5", 443}, // one spelling per address, for the rules
+		{"[0:0::1]:443", 0, "::1", 443},
 		// Refused: no host, no or bad port, stray characters.
 		{":443", 0, "", 0},
 		{":", 0, "", 0},
@@ -383,8 +386,9 @@ func TestUpstreamTimeouts(t *testing.T) {
 	}
 }
 
-// TestUpstreamTimeoutWording pins net/http's wording of its timeouts,
-// which upstreamTimeout reads (they have no exported type).
+// TestUpstreamTimeoutWording pins net/http's wording of its response
+// header timeout, which upstreamTimeout reads (it has no exported type),
+// and the typed waits of the proxy's own dialer.
 func TestUpstreamTimeoutWording(t *testing.T) {
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -405,13 +409,15 @@ func TestUpstreamTimeoutWording(t *testing.T) {
 		url  string
 		want string
 	}{
-		{&http.Transport{TLSHandshakeTimeout: 100 * time.Millisecond}, "https://" + silent.Addr().String() + "/", "upstream-handshake"},
 		{&http.Transport{ResponseHeaderTimeout: 100 * time.Millisecond}, "http://" + silent.Addr().String() + "/", "response-header"},
 	} {
 		_, err := c.tr.RoundTrip(must(http.NewRequest("GET", c.url, nil)))
 		if got := upstreamTimeout(err); got != c.want {
 			t.Errorf("upstreamTimeout(%v) = %q, want %q", err, got, c.want)
 		}
+	}
+	if got := upstreamTimeout(fmt.Errorf("wrapped: %w", &waitError{kind: "upstream-handshake", err: context.DeadlineExceeded})); got != "upstream-handshake" {
+		t.Errorf("upstreamTimeout(a wrapped waitError) = %q", got)
 	}
 }
 
@@ -576,3 +582,18 @@ func TestH2GuardWritesBetweenFrames(t *testing.T) {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestUpgradeOnAnOrdinaryResponse: an origin that answers 200 with
+// "Upgrade: websocket" does not make the proxy take the client's
+// connection over; the body arrives.
+func TestUpgradeOnAnOrdinaryResponse(t *testing.T) {
+	w := newWorld(t)
+	port := w.hostileOrigin(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhello")
+	})
+	p := w.startProxy(t, nil)
+	resp, body := get(t, p.client(w.roguePool, false), "https://bad.lab.test:"+port+"/")
+	if resp.StatusCode != 200 || body != "hello" {
+		t.Errorf("a 200 with Upgrade headers = %d %q, want the body", resp.StatusCode, body)
+	}
+}

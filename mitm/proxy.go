@@ -155,6 +155,10 @@ type Proxy struct {
 	verifier    *chainVerifier // origins' certificates
 	upstreamTLS *tls.Config    // the TLS client config of every upstream connection
 	idle        *idleSweep     // responses whose origin went silent
+	// base ends with Shutdown: the context of what no request owns (a
+	// tunnel's dial, a client's handshake), so none outlives it.
+	base context.Context
+	stop context.CancelFunc
 	// upstreamInfo describes each upstream connection's TLS once.
 	upstreamInfo tlsInfoCache
 	conns        *tracker
@@ -191,6 +195,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.conns = newTracker(p.limits.MaxConns, perClient, newSlogLimiter(p.log, 10*time.Second))
 	p.auth = newAuthGuard(p.log)
 	p.idle = newIdleSweep(p.limits.UpstreamIdleTimeout)
+	p.base, p.stop = context.WithCancel(context.Background())
 	p.resolver = newResolver(cfg.Resolve, p.limits.DialTimeout)
 	if cfg.Remote {
 		p.resolver.guard = newLocalAddrs()
@@ -215,10 +220,9 @@ func New(cfg Config) (*Proxy, error) {
 		InsecureSkipVerify: true,
 	}
 	p.transport = &http.Transport{
-		Proxy:           nil, // never chain to $HTTP_PROXY: lab traffic goes where the lab says
-		DialContext:     p.resolver.DialContext,
-		DialTLSContext:  p.dialTLS,
-		TLSClientConfig: p.upstreamTLS, // what dialTLS starts from
+		Proxy:          nil, // never chain to $HTTP_PROXY: lab traffic goes where the lab says
+		DialContext:    p.resolver.DialContext,
+		DialTLSContext: p.dialTLS,
 		// dialTLS bounds the TLS handshake itself (UpstreamHandshakeTimeout).
 		ResponseHeaderTimeout: p.limits.ResponseHeaderTimeout,
 		// Browsers stop at about 256 KiB of response headers; an origin that
@@ -229,8 +233,12 @@ func New(cfg Config) (*Proxy, error) {
 		// class visits: each idle TLS connection holds ~40 KiB and two
 		// goroutines, and a new host per connection (a crawl, the bench)
 		// would otherwise keep 1,024 of them.
-		MaxIdleConns:          4 * p.limits.UpstreamIdlePerHost,
-		MaxIdleConnsPerHost:   p.limits.UpstreamIdlePerHost,
+		MaxIdleConns:        4 * p.limits.UpstreamIdlePerHost,
+		MaxIdleConnsPerHost: p.limits.UpstreamIdlePerHost,
+		// Open connections to one origin are bounded too (requests past it
+		// wait for one): a thousand HTTP/2 clients of 100 streams each must
+		// not become a hundred thousand dials and descriptors.
+		MaxConnsPerHost:       4 * p.limits.UpstreamIdlePerHost,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		// The client's Accept-Encoding goes upstream as sent, and the body
@@ -288,8 +296,9 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// Transport is the upstream transport, for inspection (tests check that it
-// verifies certificates and sizes its pool).
+// Transport is the upstream transport, for inspection (tests check its
+// pool). Its TLS connections come from the proxy's own dialer, which
+// verifies origins: a copy of it alone does not.
 func (p *Proxy) Transport() *http.Transport { return p.transport }
 
 // Serve accepts proxy clients on ln until Shutdown. It returns
@@ -316,8 +325,13 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	// verdict window is over: a spare connection does not hold the grace
 	// period, a client hanging up after the handshake is still heard.
 	p.quiet.shutdown()
-	errOuter := p.outer.Shutdown(ctx)
-	errInner := p.inner.Shutdown(ctx)
+	// Both servers at once: intercepted connections get their GOAWAY (and
+	// keep-alive ones their close) while plain requests finish, not after.
+	var errOuter, errInner error
+	var both sync.WaitGroup
+	both.Go(func() { errOuter = p.outer.Shutdown(ctx) })
+	errInner = p.inner.Shutdown(ctx)
+	both.Wait()
 	// A flow is done once the origin's response has been read; its end may
 	// still be on its way to the client. Closing the connections then
 	// would cut it (an HTTP/2 server closes its connection itself, after
@@ -329,6 +343,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
+	p.stop() // dials and handshakes still under way give up
 	if n := p.conns.closeAll(); n > 0 {
 		p.log.Debug("closed connections still open at shutdown", "count", n)
 	}

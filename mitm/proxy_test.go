@@ -410,9 +410,9 @@ func TestUpstreamTransportIsSafe(t *testing.T) {
 	w := newWorld(t)
 	p := w.startProxy(t, nil)
 	tr := p.Transport()
-	// crypto/tls's own check is off only for dialTLS's chainVerifier to
-	// replace it (TestUpstreamVerification checks that it does).
-	if tr.TLSClientConfig.InsecureSkipVerify && tr.DialTLSContext == nil {
+	// Every TLS connection comes from dialTLS, whose chainVerifier checks
+	// origins (TestUpstreamVerification checks that it does).
+	if tr.DialTLSContext == nil || (tr.TLSClientConfig != nil && tr.TLSClientConfig.InsecureSkipVerify) {
 		t.Error("the upstream transport skips verification")
 	}
 	if tr.MaxIdleConnsPerHost < 8 {

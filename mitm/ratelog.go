@@ -2,7 +2,6 @@ package mitm
 
 import (
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -40,5 +39,3 @@ func (l *slogLimiter) warn(msg string, args ...any) {
 	}
 	l.log.Warn(msg, args...)
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

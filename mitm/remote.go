@@ -154,7 +154,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request) bool {
 		challenge()
 		return false
 	}
-	ip := hostOf(r.RemoteAddr)
+	ip := clientKey(r.RemoteAddr)
 	wait, ok := p.auth.wait(ip, time.Now())
 	if !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(authMaxQueue/time.Second)))

@@ -223,3 +223,17 @@ func TestRemoteWildcardRuleNamesNothing(t *testing.T) {
 		t.Errorf("%d connections reached the local listener, want 1 (the named rule's)", n)
 	}
 }
+
+func TestClientKey(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"127.0.0.2:5000", "127.0.0.2"},
+		{"[::ffff:192.0.2.7]:80", "192.0.2.7"},
+		{"[2001:db8:1:2:aaaa::1]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:bbbb::9]:443", "2001:db8:1:2::/64"}, // the same subscriber
+		{"[fe80::1%eth0]:22", "fe80::/64"},
+	} {
+		if got := clientKey(c.in); got != c.want {
+			t.Errorf("clientKey(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -152,10 +152,12 @@ func parseAuthority(s string, defaultPort int) (string, int, error) {
 	if host == "" || strings.ContainsAny(host, " \t\r\n/\\@?#%[]") {
 		return "", 0, bad
 	}
-	if strings.Contains(host, ":") {
-		if _, err := netip.ParseAddr(host); err != nil {
-			return "", 0, bad // only an IPv6 address has a colon
-		}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		// One spelling per address, so that rules and limits see the same
+		// host: ::ffff:10.0.0.5 is 10.0.0.5, 0:0::1 is ::1.
+		host = ip.Unmap().String()
+	} else if strings.Contains(host, ":") {
+		return "", 0, bad // only an IPv6 address has a colon
 	}
 	if portStr == "" {
 		if defaultPort == 0 {

@@ -77,8 +77,19 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 	}
 	if err != nil {
 		cancel()
+		if req.Context().Err() != nil {
+			// The client went away (an HTTP/2 reset, a closed connection):
+			// not the origin's failure, and no one to answer.
+			f.Error, f.Aborted = "the client went away before the origin answered", true
+			return nil, err
+		}
 		p.explainFailure(f, err, req.URL.Host)
 		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		// Upgrade is hop by hop; on any other status it would only make
+		// goproxy take the client's connection over as a WebSocket.
+		resp.Header.Del("Upgrade")
 	}
 	f.Response = &Response{Status: resp.StatusCode, StatusText: statusText(resp), Proto: resp.Proto}
 	if p.detail {
@@ -105,8 +116,9 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 		if err != nil {
 			f.Aborted = true
 			switch {
-			case errors.Is(err, errClosedEarly):
-				// The client went away; goproxy closed the body.
+			case errors.Is(err, errClosedEarly) || req.Context().Err() != nil:
+				// The client went away (goproxy closed the body, or the
+				// client's stream was reset): nothing to pass on.
 			case idle.fired():
 				f.Timeout = "upstream-idle"
 				f.Error = fmt.Sprintf("%s sent nothing for %v in the middle of the response body (--upstream-idle-timeout)",
@@ -127,10 +139,11 @@ func (p *Proxy) tracedRoundTrip(req *http.Request, f *Flow) (*http.Response, err
 	// The transport calls these hooks from its own goroutines (HTTP/2 writes
 	// the request on one), so the times they note are guarded.
 	var (
-		mu                                       sync.Mutex
-		connectStart, tlsStart, wrote, firstByte time.Time
-		connect, handshake                       time.Duration
+		mu                             sync.Mutex
+		connectStart, wrote, firstByte time.Time
+		connect                        time.Duration
 	)
+	hs := &handshakeTime{} // filled by dialTLS when this request dials
 	note := func(fn func()) { mu.Lock(); fn(); mu.Unlock() }
 	start := p.now()
 	trace := &httptrace.ClientTrace{
@@ -142,25 +155,18 @@ func (p *Proxy) tracedRoundTrip(req *http.Request, f *Flow) (*http.Response, err
 				}
 			})
 		},
-		TLSHandshakeStart: func() { note(func() { tlsStart = p.now() }) },
-		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
-			note(func() {
-				if err == nil && !tlsStart.IsZero() {
-					handshake = p.now().Sub(tlsStart)
-				}
-			})
-		},
 		WroteRequest:         func(httptrace.WroteRequestInfo) { note(func() { wrote = p.now() }) },
 		GotFirstResponseByte: func() { note(func() { firstByte = p.now() }) },
 	}
-	resp, err := p.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	ctx := context.WithValue(httptrace.WithClientTrace(req.Context(), trace), handshakeKey{}, hs)
+	resp, err := p.transport.RoundTrip(req.WithContext(ctx))
 	mu.Lock()
 	defer mu.Unlock()
 	if !connectStart.IsZero() {
 		f.Timings.Connect = ms(connect)
 	}
-	if !tlsStart.IsZero() {
-		f.Timings.TLS = ms(handshake)
+	if d, ok := hs.get(); ok {
+		f.Timings.TLS = ms(d)
 	}
 	if !wrote.IsZero() {
 		f.Timings.Send = ms(wrote.Sub(start))
@@ -227,8 +233,12 @@ type idleSweep struct {
 type idleWatch struct {
 	s      *idleSweep
 	cancel context.CancelFunc
-	last   atomic.Int64 // UnixNano of the last read that returned bytes
-	did    atomic.Bool  // the sweep cancelled it
+	// reading is the UnixNano a read of the origin began, 0 between reads:
+	// only a read outstanding for the timeout is the origin's silence. A
+	// client slow to take what was read (the proxy blocked writing to it)
+	// is not the origin's fault.
+	reading atomic.Int64
+	did     atomic.Bool // the sweep cancelled it
 }
 
 func newIdleSweep(timeout time.Duration) *idleSweep {
@@ -238,7 +248,6 @@ func newIdleSweep(timeout time.Duration) *idleSweep {
 // watch starts watching a body whose request cancel ends.
 func (s *idleSweep) watch(cancel context.CancelFunc) *idleWatch {
 	w := &idleWatch{s: s, cancel: cancel}
-	w.last.Store(time.Now().UnixNano())
 	s.mu.Lock()
 	s.watched[w] = struct{}{}
 	if !s.running {
@@ -260,7 +269,7 @@ func (s *idleSweep) sweep() {
 		now := time.Now().UnixNano()
 		s.mu.Lock()
 		for w := range s.watched {
-			if time.Duration(now-w.last.Load()) >= s.timeout {
+			if since := w.reading.Load(); since != 0 && time.Duration(now-since) >= s.timeout {
 				w.did.Store(true)
 				w.cancel()
 				delete(s.watched, w)
@@ -291,10 +300,9 @@ type idleBody struct {
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
+	b.w.reading.Store(time.Now().UnixNano())
 	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		b.w.last.Store(time.Now().UnixNano())
-	}
+	b.w.reading.Store(0)
 	return n, err
 }
 
@@ -381,8 +389,6 @@ func upstreamTimeout(err error) string {
 		return wait.kind
 	case errors.As(err, &op) && op.Op == "dial" && op.Timeout():
 		return "dial"
-	case strings.Contains(msg, "TLS handshake timeout"):
-		return "upstream-handshake"
 	case strings.Contains(msg, "timeout awaiting response headers"):
 		return "response-header"
 	}

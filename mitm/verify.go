@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
-	"net/http/httptrace"
 	"sync"
 	"time"
 )
@@ -108,8 +107,10 @@ func chainKey(certs []*x509.Certificate) [sha256.Size]byte {
 // dialTLS opens a TLS connection to an origin for the transport: the
 // resolver's TCP connection, the handshake bounded by
 // UpstreamHandshakeTimeout, and the chain checked by chainVerifier against
-// the host the request named. It also reports the handshake to the
-// request's httptrace, as the transport does for its own handshakes.
+// the host the request named. The handshake's duration goes to the
+// request that made the dial (handshakeTime): httptrace's TLS hooks, which
+// the transport fires after a custom dial, time only a handshake already
+// done.
 func (p *Proxy) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -135,16 +136,15 @@ func (p *Proxy) dialTLS(ctx context.Context, network, addr string) (net.Conn, er
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return p.verifier.verify(cs, host) }
 	}
 	tc := tls.Client(raw, cfg)
-	trace := httptrace.ContextClientTrace(ctx)
-	if trace != nil && trace.TLSHandshakeStart != nil {
-		trace.TLSHandshakeStart()
-	}
+	start := time.Now()
 	hctx, cancel := context.WithTimeout(ctx, p.limits.UpstreamHandshakeTimeout)
 	err = tc.HandshakeContext(hctx)
 	timedOut := hctx.Err() == context.DeadlineExceeded
 	cancel()
-	if trace != nil && trace.TLSHandshakeDone != nil {
-		trace.TLSHandshakeDone(tc.ConnectionState(), err)
+	if err == nil {
+		if hs, ok := ctx.Value(handshakeKey{}).(*handshakeTime); ok {
+			hs.set(time.Since(start))
+		}
 	}
 	if err != nil {
 		raw.Close()
@@ -175,3 +175,20 @@ func withH1Only(ctx context.Context) context.Context {
 }
 
 func h1Only(ctx context.Context) bool { v, _ := ctx.Value(h1OnlyKey{}).(bool); return v }
+
+type handshakeKey struct{}
+
+// handshakeTime is where dialTLS notes the handshake it made for a request.
+type handshakeTime struct {
+	mu sync.Mutex
+	d  time.Duration
+	ok bool
+}
+
+func (h *handshakeTime) set(d time.Duration) { h.mu.Lock(); h.d, h.ok = d, true; h.mu.Unlock() }
+
+func (h *handshakeTime) get() (time.Duration, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.d, h.ok
+}

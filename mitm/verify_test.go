@@ -130,6 +130,11 @@ func TestSummaryOnlyRecording(t *testing.T) {
 			t.Fatalf("summary=%v: the flow lacks what Summary prints: %+v", summary, f)
 		}
 		detailed := len(f.Request.Headers) > 0 && len(f.Response.Headers) > 0 && f.UpstreamTLS != nil && f.ClientTLS != nil && f.ClientTLS.Certificate != nil
+		// The origin's TLS handshake, timed where it happens (dialTLS), not
+		// by httptrace's hooks around the transport's no-op re-handshake.
+		if !summary && f.Timings.TLS < 0.05 {
+			t.Errorf("timings.tls = %v ms for a fresh TLS 1.3 connection to the origin, want its real duration", f.Timings.TLS)
+		}
 		if detailed == summary {
 			t.Errorf("summary=%v: headers %d/%d, upstream TLS %v, client certificate %v; want the details only for a RecorderFunc",
 				summary, len(f.Request.Headers), len(f.Response.Headers), f.UpstreamTLS != nil, f.ClientTLS != nil && f.ClientTLS.Certificate != nil)
