@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -84,16 +85,25 @@ type h2Guard struct {
 	tripped                 string // what the client flooded, once it did
 
 	// Write side.
-	mu      sync.Mutex
-	out     frameScanner
-	why     string        // what the GOAWAY says the client flooded
-	pending bool          // a GOAWAY waits for the next frame boundary
-	sent    bool          // the GOAWAY went out; nothing is written after it
-	sentCh  chan struct{} // closed when sent
+	mu  sync.Mutex
+	out frameScanner
+	// The resets the server sends for a client's protocol errors on a
+	// stream (a zero WINDOW_UPDATE, DATA past the window, a frame on a
+	// closed stream) cancel a request as a client's own reset does: the
+	// "MadeYouReset" attack (CVE-2025-8671). They share the resets' rate;
+	// over it, madeReset tells the reader to end the connection.
+	served    bucket
+	madeReset atomic.Bool
+	why       string        // what the GOAWAY says the client flooded
+	pending   bool          // a GOAWAY waits for the next frame boundary
+	sent      bool          // the GOAWAY went out; nothing is written after it
+	sentCh    chan struct{} // closed when sent
 }
 
 func newH2Guard(under net.Conn, raw *trackedConn, lim h2Limits, log *slogLimiter) *h2Guard {
-	return &h2Guard{under: under, raw: raw, lim: lim, log: log, in: frameScanner{skip: len(http2.ClientPreface)}, sentCh: make(chan struct{})}
+	g := &h2Guard{under: under, raw: raw, lim: lim, log: log, in: frameScanner{skip: len(http2.ClientPreface)}, sentCh: make(chan struct{})}
+	g.out = frameScanner{onReset: g.serverReset}
+	return g
 }
 
 func (g *h2Guard) Read(p []byte) (int, error) {
@@ -103,6 +113,9 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 	n, err := g.under.Read(p)
 	if n > 0 {
 		g.in.scan(p[:n], g.clientFrame)
+	}
+	if g.tripped == "" && g.madeReset.Load() {
+		g.tripped = "streams reset for protocol errors"
 	}
 	if g.tripped != "" {
 		g.calm()
@@ -197,6 +210,20 @@ func (g *h2Guard) Write(p []byte) (int, error) {
 	return written + len(p), nil
 }
 
+// serverReset hears a RST_STREAM the server writes. NO_ERROR, CANCEL and
+// INTERNAL_ERROR are the proxy's own doing (a handler done before the
+// request body, an upstream failure passed on); the other codes answer
+// something the client did. Called with g.mu held.
+func (g *h2Guard) serverReset(code uint32) {
+	switch http2.ErrCode(code) {
+	case http2.ErrCodeNo, http2.ErrCodeCancel, http2.ErrCodeInternal:
+		return
+	}
+	if !g.served.take(g.lim.resets, time.Now()) {
+		g.madeReset.Store(true)
+	}
+}
+
 // frameHeader is an HTTP/2 frame header (RFC 9113 §4.1).
 type frameHeader struct {
 	length uint32
@@ -217,6 +244,11 @@ type frameScanner struct {
 	skip int // bytes to pass before the next frame header: a preface, or the rest of a frame
 	hdr  [9]byte
 	hn   int // header bytes gathered so far
+	// onReset, when set, hears each RST_STREAM frame's error code.
+	onReset func(code uint32)
+	inReset bool // in a RST_STREAM's payload, gathering its code
+	code    [4]byte
+	rn      int // bytes of code gathered
 }
 
 func (s *frameScanner) atBoundary() bool { return s.skip == 0 && s.hn == 0 }
@@ -241,6 +273,7 @@ func (s *frameScanner) advance(p []byte, fn func(frameHeader)) int {
 			stream: binary.BigEndian.Uint32(s.hdr[5:]) & (1<<31 - 1),
 		}
 		s.hn, s.skip = 0, int(h.length)
+		s.inReset, s.rn = h.typ == frameRSTStream && h.length == 4 && s.onReset != nil, 0
 		if fn != nil {
 			fn(h)
 		}
@@ -249,6 +282,13 @@ func (s *frameScanner) advance(p []byte, fn func(frameHeader)) int {
 		}
 	}
 	k := min(s.skip, len(p))
+	if s.inReset {
+		s.rn += copy(s.code[s.rn:], p[:k])
+		if s.rn == len(s.code) {
+			s.inReset = false
+			s.onReset(binary.BigEndian.Uint32(s.code[:]))
+		}
+	}
 	s.skip -= k
 	return taken + k
 }

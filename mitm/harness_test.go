@@ -165,7 +165,10 @@ func (m *memRecorder) Record(f *Flow) {
 	m.mu.Lock()
 	m.flows = append(m.flows, f)
 	m.mu.Unlock()
-	m.added <- struct{}{}
+	select {
+	case m.added <- struct{}{}:
+	default: // wait re-counts on the notes already queued
+	}
 }
 
 func (m *memRecorder) Close() error { return nil }

@@ -597,3 +597,58 @@ func TestUpgradeOnAnOrdinaryResponse(t *testing.T) {
 		t.Errorf("a 200 with Upgrade headers = %d %q, want the body", resp.StatusCode, body)
 	}
 }
+
+// TestH2MadeYouReset: a client that makes the server reset its streams
+// (here a WINDOW_UPDATE of 0 on each, a stream error) is held to the same
+// rate as one that resets them itself (CVE-2025-8671).
+func TestH2MadeYouReset(t *testing.T) {
+	w := newWorld(t)
+	var hits atomic.Int64
+	w.origin.srv.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { hits.Add(1) })
+	p := w.startProxy(t, nil)
+	conn, _ := p.dialIntercepted(t, w, "bank.lab.test", "h2")
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, http2.ClientPreface)
+	fr := http2.NewFramer(conn, conn)
+	fr.AllowIllegalWrites = true // a WINDOW_UPDATE of 0
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "bank.lab.test:" + w.origin.port}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	goaway := make(chan *http2.GoAwayFrame, 1)
+	go func() {
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				close(goaway)
+				return
+			}
+			if g, ok := f.(*http2.GoAwayFrame); ok {
+				goaway <- g
+				return
+			}
+		}
+	}()
+	var sent atomic.Int64
+	go func() {
+		for id := uint32(1); sent.Load() < 3000; id += 2 {
+			if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true}) != nil ||
+				fr.WriteWindowUpdate(id, 0) != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	select {
+	case g, ok := <-goaway:
+		if !ok || g.ErrCode != http2.ErrCodeEnhanceYourCalm {
+			t.Fatalf("after %d streams the server had to reset: GOAWAY %+v, want ENHANCE_YOUR_CALM", sent.Load(), g)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatalf("no GOAWAY after %d streams the server had to reset", sent.Load())
+	}
+	conn.Close()
+	t.Logf("%d streams reset by the server; %d reached the origin", sent.Load(), hits.Load())
+}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mitmlab/mitmlab/ca"
@@ -58,10 +59,15 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, ci *connInfo) {
 	// The controller is made here, once: the transport reads the request
 	// body (stallReader) from its own goroutine while the handler writes.
 	sw := &streamWriter{ResponseWriter: w, rc: http.NewResponseController(w), closeConn: mustClose(r), stall: p.limits.IdleTimeout}
+	var stall *stallReader
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &stallReader{ReadCloser: r.Body, sw: sw}
+		stall = &stallReader{ReadCloser: r.Body, sw: sw}
+		r.Body = stall
 	}
 	p.gp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), flowKey{}, f)))
+	if stall != nil {
+		stall.handlerDone()
+	}
 	if sw.conn != nil {
 		sw.conn.Close() // a WebSocket goproxy relayed and returned from
 	}
@@ -191,16 +197,33 @@ type streamWriter struct {
 // stallReader bounds each read of a request body: a client that trickles
 // its upload, or stops, would keep its connection busy (never idle, so
 // never closed to make room) for ever.
+//
+// The transport may still read the body after the handler returned (an
+// origin that answered before reading the whole upload): the controller is
+// not to be used then (x/net/http2 drops the response's state), so it is
+// only used under mu, until handlerDone.
 type stallReader struct {
 	io.ReadCloser
-	sw *streamWriter
+	sw   *streamWriter
+	mu   sync.Mutex
+	done bool
 }
 
 func (r *stallReader) Read(p []byte) (int, error) {
 	if r.sw.stall > 0 {
-		r.sw.controller().SetReadDeadline(time.Now().Add(r.sw.stall))
+		r.mu.Lock()
+		if !r.done {
+			r.sw.controller().SetReadDeadline(time.Now().Add(r.sw.stall))
+		}
+		r.mu.Unlock()
 	}
 	return r.ReadCloser.Read(p)
+}
+
+func (r *stallReader) handlerDone() {
+	r.mu.Lock()
+	r.done = true
+	r.mu.Unlock()
 }
 
 func (s *streamWriter) controller() *http.ResponseController {
