@@ -105,7 +105,7 @@ func CreateJSONL(path string) (*JSONL, error) { return CreateJSONLOptions(path, 
 // earlier run left beside path (NAME.1.EXT …) are deleted with it: a new
 // run replaces the last one's recording.
 func CreateJSONLOptions(path string, rot Rotation) (*JSONL, error) {
-	f, err := openPrivate(path)
+	f, err := openLocked(path)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func (j *JSONL) rotate() error {
 		if err := j.f.Close(); err != nil {
 			return fmt.Errorf("mitm: rotate %s: %w", j.path, err)
 		}
-		if j.f, err = openPrivate(j.path); err != nil {
+		if j.f, err = openLocked(j.path); err != nil {
 			return err
 		}
 	}
@@ -357,6 +357,36 @@ func (c *countWriter) Write(p []byte) (int, error) {
 func openPrivate(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("mitm: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("mitm: %w", err)
+	}
+	return f, nil
+}
+
+// ErrInUse is returned for an output another live process is writing.
+var ErrInUse = errors.New("mitm: another process is writing this file")
+
+// openLocked opens path as openPrivate does, but only once it holds the
+// file's lock, before emptying it: a second proxy started on the same
+// outputs must not wipe out the first one's recording. The lock goes with
+// the descriptor (and with the process, however it ends).
+func openLocked(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("mitm: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		if errors.Is(err, errLocked) {
+			return nil, fmt.Errorf("%w: %s", ErrInUse, path)
+		}
+		return nil, fmt.Errorf("mitm: lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("mitm: %w", err)
 	}
 	if err := f.Chmod(0o600); err != nil {

@@ -364,7 +364,9 @@ func openProxyOutputs(a *app, cfg *mitm.Config) ([]closer, error) {
 		return ""
 	}
 	flowsPath, harPath, keylogPath, pcapPath := path("proxy.flows"), path("proxy.har"), path("proxy.keylog"), path("proxy.plaintext-pcap")
-	reportLeftovers(a, []string{pcapPath, harPath})
+	if err := reportLeftovers(a, []string{pcapPath, harPath}); err != nil {
+		return nil, err
+	}
 
 	var closers []closer
 	fail := func(err error) ([]closer, error) {
@@ -386,6 +388,9 @@ func openProxyOutputs(a *app, cfg *mitm.Config) ([]closer, error) {
 	if flowsPath != "" {
 		j, err := mitm.CreateJSONLOptions(flowsPath, rot)
 		if err != nil {
+			if errors.Is(err, mitm.ErrInUse) {
+				return fail(fmt.Errorf("another process is writing --flows %s: stop it, or give this proxy another file", a.v.GetString("proxy.flows")))
+			}
 			return fail(fmt.Errorf("cannot write --flows %s: %v", a.v.GetString("proxy.flows"), err))
 		}
 		flows = j
@@ -414,8 +419,10 @@ func openProxyOutputs(a *app, cfg *mitm.Config) ([]closer, error) {
 }
 
 // reportLeftovers deals with the hidden files a run of the same outputs
-// left when it was killed, and says on stderr what became of them.
-func reportLeftovers(a *app, outputs []string) {
+// left when it was killed, and says on stderr what became of them. A file
+// another live process is writing means two proxies on the same outputs:
+// an error, before anything of the other's is replaced.
+func reportLeftovers(a *app, outputs []string) error {
 	found, err := mitm.FindLeftovers(outputs)
 	var done, inUse []string
 	for _, l := range found {
@@ -428,13 +435,13 @@ func reportLeftovers(a *app, outputs []string) {
 	if len(done) > 0 {
 		fmt.Fprintf(a.errOut, "mitmlab: leftovers of a run that did not stop cleanly: %s\n", strings.Join(done, "; "))
 	}
-	if len(inUse) > 0 {
-		fmt.Fprintf(a.errOut, "mitmlab: warning: another process is writing the same outputs: %s; "+
-			"give this proxy other file names, or the two will replace each other's files\n", strings.Join(inUse, "; "))
-	}
 	if err != nil {
 		fmt.Fprintf(a.errOut, "mitmlab: warning: leftovers of an earlier run could not all be dealt with: %v; remove them by hand\n", err)
 	}
+	if len(inUse) > 0 {
+		return fmt.Errorf("another process is writing the same outputs (%s): stop it, or give this proxy other file names", strings.Join(inUse, "; "))
+	}
+	return nil
 }
 
 func closeAll(cs []closer) error {

@@ -377,3 +377,27 @@ func TestProxyWarnsUnpermittedRules(t *testing.T) {
 		t.Errorf("an unconstrained CA permits every host, yet:\n%s", out)
 	}
 }
+
+// TestProxyRefusesOutputsInUse: a second proxy started on the outputs of a
+// running one refuses to start, and the first one's recording is left as
+// it was.
+func TestProxyRefusesOutputsInUse(t *testing.T) {
+	home := isolate(t)
+	mustRun(t, "--home", home, "ca", "init")
+	t.Setenv("MITMLAB_HOME", home)
+	dir := t.TempDir()
+	flows := filepath.Join(dir, "flows.jsonl")
+	_, _, stop := startProxyCmd(t, "--flows", flows, "-q")
+	code, _, stderr := runMain(t, "--home", home, "proxy", "--listen", "127.0.0.1:0", "--flows", flows)
+	if code == 0 || !strings.Contains(stderr, "another process is writing --flows") {
+		t.Errorf("second proxy on the same --flows: exit %d, %q; want a refusal naming the file", code, stderr)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(flows); err != nil {
+		t.Fatalf("the first proxy's flows.jsonl: %v", err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("flows.jsonl mode %04o, want 0600", fi.Mode().Perm())
+	}
+}
