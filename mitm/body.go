@@ -444,9 +444,6 @@ type recorder struct {
 	once   sync.Once
 }
 
-// freeze stops recording into the body (see Body.freeze).
-func (r *recorder) freeze() { r.body.freeze() }
-
 func newRecorder(rc io.ReadCloser, body *Body, cap int64, onDone func(error)) *recorder {
 	return &recorder{ReadCloser: rc, body: body, cap: cap, onDone: onDone}
 }

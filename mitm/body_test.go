@@ -1,6 +1,7 @@
 package mitm
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -335,4 +336,31 @@ func TestBodyKeepsAPrefixWhenStoringFails(t *testing.T) {
 		t.Errorf("recorded %d bytes (truncated %v), not a prefix of the body: %q…", len(got), b.Truncated, got[max(0, len(got)-8):])
 	}
 	b.release()
+}
+
+func TestWriteJSONStringKeepsEscapes(t *testing.T) {
+	for _, s := range []string{`x\u0026y`, "a&b<c>d", "\"q\"\\", "😀"} {
+		var buf bytes.Buffer
+		w := bufio.NewWriter(&buf)
+		if err := writeJSONString(w, s); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		var back string
+		if err := json.Unmarshal(buf.Bytes(), &back); err != nil || back != s {
+			t.Errorf("writeJSONString(%q) = %s, which reads back as %q, %v", s, buf.Bytes(), back, err)
+		}
+	}
+}
+
+// TestRawLengthSurrogatePair: a body read back from flows.jsonl counts an
+// escaped surrogate pair as the 4 bytes it stands for.
+func TestRawLengthSurrogatePair(t *testing.T) {
+	var b Body
+	if err := json.Unmarshal([]byte(`{"size":5,"text":"\ud83d\ude00!"}`), &b); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Len(); got != 5 {
+		t.Errorf("Len of %q read back = %d, want 5", "😀!", got)
+	}
 }

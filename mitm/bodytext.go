@@ -270,14 +270,10 @@ func writeEscape(w jsonWriter, c byte) {
 // writeJSONString writes s as a JSON string, as encoding/json does
 // without HTML escaping.
 func writeJSONString(w jsonWriter, s string) error {
-	b, err := json.Marshal(s)
+	b, err := marshal(s) // no HTML escaping; undoing it after json.Marshal would also undo a literal \u0026
 	if err != nil {
 		return err
 	}
-	// json.Marshal escapes &, < and >; undo that, as marshal does.
-	b = bytes.ReplaceAll(b, []byte(`\u0026`), []byte("&"))
-	b = bytes.ReplaceAll(b, []byte(`\u003c`), []byte("<"))
-	b = bytes.ReplaceAll(b, []byte(`\u003e`), []byte(">"))
 	_, err = w.Write(b)
 	return err
 }
@@ -378,7 +374,7 @@ func rawLength(raw json.RawMessage, encoding string) int64 {
 		case utf8.ValidRune(rune(r)):
 			n += int64(utf8.RuneLen(rune(r)))
 		default:
-			n += 3 // half of a surrogate pair: the pair is 4 bytes
+			n += 2 // half of a surrogate pair: the pair is 4 bytes
 		}
 		s = s[i+6:]
 	}

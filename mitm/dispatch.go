@@ -114,9 +114,6 @@ func (d *dispatcher) Record(f *Flow) {
 	d.deliver(f)
 }
 
-// WantsBodies tells whether a recorder behind the dispatcher reads bodies.
-func (d *dispatcher) WantsBodies() bool { return wantBodies(d.recs) }
-
 // stop waits until every queued flow is recorded. Flows recorded after it
 // are delivered at once.
 func (d *dispatcher) stop() {

@@ -11,10 +11,10 @@ import (
 	"sync"
 )
 
-// Recorder receives every finished flow. The proxy calls Record from one
-// goroutine of its own, in the order flows finish, never from a request's
-// (see dispatcher); Close is the caller's to call, once, after the proxy's
-// Shutdown.
+// Recorder receives every finished flow. The proxy calls Record one flow
+// at a time, in the order flows finish, from a goroutine of its own while
+// it runs, not from a request's (see dispatcher); Close is the caller's to
+// call, once, after the proxy's Shutdown.
 //
 // A flow's bodies can be read during Record only: once every recorder has
 // had the flow, their memory goes back to a pool. A Recorder that keeps

@@ -89,7 +89,7 @@ HAR file is written.`,
 	f.String("plaintext-pcap", "", "write decrypted traffic as TCP conversations to this pcap/pcapng (0600)")
 	f.Bool("redact", false, "mask Authorization, Cookie and Set-Cookie values in --flows and --har")
 	f.String("body-cap", "1MiB", "record at most this much of each body (bodies always stream in full); 0 records none")
-	f.String("record-max-size", "256MiB", "rotate --flows and --plaintext-pcap at this size: the full file becomes NAME.1.EXT, older ones shift (0: no limit)")
+	f.String("record-max-size", "256MiB", "rotate --flows and --plaintext-pcap (and --har's spool, without --flows) at this size: the full file becomes NAME.1.EXT, older ones shift (0: no limit)")
 	f.Int("record-keep", 4, "rotated files kept of each of --flows and --plaintext-pcap (NAME.1.EXT … NAME.N.EXT); older ones are deleted")
 	f.Bool("http2", true, "offer HTTP/2 to intercepted clients")
 	f.String("read-header-timeout", "10s", "time a client has to send request headers")
