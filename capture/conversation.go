@@ -184,13 +184,16 @@ func (w *Writer) NewConversation(client, server netip.AddrPort, at time.Time) (*
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.stamp(at)
-	if err := c.send(ClientToServer, flagSYN, nil, t); err != nil {
-		return nil, err
-	}
-	if err := c.send(ServerToClient, flagSYN|flagACK, nil, c.stamp(t)); err != nil {
-		return nil, err
-	}
-	if err := c.send(ClientToServer, flagACK, nil, c.stamp(t)); err != nil {
+	err := w.writeHandshake(c, t, func(send func(Direction, int, time.Time) error) error {
+		if err := send(ClientToServer, flagSYN, t); err != nil {
+			return err
+		}
+		if err := send(ServerToClient, flagSYN|flagACK, c.stamp(t)); err != nil {
+			return err
+		}
+		return send(ClientToServer, flagACK, c.stamp(t))
+	})
+	if err != nil {
 		return nil, err
 	}
 	c.established = true
@@ -314,12 +317,18 @@ func (c *Conversation) stamp(at time.Time) time.Time {
 // segment is acknowledged as soon as it is written. Called with c.mu held.
 func (c *Conversation) send(from Direction, flags int, payload []byte, t time.Time) error {
 	src, dst := &c.side[from], &c.side[from.Reverse()]
-	err := c.w.writeConversation(c, t, func() ([]byte, error) {
+	return c.account(from, flags, payload, c.w.writeConversation(c, t, func() ([]byte, error) {
 		return c.segment(c.buf, from, flags, src.nxt, dst.nxt, payload)
-	})
+	}))
+}
+
+// account moves the sender's sequence number past a segment written
+// (err nil) and returns err.
+func (c *Conversation) account(from Direction, flags int, payload []byte, err error) error {
 	if err != nil {
 		return err
 	}
+	src := &c.side[from]
 	src.nxt += uint32(len(payload))
 	if flags&(flagSYN|flagFIN) != 0 {
 		src.nxt++

@@ -326,6 +326,11 @@ func (s *liveSocket) unmap() {
 // atomically and keeps the packets already queued, so nothing is lost, as
 // it would be in closing the socket and opening another.
 func (s *liveSocket) setFilter(f Filter) error {
+	if s.draining.Load() {
+		// Stop's drop-everything filter stays: another would let packets
+		// in again after the capture was stopped.
+		return errors.New("capture: the capture is stopping; its filter cannot change")
+	}
 	prog, err := f.Compile(s.snaplen)
 	if err != nil {
 		return err

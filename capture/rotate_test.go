@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
 	"github.com/mitmlab/mitmlab/capture"
 )
 
@@ -197,5 +200,61 @@ func TestWriterRotationFailureKeepsTheCapture(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "cannot start a new capture file") {
 		t.Errorf("no warning about the failed rotation; log:\n%s", log.String())
+	}
+}
+
+// TestWriterRotatesBetweenHandshakes: a rotation never falls inside a
+// conversation's three-way handshake: in every file, each conversation
+// begins with its SYN.
+func TestWriterRotatesBetweenHandshakes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "plain.pcap")
+	w, err := capture.CreateOptions(path, capture.PCAP, 0o600, capture.WriterOptions{MaxSize: 300, Keep: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 20, 30, 0, 0, time.UTC)
+	for i := range 30 {
+		if _, err := w.NewConversation(netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(40000+i)), netip.MustParseAddrPort("10.0.0.2:80"), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "plain*.pcap"))
+	if len(files) < 3 {
+		t.Fatalf("%d files: the limit did not rotate", len(files))
+	}
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := pcapgo.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[layers.TCPPort]bool{}
+		for {
+			data, _, err := r.ReadPacketData()
+			if err != nil {
+				break
+			}
+			p := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Default)
+			tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+			if tcp == nil {
+				continue
+			}
+			client := tcp.SrcPort
+			if tcp.SrcPort == 80 {
+				client = tcp.DstPort
+			}
+			if !seen[client] && !(tcp.SYN && !tcp.ACK) {
+				t.Errorf("%s: the conversation from port %d begins without its SYN (SYN=%v ACK=%v)", filepath.Base(name), client, tcp.SYN, tcp.ACK)
+			}
+			seen[client] = true
+		}
+		f.Close()
 	}
 }

@@ -323,6 +323,12 @@ func (w *Writer) writeConversation(c *Conversation, t time.Time, build func() ([
 		}
 	}
 	c.gen = w.gen + 1
+	return w.writeBuilt(t, build)
+}
+
+// writeBuilt writes the packet build makes, cut at the snaplen. Called
+// with w.mu held.
+func (w *Writer) writeBuilt(t time.Time, build func() ([]byte, error)) error {
 	pkt, err := build()
 	if err != nil {
 		return err
@@ -332,6 +338,24 @@ func (w *Writer) writeConversation(c *Conversation, t time.Time, build func() ([
 		pkt, ci.CaptureLength = pkt[:w.snaplen], w.snaplen
 	}
 	return w.writePacket(ci, pkt)
+}
+
+// writeHandshake writes a new conversation's three-way handshake under
+// one hold of the lock: a rotation between its packets would start the
+// next file with half a handshake, which nothing completes.
+func (w *Writer) writeHandshake(c *Conversation, t time.Time, steps func(send func(Direction, int, time.Time) error) error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.ready(); err != nil {
+		return err
+	}
+	c.gen = w.gen + 1
+	return steps(func(from Direction, flags int, at time.Time) error {
+		return c.account(from, flags, nil, w.writeBuilt(at, func() ([]byte, error) {
+			src, dst := &c.side[from], &c.side[from.Reverse()]
+			return c.segment(c.buf, from, flags, src.nxt, dst.nxt, nil)
+		}))
+	})
 }
 
 // writeLocked writes one packet. Called with w.mu held.

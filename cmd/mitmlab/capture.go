@@ -236,6 +236,13 @@ func runCapture(opts *captureOptions) error {
 		ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
 	}); ok {
 		next = zc.ZeroCopyReadPacketData
+		// The ring is freed by the first read after Close; the reader may
+		// have stopped before that (at --count, or a write error). By the
+		// time this runs it has returned, so nothing of the ring is lent.
+		defer func() {
+			src.Close()
+			next()
+		}()
 	}
 	go func() {
 		for {
