@@ -208,6 +208,17 @@ func renameFree(from, to string) (string, error) {
 			return name, os.Remove(from)
 		}
 		if !errors.Is(err, fs.ErrExist) {
+			// A file system without hard links (vfat, exFAT, some FUSE):
+			// check the name, then rename (the race with another run is
+			// one of two recoveries of the same leftover, both valid).
+			if _, serr := os.Lstat(name); errors.Is(serr, fs.ErrNotExist) {
+				return name, os.Rename(from, name)
+			} else if serr != nil {
+				return "", err
+			}
+			err = fs.ErrExist
+		}
+		if !errors.Is(err, fs.ErrExist) {
 			return "", err
 		}
 		if i > 100 {
@@ -222,6 +233,9 @@ func renameFree(from, to string) (string, error) {
 // dst+".part", returning how many there were. Each entry is copied as it
 // is, after encoding/json read it whole.
 func recoverEntries(spool io.Reader, dst string) (int, error) {
+	// A .part is this function's own, unfinished: one that a killed
+	// recovery left is replaced.
+	os.Remove(dst + ".part")
 	tmp, err := os.OpenFile(dst+".part", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, err
