@@ -652,3 +652,25 @@ func TestH2MadeYouReset(t *testing.T) {
 	conn.Close()
 	t.Logf("%d streams reset by the server; %d reached the origin", sent.Load(), hits.Load())
 }
+
+// TestExpectContinueUnreadBody: a client that asks "Expect: 100-continue"
+// and waits, to an origin that answers without reading the body, gets
+// that answer (net/http must see the request's own body to know not to
+// drain it first).
+func TestExpectContinueUnreadBody(t *testing.T) {
+	w := newWorld(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go http.Serve(ln, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "answered unread") }))
+	p := w.startProxy(t, nil)
+	c := dialFrom(t, "", p.addr)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "POST http://%s/ HTTP/1.1\r\nHost: %s\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n", ln.Addr(), ln.Addr())
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("Expect: 100-continue, body never sent, origin answers at once: %v %v; want its 200", resp, err)
+	}
+}

@@ -59,12 +59,16 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, ci *connInfo) {
 	// The controller is made here, once: the transport reads the request
 	// body (stallReader) from its own goroutine while the handler writes.
 	sw := &streamWriter{ResponseWriter: w, rc: http.NewResponseController(w), closeConn: mustClose(r), stall: p.limits.IdleTimeout}
+	// goproxy gets a copy of the request: the server's own keeps its body,
+	// whose type net/http looks at before it answers (an unread body of an
+	// Expect: 100-continue request is not to be drained).
+	fr := r.WithContext(context.WithValue(r.Context(), flowKey{}, f))
 	var stall *stallReader
 	if r.Body != nil && r.Body != http.NoBody {
 		stall = &stallReader{ReadCloser: r.Body, sw: sw}
-		r.Body = stall
+		fr.Body = stall
 	}
-	p.gp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), flowKey{}, f)))
+	p.gp.ServeHTTP(sw, fr)
 	if stall != nil {
 		stall.handlerDone()
 	}
