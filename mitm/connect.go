@@ -31,17 +31,9 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		p.badRequest(w, r, "CONNECT needs HOST:PORT, with a host and a port from 1 to 65535 (got "+strconv.Quote(r.RequestURI)+")")
 		return
 	}
-	target := net.JoinHostPort(host, strconv.Itoa(port))
-	d := p.cfg.Policy.decide(host, port)
-	ci := &connInfo{client: r.RemoteAddr, target: target, reason: d.reason, named: d.named}
-	if d.action != Block {
-		d = p.refuseLocal(d, host, port)
-	}
+	d, ci := p.judge(r, host, port)
 	if d.action == Block {
-		f := p.newFlow(ci)
-		f.Handling = Blocked
-		f.Reason = d.reason
-		p.blockResponse(w, r, f, d.message)
+		p.blockResponse(w, r, ci, d, nil)
 		return
 	}
 	conn, rw, err := http.NewResponseController(w).Hijack()

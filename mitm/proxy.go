@@ -391,17 +391,10 @@ func (p *Proxy) serveOuter(w http.ResponseWriter, r *http.Request) {
 		p.badRequest(w, r, "a request through the proxy needs an http:// URL with a host and a port from 1 to 65535 (got "+strconv.Quote(r.URL.String())+")")
 		return
 	}
-	d := p.cfg.Policy.decide(host, port)
-	ci := &connInfo{client: r.RemoteAddr, target: net.JoinHostPort(host, strconv.Itoa(port)), handling: Plain, reason: d.reason, named: d.named}
-	if d.action != Block {
-		d = p.refuseLocal(d, host, port)
-	}
+	d, ci := p.judge(r, host, port)
+	ci.handling = Plain
 	if d.action == Block {
-		f := p.newFlow(ci)
-		f.Handling = Blocked
-		f.Reason = d.reason
-		f.Request = p.requestRecord(r, nil)
-		p.blockResponse(w, r, f, d.message)
+		p.blockResponse(w, r, ci, d, p.requestRecord(r, nil))
 		return
 	}
 	// Cleartext HTTP is read whatever the rule says: there is no TLS to
@@ -409,9 +402,24 @@ func (p *Proxy) serveOuter(w http.ResponseWriter, r *http.Request) {
 	p.forward(w, r, ci)
 }
 
-// blockResponse answers 403 for a blocked flow; msg says why ("" for the
-// policy's words).
-func (p *Proxy) blockResponse(w http.ResponseWriter, r *http.Request, f *Flow, msg string) {
+// judge decides what becomes of a request for host:port (a CONNECT or a
+// plain one): the policy, then remote mode's refusal of local targets.
+func (p *Proxy) judge(r *http.Request, host string, port int) (decision, *connInfo) {
+	d := p.cfg.Policy.decide(host, port)
+	ci := &connInfo{client: r.RemoteAddr, target: net.JoinHostPort(host, strconv.Itoa(port)), reason: d.reason, named: d.named}
+	if d.action != Block {
+		d = p.refuseLocal(d, host, port)
+	}
+	return d, ci
+}
+
+// blockResponse answers 403 for a blocked request, recording it (with req,
+// when it has one) as a blocked flow; d.message says why, else the
+// policy's words do.
+func (p *Proxy) blockResponse(w http.ResponseWriter, r *http.Request, ci *connInfo, d decision, req *Request) {
+	f := p.newFlow(ci)
+	f.Handling, f.Reason, f.Request = Blocked, d.reason, req
+	msg := d.message
 	if msg == "" {
 		msg = "blocked by policy (" + f.Reason + ")"
 	}
