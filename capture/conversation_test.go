@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
+
 	"github.com/google/gopacket/layers"
 
 	"github.com/mitmlab/mitmlab/capture"
@@ -189,7 +191,7 @@ func TestConversation(t *testing.T) {
 					var err error
 					switch o.kind {
 					case "write":
-						data := pattern(o.n, byte(i))
+						data := capturetest.Pattern(o.n, byte(i))
 						sent[o.dir] = append(sent[o.dir], data...)
 						err = conv.Write(o.dir, data, at)
 					case "closewrite":
@@ -207,7 +209,7 @@ func TestConversation(t *testing.T) {
 					t.Fatal(err)
 				}
 
-				pkts := readCapture(t, out.Bytes(), f)
+				pkts := capturetest.ReadCapture(t, out.Bytes(), f)
 				got := checkTCP(t, pkts, client, server)
 				want := append(slices.Clone(handshake), tt.want...)
 				if !slices.Equal(got.segs, want) {
@@ -255,7 +257,7 @@ func TestConversationTimestamps(t *testing.T) {
 	conv.Close(c2s, time.Time{})     // now
 	w.Close()
 
-	pkts := readCapture(t, out.Bytes(), capture.PCAP)
+	pkts := capturetest.ReadCapture(t, out.Bytes(), capture.PCAP)
 	us := func(t time.Time, n int) time.Time { return t.Add(time.Duration(n) * time.Microsecond) }
 	want := []time.Time{t0, us(t0, 1), us(t0, 2)} // handshake
 	for i := range 6 {                            // 3 segments of one Write and their ACKs, 1µs apart
@@ -357,7 +359,7 @@ func TestConversationConcurrent(t *testing.T) {
 					for d := range 2 {
 						dirs.Go(func() {
 							for j := range writes {
-								data := pattern(1+(i*7919+j*104729+d*31)%5000, byte(i+j+d))
+								data := capturetest.Pattern(1+(i*7919+j*104729+d*31)%5000, byte(i+j+d))
 								results[i].sent[d] = append(results[i].sent[d], data...)
 								if err := conv.Write(capture.Direction(d), data, time.Time{}); err != nil {
 									t.Error(err)
@@ -376,7 +378,7 @@ func TestConversationConcurrent(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			pkts := readCapture(t, out.Bytes(), f)
+			pkts := capturetest.ReadCapture(t, out.Bytes(), f)
 			total := 0
 			for _, r := range results {
 				srv := server
@@ -384,7 +386,7 @@ func TestConversationConcurrent(t *testing.T) {
 					// The IPv4 server is written IPv4-mapped opposite an IPv6 client.
 					srv = netip.AddrPortFrom(netip.AddrFrom16(server.Addr().As16()), server.Port())
 				}
-				mine := packetsBetween(pkts, r.client, srv)
+				mine := capturetest.PacketsBetween(pkts, r.client, srv)
 				total += len(mine)
 				c := checkTCP(t, mine, r.client, srv)
 				for d := range 2 {
@@ -411,7 +413,7 @@ func TestConversationMemoryBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunk := pattern(64<<10, 1)
+	chunk := capturetest.Pattern(64<<10, 1)
 	if allocs := testing.AllocsPerRun(20, func() { conv.Write(s2c, chunk, time.Time{}) }); allocs > 0 {
 		t.Errorf("Write of 64 KiB allocates %v times, want 0", allocs)
 	}
@@ -446,7 +448,7 @@ func BenchmarkConversationWrite(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			chunk := pattern(64<<10, 1)
+			chunk := capturetest.Pattern(64<<10, 1)
 			at := time.Now()
 			b.SetBytes(int64(len(chunk)))
 			b.ReportAllocs()

@@ -28,13 +28,10 @@
 // the http_tcp heuristic and h2c not at all. TestInteropServerPort checks
 // this against the installed tshark.
 //
-// Live capture ([OpenLive]) reads an interface through an AF_PACKET socket
-// with a kernel BPF filter compiled from ports and hosts ([Filter]), without
-// libpcap or cgo; on loopback it keeps each packet once. [Live.SetFilter]
-// changes the filter and [Live.Stop] ends the capture without losing the
-// packets the kernel has queued. The tap
-// ([Writer.TapListener], [Writer.TapConn], [Writer.TapDialer]) records
-// mitmlab's own connections without privileges. A pcapng file can carry the
+// Live capture from an interface is package
+// [github.com/mitmlab/mitmlab/capture/live]. The tap ([Writer.TapListener],
+// [Writer.TapConn], [Writer.TapDialer]) records mitmlab's own connections
+// without privileges. A pcapng file can carry the
 // TLS key log as a Decryption Secrets Block ([Writer.WriteDecryptionSecrets]),
 // which Wireshark uses without any setting.
 //

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
+
 	"github.com/mitmlab/mitmlab/capture"
 )
 
@@ -145,23 +147,23 @@ func TestInteropDecryptionSecrets(t *testing.T) {
 			}
 			dsbWriteTLS(t, w, log, tt.keylog, false)
 
-			out, stderr := tshark(t, "-r", path, "-Y", "http.request", "-T", "fields", "-e", "http.request.method", "-e", "http.request.uri")
+			out, stderr := capturetest.Tshark(t, "-r", path, "-Y", "http.request", "-T", "fields", "-e", "http.request.method", "-e", "http.request.uri")
 			if got := strings.TrimSpace(out); got != tt.want || stderr != "" {
 				t.Errorf("tshark -Y http.request = %q (stderr %q), want %q", got, stderr, tt.want)
 			}
 			if tt.want != "" {
-				out, _ := tshark(t, "-r", path, "-Y", "http.response", "-T", "fields", "-e", "http.file_data")
+				out, _ := capturetest.Tshark(t, "-r", path, "-Y", "http.response", "-T", "fields", "-e", "http.file_data")
 				if got := strings.TrimSpace(out); got != "balance: 1234.56" && got != dsbHex("balance: 1234.56") {
 					t.Errorf("response body = %q, want the balance", got)
 				}
 			}
 			// The whole file, every packet in full detail, parses quietly:
 			// the DSB is a block tshark knows, not garbage.
-			if _, stderr := tshark(t, "-r", path, "-V"); stderr != "" {
+			if _, stderr := capturetest.Tshark(t, "-r", path, "-V"); stderr != "" {
 				t.Errorf("tshark -V printed on stderr:\n%s", stderr)
 			}
-			if out, stderr := tshark(t, "-r", path, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y", warningsFilter); out != "" || stderr != "" {
-				t.Errorf("tshark -Y %q printed:\n%s%s", warningsFilter, out, stderr)
+			if out, stderr := capturetest.Tshark(t, "-r", path, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y", capturetest.WarningsFilter); out != "" || stderr != "" {
+				t.Errorf("tshark -Y %q printed:\n%s%s", capturetest.WarningsFilter, out, stderr)
 			}
 		})
 	}
@@ -205,7 +207,7 @@ func TestInteropDecryptionSecretsPlacement(t *testing.T) {
 			}
 			dsbWriteTLS(t, w, log, keylog, tt.after)
 			for _, passes := range [][]string{nil, {"-2"}} {
-				out, _ := tshark(t, append(passes, "-r", path, "-Y", "http.request", "-T", "fields", "-e", "http.request.uri")...)
+				out, _ := capturetest.Tshark(t, append(passes, "-r", path, "-Y", "http.request", "-T", "fields", "-e", "http.request.uri")...)
 				if got := strings.TrimSpace(out) != ""; got != tt.decrypted {
 					t.Errorf("tshark %v: request decrypted = %v, want %v", passes, got, tt.decrypted)
 				}
@@ -226,7 +228,7 @@ func TestInteropDecryptionSecretsSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	dsbWriteTLS(t, w, log, big, true)
-	out, stderr := tshark(t, "-r", path, "-Y", "http.request", "-T", "fields", "-e", "http.request.uri")
+	out, stderr := capturetest.Tshark(t, "-r", path, "-Y", "http.request", "-T", "fields", "-e", "http.request.uri")
 	if strings.TrimSpace(out) != "/account?secret=1" || stderr != "" {
 		t.Errorf("with a %d MB DSB: http.request = %q, stderr %q; want the request", len(big)>>20, out, stderr)
 	}

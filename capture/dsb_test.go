@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
+
 	"github.com/mitmlab/mitmlab/capture"
 )
 
@@ -167,7 +169,7 @@ func dsbWriteCapture(t *testing.T, w *capture.Writer, before, after []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conv.Write(c2s, pattern(3000, 1), time.Time{})
+	conv.Write(c2s, capturetest.Pattern(3000, 1), time.Time{})
 	conv.Close(c2s, time.Time{})
 	for _, s := range after {
 		if err := w.WriteDecryptionSecrets([]byte(s)); err != nil {
@@ -236,7 +238,7 @@ func TestDecryptionSecretsPlacement(t *testing.T) {
 				t.Errorf("secrets = %q, want %q", secrets, tt.secrets)
 			}
 			// gopacket's reader skips the blocks and reads every packet.
-			if got := len(readCapture(t, data, capture.PCAPNG)); got != packets {
+			if got := len(capturetest.ReadCapture(t, data, capture.PCAPNG)); got != packets {
 				t.Errorf("pcapgo reads %d packets, want %d", got, packets)
 			}
 		})
@@ -278,7 +280,7 @@ func TestDecryptionSecretsLargeFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload := pattern(8<<20, 7)
+	payload := capturetest.Pattern(8<<20, 7)
 	if err := conv.Write(s2c, payload, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +304,7 @@ func TestDecryptionSecretsLargeFile(t *testing.T) {
 	if _, s := dsbSecrets(t, blocks[2]); string(s) != keylog {
 		t.Errorf("DSB holds %d bytes, want the %d of the key log", len(s), len(keylog))
 	}
-	c := checkTCP(t, readCapture(t, data, capture.PCAPNG), netip.MustParseAddrPort("10.0.0.1:50000"), netip.MustParseAddrPort("10.0.0.2:443"))
+	c := checkTCP(t, capturetest.ReadCapture(t, data, capture.PCAPNG), netip.MustParseAddrPort("10.0.0.1:50000"), netip.MustParseAddrPort("10.0.0.2:443"))
 	if !bytes.Equal(c.streams[s2c], payload) {
 		t.Errorf("server stream = %d bytes, want the %d written", len(c.streams[s2c]), len(payload))
 	}

@@ -1,10 +1,7 @@
 package capture_test
 
 import (
-	"bytes"
 	"encoding/binary"
-	"errors"
-	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -12,57 +9,11 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 
 	"github.com/mitmlab/mitmlab/capture"
 )
 
 var formats = []capture.Format{capture.PCAP, capture.PCAPNG}
-
-// readCapture parses a whole pcap or pcapng file back with gopacket's own
-// readers, failing on anything they or the Ethernet/IP/TCP decoders reject.
-func readCapture(t *testing.T, data []byte, f capture.Format) []gopacket.Packet {
-	t.Helper()
-	var src interface {
-		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-		LinkType() layers.LinkType
-	}
-	var err error
-	switch f {
-	case capture.PCAP:
-		src, err = pcapgo.NewReader(bytes.NewReader(data))
-	case capture.PCAPNG:
-		src, err = pcapgo.NewNgReader(bytes.NewReader(data), pcapgo.DefaultNgReaderOptions)
-	}
-	if err != nil {
-		t.Fatalf("read %v header: %v", f, err)
-	}
-	if lt := src.LinkType(); lt != layers.LinkTypeEthernet {
-		t.Fatalf("link type = %v, want Ethernet", lt)
-	}
-	var pkts []gopacket.Packet
-	for {
-		data, ci, err := src.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return pkts
-		}
-		if err != nil {
-			t.Fatalf("read packet %d: %v", len(pkts)+1, err)
-		}
-		if ci.CaptureLength != ci.Length || ci.CaptureLength != len(data) {
-			t.Fatalf("packet %d: capture length %d, length %d, data %d bytes", len(pkts)+1, ci.CaptureLength, ci.Length, len(data))
-		}
-		p := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Default)
-		if el := p.ErrorLayer(); el != nil {
-			t.Fatalf("packet %d does not decode: %v", len(pkts)+1, el.Error())
-		}
-		if p.Layer(layers.LayerTypeTCP) == nil {
-			t.Fatalf("packet %d has no TCP layer: %v", len(pkts)+1, p)
-		}
-		p.Metadata().CaptureInfo = ci
-		pkts = append(pkts, p)
-	}
-}
 
 // seg is a segment relative to its connection, the way Wireshark shows it:
 // sequence and acknowledgement numbers counted from each side's ISN.
@@ -258,33 +209,4 @@ func pseudoHeaderSum(src, dst netip.Addr, length int) uint32 {
 	sum := onesSum(src.AsSlice(), 0)
 	sum = onesSum(dst.AsSlice(), sum)
 	return sum + 6 + uint32(length) // protocol TCP, TCP length
-}
-
-// packetsBetween returns the packets of pkts that belong to the connection
-// between a and b, in file order.
-func packetsBetween(pkts []gopacket.Packet, a, b netip.AddrPort) []gopacket.Packet {
-	var out []gopacket.Packet
-	for _, p := range pkts {
-		tcp := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-		src, dst := p.NetworkLayer().NetworkFlow().Endpoints()
-		s, _ := netip.AddrFromSlice(src.Raw())
-		d, _ := netip.AddrFromSlice(dst.Raw())
-		from, to := netip.AddrPortFrom(s, uint16(tcp.SrcPort)), netip.AddrPortFrom(d, uint16(tcp.DstPort))
-		if (from == a && to == b) || (from == b && to == a) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// pattern returns n bytes that differ from any shifted copy of themselves, so
-// a lost, repeated or reordered segment cannot go unnoticed.
-func pattern(n int, seed byte) []byte {
-	b := make([]byte, n)
-	x := uint32(seed) + 1
-	for i := range b {
-		x = x*1664525 + 1013904223
-		b[i] = byte(x >> 24)
-	}
-	return b
 }

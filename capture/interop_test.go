@@ -13,61 +13,23 @@ package capture_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
+
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/mitmlab/mitmlab/capture"
 )
-
-// tshark runs tshark with args and returns its stdout and stderr; it fails
-// the test when tshark is missing or exits non-zero.
-func tshark(t *testing.T, args ...string) (stdout, stderr string) {
-	t.Helper()
-	path, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Fatal("tshark is not installed; interop tests need it (apt-get install tshark)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("tshark %s: %v\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String(), quietStderr(errb.String())
-}
-
-// quietStderr drops the one line tshark prints to stderr for every run as
-// root (as in CI containers), which says nothing about the capture.
-func quietStderr(s string) string {
-	var keep []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, `Running as user "root" and group "root".`) {
-			continue
-		}
-		keep = append(keep, l)
-	}
-	return strings.Join(keep, "\n")
-}
-
-// warningsFilter matches what a careful reader would call a problem: a
-// malformed packet or an expert info of severity warning or error. Notes
-// (e.g. "This frame initiates the connection closing") and chats are fine.
-const warningsFilter = "_ws.malformed || _ws.expert.severity >= warning"
 
 // tally counts the frames and frame bytes each side of a connection sends,
 // from the sizes TCP/IP over Ethernet gives them, independently of the code
@@ -157,7 +119,7 @@ func httpResponse(body []byte) []byte {
 // hexBody is printable, so the 100 KB response stays a valid HTTP body
 // whatever tshark decides about its content.
 func hexBody(n int, seed byte) []byte {
-	return []byte(hex.EncodeToString(pattern(n/2, seed)))
+	return []byte(hex.EncodeToString(capturetest.Pattern(n/2, seed)))
 }
 
 func interopExchanges() []exchange {
@@ -235,7 +197,7 @@ func TestInteropHTTP(t *testing.T) {
 
 			// 1. tshark reads it all, quietly: no "cut short", no malformed
 			// packet, no expert warning.
-			out, stderr := tshark(t, "-r", path)
+			out, stderr := capturetest.Tshark(t, "-r", path)
 			if stderr != "" {
 				t.Errorf("tshark -r %s printed on stderr:\n%s", filepath.Base(path), stderr)
 			}
@@ -248,14 +210,14 @@ func TestInteropHTTP(t *testing.T) {
 			}
 			// Checksum validation is off by default in Wireshark; on, a bad
 			// checksum is an expert error.
-			if out, stderr := tshark(t, "-r", path, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y", warningsFilter); out != "" || stderr != "" {
-				t.Errorf("tshark -Y %q printed:\n%s%s", warningsFilter, out, stderr)
+			if out, stderr := capturetest.Tshark(t, "-r", path, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y", capturetest.WarningsFilter); out != "" || stderr != "" {
+				t.Errorf("tshark -Y %q printed:\n%s%s", capturetest.WarningsFilter, out, stderr)
 			}
 
 			// 2. The conversation table: one row per connection, frames and
 			// bytes each way as TCP/IP over Ethernet makes them.
-			out, _ = tshark(t, "-r", path, "-q", "-z", "conv,tcp")
-			rows := convRows(out)
+			out, _ = capturetest.Tshark(t, "-r", path, "-q", "-z", "conv,tcp")
+			rows := capturetest.ConvRows(out)
 			if len(rows) != len(exs) {
 				t.Fatalf("conv,tcp lists %d conversations, want %d:\n%s", len(rows), len(exs), out)
 			}
@@ -274,7 +236,7 @@ func TestInteropHTTP(t *testing.T) {
 			}
 
 			// The table rounds to kB; frame by frame, the bytes are exact.
-			out, _ = tshark(t, "-r", path, "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "frame.len")
+			out, _ = capturetest.Tshark(t, "-r", path, "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "frame.len")
 			exact := make([][2]int, len(exs))
 			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 				var stream, port, n int
@@ -295,8 +257,8 @@ func TestInteropHTTP(t *testing.T) {
 
 			// 3. Follow TCP stream returns exactly the bytes written.
 			for i, ex := range exs {
-				out, _ := tshark(t, "-r", path, "-q", "-z", fmt.Sprintf("follow,tcp,raw,%d", i))
-				got := followRaw(t, out)
+				out, _ := capturetest.Tshark(t, "-r", path, "-q", "-z", fmt.Sprintf("follow,tcp,raw,%d", i))
+				got := capturetest.FollowRaw(t, out)
 				var want [2][]byte
 				for _, m := range ex.msgs {
 					want[m.dir] = append(want[m.dir], m.data...)
@@ -310,82 +272,21 @@ func TestInteropHTTP(t *testing.T) {
 
 			// 4. The HTTP dissector finds every request, the form fields and
 			// the whole 100 KB response, reassembled from its segments.
-			out, _ = tshark(t, "-r", path, "-Y", "http.request", "-T", "fields", "-e", "http.request.method", "-e", "http.request.uri")
+			out, _ = capturetest.Tshark(t, "-r", path, "-Y", "http.request", "-T", "fields", "-e", "http.request.method", "-e", "http.request.uri")
 			if got := strings.Split(strings.TrimSpace(out), "\n"); !slices.Equal(got, wantRequests) {
 				t.Errorf("http.request = %q, want %q", got, wantRequests)
 			}
-			out, _ = tshark(t, "-r", path, "-Y", `urlencoded-form.key == "password"`, "-T", "fields", "-e", "urlencoded-form.value")
+			out, _ = capturetest.Tshark(t, "-r", path, "-Y", `urlencoded-form.key == "password"`, "-T", "fields", "-e", "urlencoded-form.value")
 			if strings.TrimSpace(out) != "alice,hunter2" {
 				t.Errorf("urlencoded-form.value = %q, want alice,hunter2", out)
 			}
-			out, _ = tshark(t, "-r", path, "-Y", "http.response && tcp.stream == 0", "-T", "fields", "-e", "http.content_length", "-e", "tcp.reassembled.length")
+			out, _ = capturetest.Tshark(t, "-r", path, "-Y", "http.response && tcp.stream == 0", "-T", "fields", "-e", "http.content_length", "-e", "tcp.reassembled.length")
 			first := len(exs[0].msgs[1].data)
 			if got := strings.Fields(out); len(got) < 2 || got[0] != "100000" || got[1] != strconv.Itoa(first) {
 				t.Errorf("first response: content length, reassembled length = %q, want 100000 %d", got, first)
 			}
 		})
 	}
-}
-
-var convRowRE = regexp.MustCompile(`^(\S+):(\d+)\s+<->\s+\S+\s+(\d+)\s+(\d+ (?:bytes|kB|MB))\s+(\d+)\s+(\d+ (?:bytes|kB|MB))`)
-
-// convRows maps each conversation of `-z conv,tcp` output by its first
-// endpoint's port to "frames bytes | frames bytes" of its "<-" and "->"
-// columns.
-func convRows(out string) map[uint16]string {
-	rows := map[uint16]string{}
-	for _, l := range strings.Split(out, "\n") {
-		m := convRowRE.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		port, _ := strconv.Atoi(m[2])
-		rows[uint16(port)] = fmt.Sprintf("%s %s | %s %s", m[3], m[4], m[5], m[6])
-	}
-	return rows
-}
-
-// followRaw decodes `-z follow,tcp,raw,N` output: hex lines, those of node 1
-// (the server) indented by a tab.
-func followRaw(t *testing.T, out string) [2][]byte { return followRawNodes(t, out, "") }
-
-// followRawNodes decodes `-z follow,tcp|tls,raw,N` output, whose node 0 is
-// the client unless its line names server: follow,tls makes node 0 whoever
-// sent the first decrypted data, which in TLS 1.3 can be the server (a
-// NewSessionTicket passing the client's request). Node 1's lines are
-// indented by a tab.
-func followRawNodes(t *testing.T, out, server string) [2][]byte {
-	t.Helper()
-	var got [2][]byte
-	body := false
-	node0 := c2s
-	for _, l := range strings.Split(out, "\n") {
-		switch {
-		case strings.HasPrefix(l, "Node 0:"):
-			if server != "" && strings.Contains(l, server) {
-				node0 = s2c
-			}
-			continue
-		case strings.HasPrefix(l, "Node 1:"):
-			body = true
-			continue
-		case strings.HasPrefix(l, "====="):
-			body = false
-			continue
-		case !body || l == "":
-			continue
-		}
-		d := node0
-		if strings.HasPrefix(l, "\t") {
-			d = node0.Reverse()
-		}
-		b, err := hex.DecodeString(strings.TrimSpace(l))
-		if err != nil {
-			t.Fatalf("follow output line %.40q: %v", l, err)
-		}
-		got[d] = append(got[d], b...)
-	}
-	return got
 }
 
 // h2cBytes returns an HTTP/2 connection with prior knowledge (RFC 9113
@@ -483,7 +384,7 @@ func TestInteropServerPort(t *testing.T) {
 			}
 
 			run := func(extra ...string) string {
-				out, stderr := tshark(t, append(append([]string{"-r", path}, tt.args...), extra...)...)
+				out, stderr := capturetest.Tshark(t, append(append([]string{"-r", path}, tt.args...), extra...)...)
 				if stderr != "" {
 					t.Errorf("tshark printed on stderr: %s", stderr)
 				}
@@ -502,7 +403,7 @@ func TestInteropServerPort(t *testing.T) {
 			if got != tt.request {
 				t.Errorf("request dissected = %q, want %q", got, tt.request)
 			}
-			warn := run("-Y", warningsFilter, "-T", "fields", "-e", "_ws.expert.message")
+			warn := run("-Y", capturetest.WarningsFilter, "-T", "fields", "-e", "_ws.expert.message")
 			if (warn != "") != tt.warnings {
 				t.Errorf("warnings = %q, want any: %v", warn, tt.warnings)
 			}
@@ -529,7 +430,7 @@ func TestInteropReset(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr := tshark(t, "-r", path, "-Y", warningsFilter, "-T", "fields", "-e", "tcp.flags.str", "-e", "_ws.expert.message")
+	out, stderr := capturetest.Tshark(t, "-r", path, "-Y", capturetest.WarningsFilter, "-T", "fields", "-e", "tcp.flags.str", "-e", "_ws.expert.message")
 	if stderr != "" {
 		t.Errorf("tshark printed on stderr: %s", stderr)
 	}

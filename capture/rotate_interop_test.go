@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
+
 	"github.com/mitmlab/mitmlab/capture"
 )
 
@@ -24,11 +26,11 @@ func TestInteropRotatedCaptures(t *testing.T) {
 			rotatingCapture(t, path, f)
 			files := []string{filepath.Join(dir, "plain.2."+f.String()), filepath.Join(dir, "plain.1."+f.String()), path}
 			for _, name := range files {
-				out, stderr := tshark(t, "-r", name, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y", warningsFilter, "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message")
+				out, stderr := capturetest.Tshark(t, "-r", name, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y", capturetest.WarningsFilter, "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message")
 				if out != "" || stderr != "" {
-					t.Errorf("tshark -r %s -Y %q printed:\n%s%s", filepath.Base(name), warningsFilter, out, stderr)
+					t.Errorf("tshark -r %s -Y %q printed:\n%s%s", filepath.Base(name), capturetest.WarningsFilter, out, stderr)
 				}
-				if out, _ := tshark(t, "-r", name, "-T", "fields", "-e", "tcp.flags.syn"); !strings.HasPrefix(out, "1\n") {
+				if out, _ := capturetest.Tshark(t, "-r", name, "-T", "fields", "-e", "tcp.flags.syn"); !strings.HasPrefix(out, "1\n") {
 					t.Errorf("%s does not start with a SYN: %.40q", filepath.Base(name), out)
 				}
 			}
@@ -45,11 +47,11 @@ func TestInteropRotatedCaptures(t *testing.T) {
 			}
 			salvaged := filepath.Join(dir, "salvaged."+f.String())
 			os.WriteFile(salvaged, cut[:length], 0o600)
-			out, stderr := tshark(t, "-r", salvaged, "-Y", warningsFilter)
+			out, stderr := capturetest.Tshark(t, "-r", salvaged, "-Y", capturetest.WarningsFilter)
 			if out != "" || stderr != "" {
-				t.Errorf("tshark -r the salvaged file -Y %q printed:\n%s%s", warningsFilter, out, stderr)
+				t.Errorf("tshark -r the salvaged file -Y %q printed:\n%s%s", capturetest.WarningsFilter, out, stderr)
 			}
-			if out, _ := tshark(t, "-r", salvaged, "-T", "fields", "-e", "frame.number"); strings.Count(out, "\n") != packets {
+			if out, _ := capturetest.Tshark(t, "-r", salvaged, "-T", "fields", "-e", "frame.number"); strings.Count(out, "\n") != packets {
 				t.Errorf("tshark reads %d packets in the salvaged file, Salvage said %d", strings.Count(out, "\n"), packets)
 			}
 		})

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
+
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
@@ -45,7 +47,7 @@ func rotatingCapture(t *testing.T, path string, f capture.Format) string {
 	a.Write(s2c, []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n", n)), at)
 	b.Write(c2s, []byte(fmt.Sprintf("POST /upload HTTP/1.1\r\nHost: bank.lab.test\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n", n)), at)
 	for i := range n / 1000 {
-		piece := []byte(hex.EncodeToString(pattern(500, byte(i))))
+		piece := []byte(hex.EncodeToString(capturetest.Pattern(500, byte(i))))
 		a.Write(s2c, piece, at)
 		b.Write(c2s, piece, at)
 	}
@@ -87,10 +89,10 @@ func TestWriterRotates(t *testing.T) {
 				if len(data) > 20_000+70_000 {
 					t.Errorf("%s: %d bytes, want about the 20 kB limit", name, len(data))
 				}
-				pkts := readCapture(t, data, f)
+				pkts := capturetest.ReadCapture(t, data, f)
 				for _, ends := range [][2]string{{"10.0.0.1:51000", "10.0.0.2:80"}, {"[2001:db8::1]:51001", "[2001:db8::2]:80"}} {
 					client, server := netip.MustParseAddrPort(ends[0]), netip.MustParseAddrPort(ends[1])
-					conv := packetsBetween(pkts, client, server)
+					conv := capturetest.PacketsBetween(pkts, client, server)
 					if len(conv) == 0 {
 						t.Errorf("%s: no packets of %v", name, client)
 						continue
@@ -126,11 +128,11 @@ func TestSalvage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			conv.Write(c2s, pattern(3000, 1), time.Time{})
+			conv.Write(c2s, capturetest.Pattern(3000, 1), time.Time{})
 			conv.Close(c2s, time.Time{})
 			w.Close()
 			data := buf.Bytes()
-			total := len(readCapture(t, data, f))
+			total := len(capturetest.ReadCapture(t, data, f))
 			lastPackets := 0
 			for cut := 0; cut <= len(data); cut++ {
 				length, packets, err := capture.Salvage(bytes.NewReader(data[:cut]))
@@ -147,7 +149,7 @@ func TestSalvage(t *testing.T) {
 				if packets == 0 {
 					continue // a pcapng reader wants an interface too; a file with no packet is deleted anyway
 				}
-				if got := len(readCapture(t, data[:length], f)); got != packets {
+				if got := len(capturetest.ReadCapture(t, data[:length], f)); got != packets {
 					t.Fatalf("Salvage(cut at %d) = %d packets, the kept %d bytes hold %d", cut, packets, length, got)
 				}
 			}
@@ -186,7 +188,7 @@ func TestWriterRotationFailureKeepsTheCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 50 {
-		if err := c.Write(c2s, pattern(200, byte(i)), at); err != nil {
+		if err := c.Write(c2s, capturetest.Pattern(200, byte(i)), at); err != nil {
 			t.Fatalf("write %d after a failed rotation: %v", i, err)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
+
 	"github.com/mitmlab/mitmlab/capture"
 )
 
@@ -36,12 +38,12 @@ func TestInteropTap(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer w.Abort()
-			var ss spies
+			var ss capturetest.Spies
 			var sln net.Listener = ln
 			if mode != "dialer" {
-				sln = spyListener{w.TapListener(ln), &ss}
+				sln = capturetest.SpyListener{Listener: w.TapListener(ln), Spies: &ss}
 			}
-			srv := tapHTTPServer(sln)
+			srv := capturetest.HTTPServer(sln)
 			dial := (&net.Dialer{}).DialContext
 			if mode != "listener" {
 				tapped := w.TapDialer(nil)
@@ -50,12 +52,12 @@ func TestInteropTap(t *testing.T) {
 					if err != nil {
 						return nil, err
 					}
-					return ss.add(c, c2s), nil
+					return ss.Add(c, c2s), nil
 				}
 			}
-			tapHTTPTraffic(t, "http://"+ln.Addr().String(), dial)
+			capturetest.HTTPTraffic(t, "http://"+ln.Addr().String(), dial)
 			srv.Close()
-			all := ss.waitClosed(t)
+			all := ss.WaitClosed(t)
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -64,22 +66,22 @@ func TestInteropTap(t *testing.T) {
 			// connection. The bytes are the same either way; the segments
 			// follow that end's Read and Write calls, so the conversation
 			// table must match the tally of one of the two ends.
-			byClient := map[uint16][]*tapSpy{}
+			byClient := map[uint16][]*capturetest.Spy{}
 			for _, s := range all {
-				c, _ := s.ends()
+				c, _ := s.Ends()
 				byClient[c.Port()] = append(byClient[c.Port()], s)
 			}
 
-			out, stderr := tshark(t, "-r", path)
+			out, stderr := capturetest.Tshark(t, "-r", path)
 			if stderr != "" {
 				t.Errorf("tshark -r printed on stderr:\n%s", stderr)
 			}
-			if out, stderr := tshark(t, "-r", path, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y", warningsFilter); out != "" || stderr != "" {
-				t.Errorf("tshark -Y %q printed:\n%s%s", warningsFilter, out, stderr)
+			if out, stderr := capturetest.Tshark(t, "-r", path, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y", capturetest.WarningsFilter); out != "" || stderr != "" {
+				t.Errorf("tshark -Y %q printed:\n%s%s", capturetest.WarningsFilter, out, stderr)
 			}
 
-			out, _ = tshark(t, "-r", path, "-q", "-z", "conv,tcp")
-			rows := convRows(out)
+			out, _ = capturetest.Tshark(t, "-r", path, "-q", "-z", "conv,tcp")
+			rows := capturetest.ConvRows(out)
 			if len(rows) != len(byClient) {
 				t.Fatalf("conv,tcp lists %d conversations, want %d:\n%s", len(rows), len(byClient), out)
 			}
@@ -88,11 +90,9 @@ func TestInteropTap(t *testing.T) {
 				for _, s := range ss {
 					tl := newTally(false)
 					tl.handshake()
-					s.mu.Lock()
-					for _, c := range s.log {
-						tl.write(c.dir, len(c.data))
+					for _, c := range s.Calls() {
+						tl.write(c.Dir, len(c.Data))
 					}
-					s.mu.Unlock()
 					tl.close()
 					wants = append(wants, fmt.Sprintf("%d %s | %d %s", tl.frames[s2c], wsSize(tl.bytes[s2c]), tl.frames[c2s], wsSize(tl.bytes[c2s])))
 				}
@@ -102,7 +102,7 @@ func TestInteropTap(t *testing.T) {
 			}
 
 			// Follow each stream: exactly the bytes each end saw.
-			out, _ = tshark(t, "-r", path, "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport")
+			out, _ = capturetest.Tshark(t, "-r", path, "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport")
 			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 				stream, cport, _ := strings.Cut(l, "\t")
 				p, _ := strconv.Atoi(cport)
@@ -111,19 +111,19 @@ func TestInteropTap(t *testing.T) {
 					t.Errorf("stream %s from port %s: no such connection", stream, cport)
 					continue
 				}
-				fout, _ := tshark(t, "-r", path, "-q", "-z", "follow,tcp,raw,"+stream)
-				got := followRaw(t, fout)
+				fout, _ := capturetest.Tshark(t, "-r", path, "-q", "-z", "follow,tcp,raw,"+stream)
+				got := capturetest.FollowRaw(t, fout)
 				for _, s := range ss {
-					want := s.streams()
+					want := s.Streams()
 					for d := range 2 {
 						if !bytes.Equal(got[d], want[d]) {
-							t.Errorf("follow,tcp,raw,%s %v = %d bytes, the %v end saw %d", stream, capture.Direction(d), len(got[d]), s.out, len(want[d]))
+							t.Errorf("follow,tcp,raw,%s %v = %d bytes, the %v end saw %d", stream, capture.Direction(d), len(got[d]), s.Out, len(want[d]))
 						}
 					}
 				}
 			}
 
-			out, _ = tshark(t, "-r", path, "-d", fmt.Sprintf("tcp.port==%d,http", port), "-Y", "http.request", "-T", "fields", "-e", "http.request.method", "-e", "http.request.uri")
+			out, _ = capturetest.Tshark(t, "-r", path, "-d", fmt.Sprintf("tcp.port==%d,http", port), "-Y", "http.request", "-T", "fields", "-e", "http.request.method", "-e", "http.request.uri")
 			got := strings.Split(strings.TrimSpace(out), "\n")
 			slices.Sort(got)
 			want := []string{"GET\t/big?n=10", "GET\t/big?n=100000", "GET\t/big?n=3000", "POST\t/echo"}

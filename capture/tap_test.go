@@ -9,11 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -22,172 +22,6 @@ import (
 	"github.com/mitmlab/mitmlab/capture"
 )
 
-// tapSpy sits on a tapped connection and logs the same Read and Write
-// calls the tap sees, so a test knows what the tap was given.
-type tapSpy struct {
-	net.Conn
-	out capture.Direction // the direction this end writes in
-	mu  sync.Mutex
-	log []tapCall
-	end bool // Close was called
-}
-
-type tapCall struct {
-	dir  capture.Direction
-	data []byte
-}
-
-func (s *tapSpy) Write(p []byte) (int, error) {
-	n, err := s.Conn.Write(p)
-	s.mu.Lock()
-	s.log = append(s.log, tapCall{s.out, bytes.Clone(p)}) // the tap records p whole
-	s.mu.Unlock()
-	return n, err
-}
-
-func (s *tapSpy) Read(p []byte) (int, error) {
-	n, err := s.Conn.Read(p)
-	if n > 0 {
-		s.mu.Lock()
-		s.log = append(s.log, tapCall{s.out.Reverse(), bytes.Clone(p[:n])})
-		s.mu.Unlock()
-	}
-	return n, err
-}
-
-func (s *tapSpy) Close() error {
-	err := s.Conn.Close()
-	s.mu.Lock()
-	s.end = true
-	s.mu.Unlock()
-	return err
-}
-
-// ends returns the client and server address of the spied connection.
-func (s *tapSpy) ends() (client, server netip.AddrPort) {
-	l := s.LocalAddr().(*net.TCPAddr).AddrPort()
-	r := s.RemoteAddr().(*net.TCPAddr).AddrPort()
-	l, r = netip.AddrPortFrom(l.Addr().Unmap(), l.Port()), netip.AddrPortFrom(r.Addr().Unmap(), r.Port())
-	if s.out == capture.ClientToServer {
-		return l, r
-	}
-	return r, l
-}
-
-// streams returns the bytes the spy saw each way.
-func (s *tapSpy) streams() [2][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var b [2][]byte
-	for _, c := range s.log {
-		b[c.dir] = append(b[c.dir], c.data...)
-	}
-	return b
-}
-
-// spies collects the spies of a test.
-type spies struct {
-	mu  sync.Mutex
-	all []*tapSpy
-}
-
-func (ss *spies) add(c net.Conn, out capture.Direction) net.Conn {
-	s := &tapSpy{Conn: c, out: out}
-	ss.mu.Lock()
-	ss.all = append(ss.all, s)
-	ss.mu.Unlock()
-	return s
-}
-
-// waitClosed waits until every spied connection was closed, so that the
-// tap has recorded its end before the Writer is closed.
-func (ss *spies) waitClosed(t *testing.T) []*tapSpy {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ss.mu.Lock()
-		all := append([]*tapSpy(nil), ss.all...)
-		ss.mu.Unlock()
-		open := 0
-		for _, s := range all {
-			s.mu.Lock()
-			if !s.end {
-				open++
-			}
-			s.mu.Unlock()
-		}
-		if open == 0 {
-			return all
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d connections still open", open, len(all))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-type spyListener struct {
-	net.Listener
-	ss *spies
-}
-
-func (l spyListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return l.ss.add(c, s2c), nil
-}
-
-// tapHTTPServer serves /big?n= (n bytes) and /echo (the body back).
-func tapHTTPServer(ln net.Listener) *http.Server {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
-		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
-		w.Write(pattern(n, 3))
-	})
-	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
-		// Read first: Go's HTTP/1 server stops reading a body once the
-		// response has started.
-		body, _ := io.ReadAll(r.Body)
-		w.Write(body)
-	})
-	srv := &http.Server{Handler: mux, ErrorLog: log.New(io.Discard, "", 0)}
-	go srv.Serve(ln)
-	return srv
-}
-
-// tapHTTPTraffic makes two connections: three requests on a kept-alive
-// one, then one on a connection closed after its response.
-func tapHTTPTraffic(t *testing.T, base string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) {
-	t.Helper()
-	tr := &http.Transport{DialContext: dial}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	do := func(c *http.Client, method, path string, body []byte, want int) {
-		t.Helper()
-		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || len(got) != want {
-			t.Fatalf("%s %s: %d bytes, %v; want %d bytes", method, path, len(got), err, want)
-		}
-	}
-	do(client, "GET", "/big?n=100000", nil, 100000)
-	do(client, "POST", "/echo", pattern(5000, 4), 5000)
-	do(client, "GET", "/big?n=10", nil, 10)
-	once := &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
-	do(once, "GET", "/big?n=3000", nil, 3000)
-}
-
-// TestTapHTTP runs real HTTP through a tapped listener, a tapped dialer,
-// or both into one Writer, and checks that the capture holds each
-// connection once, as valid TCP (checkTCP: sequence and acknowledgement
-// numbers, checksums, handshake, timestamps), carrying exactly the bytes
 // each end read and wrote.
 func TestTapHTTP(t *testing.T) {
 	for _, network := range []string{"tcp4", "tcp6"} {
@@ -206,12 +40,12 @@ func TestTapHTTP(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var ss spies
+				var ss capturetest.Spies
 				var sln net.Listener = ln
 				if mode != "dialer" {
-					sln = spyListener{w.TapListener(ln), &ss}
+					sln = capturetest.SpyListener{Listener: w.TapListener(ln), Spies: &ss}
 				}
-				srv := tapHTTPServer(sln)
+				srv := capturetest.HTTPServer(sln)
 				dial := (&net.Dialer{}).DialContext
 				if mode != "listener" {
 					tapped := w.TapDialer(nil)
@@ -220,24 +54,24 @@ func TestTapHTTP(t *testing.T) {
 						if err != nil {
 							return nil, err
 						}
-						return ss.add(c, c2s), nil
+						return ss.Add(c, c2s), nil
 					}
 				}
-				tapHTTPTraffic(t, "http://"+ln.Addr().String(), dial)
+				capturetest.HTTPTraffic(t, "http://"+ln.Addr().String(), dial)
 				srv.Close()
-				all := ss.waitClosed(t)
+				all := ss.WaitClosed(t)
 				if err := w.Close(); err != nil {
 					t.Fatal(err)
 				}
 
-				pkts := readCapture(t, out.Bytes(), capture.PCAPNG)
-				// Group the spies by connection: with both ends spied, two
-				// spies see one connection, and the file must hold it once.
-				conns := map[[2]netip.AddrPort][2]*tapSpy{}
+				pkts := capturetest.ReadCapture(t, out.Bytes(), capture.PCAPNG)
+				// Group the capturetest.Spies by connection: with both ends spied, two
+				// capturetest.Spies see one connection, and the file must hold it once.
+				conns := map[[2]netip.AddrPort][2]*capturetest.Spy{}
 				for _, s := range all {
-					c, sv := s.ends()
+					c, sv := s.Ends()
 					pair := conns[[2]netip.AddrPort{c, sv}]
-					pair[s.out] = s
+					pair[s.Out] = s
 					conns[[2]netip.AddrPort{c, sv}] = pair
 				}
 				if len(conns) != 2 {
@@ -245,17 +79,17 @@ func TestTapHTTP(t *testing.T) {
 				}
 				total := 0
 				for ends, pair := range conns {
-					mine := packetsBetween(pkts, ends[0], ends[1])
+					mine := capturetest.PacketsBetween(pkts, ends[0], ends[1])
 					total += len(mine)
 					got := checkTCP(t, mine, ends[0], ends[1])
 					for _, s := range pair {
 						if s == nil {
 							continue
 						}
-						want := s.streams()
+						want := s.Streams()
 						for d := range 2 {
 							if !bytes.Equal(got.streams[d], want[d]) {
-								t.Errorf("%v %v: capture holds %d bytes, the %v end saw %d", ends[0], capture.Direction(d), len(got.streams[d]), s.out, len(want[d]))
+								t.Errorf("%v %v: capture holds %d bytes, the %v end saw %d", ends[0], capture.Direction(d), len(got.streams[d]), s.Out, len(want[d]))
 							}
 						}
 					}
@@ -403,7 +237,7 @@ func TestTapEnds(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []string
-			for _, p := range readCapture(t, out.Bytes(), capture.PCAP)[3:] {
+			for _, p := range capturetest.ReadCapture(t, out.Bytes(), capture.PCAP)[3:] {
 				tcp := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
 				dir := "s2c"
 				if tcp.DstPort == layers.TCPPort(ln.Addr().(*net.TCPAddr).Port) {

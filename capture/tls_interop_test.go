@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
+
 	"github.com/mitmlab/mitmlab/capture"
 )
 
@@ -431,7 +433,7 @@ func tlsTsharkCompare(t *testing.T, rec tlsRecording, keys *capture.KeyLog, pref
 	sum, got := tlsFeed(rec, keys, 1460)
 
 	// Decrypted bytes, as "Follow TLS Stream" shows them.
-	ts := followRawNodes(t, run("-q", "-z", "follow,tls,raw,0"), "10.0.0.2:443")
+	ts := capturetest.FollowRawNodes(t, run("-q", "-z", "follow,tls,raw,0"), "10.0.0.2:443")
 	for d := range 2 {
 		if !bytes.Equal(ts[d], got[d]) {
 			t.Errorf("%v: tshark decrypts %d bytes %.80q, the engine %d bytes %.80q", capture.Direction(d), len(ts[d]), ts[d], len(got[d]), got[d])

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
+
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/pcapgo"
 
@@ -298,7 +300,7 @@ func TestCreate(t *testing.T) {
 				t.Errorf("dir holds %v, want only %s", names, tt.file)
 			}
 			data, _ := os.ReadFile(path)
-			pkts := readCapture(t, data, f)
+			pkts := capturetest.ReadCapture(t, data, f)
 			if len(pkts) != 9 {
 				t.Errorf("%s holds %d packets, want 9", tt.file, len(pkts))
 			}

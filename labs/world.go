@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/live"
+
 	"github.com/mitmlab/mitmlab/ca"
 	"github.com/mitmlab/mitmlab/capture"
 	"github.com/mitmlab/mitmlab/mitm"
@@ -41,7 +43,7 @@ type World struct {
 	rec      *recorder
 	keys     *keyLog
 	wire     *capture.Writer
-	live     *capture.Live
+	live     *live.Handle
 	liveDone chan struct{}
 	tapping  bool
 	ports    []int // what the live capture keeps
@@ -180,16 +182,16 @@ func (w *World) openCapture(mode CaptureMode) error {
 	case CaptureLive, CaptureAuto, "":
 		// The filter gets its ports as listeners open (watch); until then
 		// the capture keeps nothing but what the lab makes on lo.
-		live, err := capture.OpenLive("lo", capture.LiveOptions{Filter: capture.Filter{Ports: []int{1}}})
+		probe, err := live.Open("lo", live.Options{Filter: live.Filter{Ports: []int{1}}})
 		if err != nil {
-			if mode == CaptureLive || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, capture.ErrLiveUnsupported) {
+			if mode == CaptureLive || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, live.ErrUnsupported) {
 				wr.Abort()
 				return fmt.Errorf("labs: live capture: %w", err)
 			}
 			w.tapping, w.Capture = true, "tap"
 			break
 		}
-		live.Close()
+		probe.Close()
 		w.Capture = "live"
 	}
 	w.Step("capturing the wire (%s) → %s", w.Capture, relPath(path))
@@ -219,27 +221,23 @@ func (w *World) watch(addrs ...string) {
 		}
 	}
 	if w.live != nil {
-		if err := w.live.SetFilter(capture.Filter{Ports: w.ports}); err != nil {
+		if err := w.live.SetFilter(live.Filter{Ports: w.ports}); err != nil {
 			w.log.Error("live capture: cannot extend the filter", "err", err)
 		}
 		return
 	}
-	live, err := capture.OpenLive("lo", capture.LiveOptions{Filter: capture.Filter{Ports: w.ports}})
+	h, err := live.Open("lo", live.Options{Filter: live.Filter{Ports: w.ports}})
 	if err != nil {
 		w.log.Error("live capture failed", "err", err)
 		return
 	}
-	w.live, w.liveDone = live, make(chan struct{})
-	go func(live *capture.Live, done chan struct{}) {
+	w.live, w.liveDone = h, make(chan struct{})
+	go func(h *live.Handle, done chan struct{}) {
 		defer close(done)
-		for {
-			data, ci, err := live.Next()
-			if err != nil {
-				return
-			}
-			w.wire.WritePacket(ci, data)
+		if r := live.Pump(h, w.wire, 0); r.Err() != nil {
+			w.log.Error("live capture stopped early", "err", r.Err())
 		}
-	}(live, w.liveDone)
+	}(h, w.liveDone)
 }
 
 // finishCapture stops recording; with embedKeys the key log goes into the

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/live"
+
 	"github.com/google/gopacket"
 	"github.com/mitmlab/mitmlab/capture"
 	"github.com/spf13/cobra"
@@ -25,9 +27,9 @@ type captureOptions struct {
 	ctx context.Context
 	// onStart, when set, runs once packets are being captured.
 	onStart func()
-	// open opens the live capture; nil means capture.OpenLive. Tests give
+	// open opens the live capture; nil means live.Open. Tests give
 	// a source of synthetic packets, which needs no privilege.
-	open func(iface string, o capture.LiveOptions) (captureSource, error)
+	open func(iface string, o live.Options) (captureSource, error)
 	// terminal says whether a.out is a terminal (progress line); nil means
 	// find out.
 	terminal *bool
@@ -35,10 +37,10 @@ type captureOptions struct {
 	every time.Duration
 }
 
-// captureSource is what a capture reads: a *capture.Live.
+// captureSource is what a capture reads: a *live.Handle.
 type captureSource interface {
 	Next() ([]byte, gopacket.CaptureInfo, error)
-	Stats() capture.LiveStats
+	Stats() live.Stats
 	// Stop takes no new packets; Next returns those queued, then io.EOF.
 	Stop() error
 	Close() error
@@ -104,7 +106,7 @@ connections with the tap instead (--capture tap).`,
 // captureConfig is a checked capture request.
 type captureConfig struct {
 	iface    string
-	filter   capture.Filter
+	filter   live.Filter
 	snaplen  int
 	duration time.Duration // 0: until stopped
 	count    int           // 0: no limit
@@ -173,11 +175,11 @@ func runCapture(opts *captureOptions) error {
 	}
 	open := opts.open
 	if open == nil {
-		open = func(iface string, o capture.LiveOptions) (captureSource, error) { return capture.OpenLive(iface, o) }
+		open = func(iface string, o live.Options) (captureSource, error) { return live.Open(iface, o) }
 	}
-	src, err := open(c.iface, capture.LiveOptions{Snaplen: c.snaplen, Filter: c.filter})
+	src, err := open(c.iface, live.Options{Snaplen: c.snaplen, Filter: c.filter})
 	if err != nil {
-		if errors.Is(err, capture.ErrLiveUnsupported) {
+		if errors.Is(err, live.ErrUnsupported) {
 			return fmt.Errorf("live capture needs Linux; here, capture with tcpdump or Wireshark, or record mitmlab's own traffic with the tap (labs: --capture tap)")
 		}
 		if errors.Is(err, fs.ErrPermission) {
@@ -217,56 +219,16 @@ func runCapture(opts *captureOptions) error {
 		opts.onStart()
 	}
 
-	// One goroutine reads and writes packets; this one watches the clock,
-	// the signals and the progress line, and stops the reader by stopping
-	// the source: what the kernel queued before Ctrl-C is still written.
-	// written and writeErr are the reader's until it sends on readErr,
-	// which this goroutine always waits for before it reads them: no lock
-	// per packet.
-	var (
-		written  int
-		writeErr error // the file is broken: nothing to keep
-	)
-	readErr := make(chan error, 1)
-	full := make(chan struct{})
-	// A live capture lends each packet from the kernel's ring without a
-	// copy; it is written before the next is read, so none is needed.
-	next := src.Next
-	if zc, ok := src.(interface {
-		ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-	}); ok {
-		next = zc.ZeroCopyReadPacketData
-		// The ring is freed by the first read after Close; the reader may
-		// have stopped before that (at --count, or a write error). By the
-		// time this runs it has returned, so nothing of the ring is lent.
-		defer func() {
-			src.Close()
-			next()
-		}()
-	}
+	// One goroutine pumps packets from the source to the file; this one
+	// watches the clock, the signals and the progress line, and stops the
+	// pump by stopping the source: what the kernel queued before Ctrl-C is
+	// still written. result is the pump's until it closes done, which this
+	// goroutine always waits for before it reads it: no lock per packet.
+	var result live.PumpResult
+	done := make(chan struct{})
 	go func() {
-		for {
-			data, ci, err := next()
-			if errors.Is(err, io.EOF) {
-				readErr <- nil
-				return
-			}
-			if err != nil {
-				readErr <- err
-				return
-			}
-			if err := w.WritePacket(ci, data); err != nil {
-				writeErr = err
-				readErr <- err
-				return
-			}
-			written++
-			if written == c.count {
-				close(full)
-				readErr <- nil
-				return
-			}
-		}
+		defer close(done)
+		result = live.Pump(src, w, c.count)
 	}()
 	terminal := captureIsTerminal(a.out)
 	if opts.terminal != nil {
@@ -282,35 +244,27 @@ func runCapture(opts *captureOptions) error {
 		st := src.Stats()
 		fmt.Fprintf(a.out, "\r%d packets  %s  %d dropped  %s   ", st.Packets, captureSize(st.Bytes), st.Dropped, captureElapsed(time.Since(start)))
 	}
-	var failed error
-	reading := true
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
-		case <-full:
-			break loop
-		case err := <-readErr:
-			reading, failed = false, err
+		case <-done:
 			break loop
 		case <-tick:
 			progress()
 		}
 	}
 	src.Stop()
-	if reading {
-		if err := <-readErr; err != nil && failed == nil {
-			failed = err
-		}
-	}
+	<-done
+	failed := result.ReadErr
 	elapsed := time.Since(start)
 	st := src.Stats()
 	if terminal {
 		progress()
 		fmt.Fprintln(a.out)
 	}
-	n, broken := written, writeErr
+	n, broken := result.Packets, result.WriteErr
 	if broken != nil {
 		return fmt.Errorf("cannot write --out %s: %v", c.out, broken)
 	}

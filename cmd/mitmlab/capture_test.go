@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/live"
+
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
@@ -69,7 +71,7 @@ type fakeSource struct {
 	stop   chan struct{} // closed by Stop
 	stop1  sync.Once
 	mu     sync.Mutex
-	stats  capture.LiveStats
+	stats  live.Stats
 }
 
 func newFakeSource(frames ...[]byte) *fakeSource {
@@ -108,7 +110,7 @@ func (s *fakeSource) Next() ([]byte, gopacket.CaptureInfo, error) {
 	return p, gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: len(p), Length: len(p)}, nil
 }
 
-func (s *fakeSource) Stats() capture.LiveStats {
+func (s *fakeSource) Stats() live.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stats
@@ -191,7 +193,7 @@ func TestCaptureUsage(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "wire.pcapng")
 	var ports []string
-	for i := range capture.MaxFilterPorts + 1 {
+	for i := range live.MaxFilterPorts + 1 {
 		ports = append(ports, "--port", strconv.Itoa(1000+i))
 	}
 	for _, tt := range []struct {
@@ -263,11 +265,11 @@ func TestCaptureRun(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			src := newFakeSource(frames...)
-			var opened capture.LiveOptions
+			var opened live.Options
 			start := time.Now()
 			out, stderr, err := runCaptureCmd(t, func(o *captureOptions) {
 				o.ctx, o.terminal, o.every = ctx, &tt.terminal, 20*time.Millisecond
-				o.open = func(iface string, lo capture.LiveOptions) (captureSource, error) {
+				o.open = func(iface string, lo live.Options) (captureSource, error) {
 					opened = lo
 					return src, nil
 				}
@@ -321,7 +323,7 @@ func TestCaptureReadError(t *testing.T) {
 	src := newFakeSource(captureFrames(t, 100)[:5]...)
 	src.fail = errors.New("capture: read lo: network is down")
 	_, _, err := runCaptureCmd(t, func(o *captureOptions) {
-		o.ctx, o.open = context.Background(), func(string, capture.LiveOptions) (captureSource, error) { return src, nil }
+		o.ctx, o.open = context.Background(), func(string, live.Options) (captureSource, error) { return src, nil }
 	}, "--out", path)
 	if err == nil || !strings.Contains(err.Error(), "stopped early: capture: read lo: network is down; the 5 packets before are in "+path) {
 		t.Errorf("capture = %v, want it to say it stopped early and kept 5 packets", err)
@@ -347,7 +349,7 @@ func TestCaptureKeyLog(t *testing.T) {
 	src := newFakeSource(frames...)
 	out, stderr, err := runCaptureCmd(t, func(o *captureOptions) {
 		o.ctx = ctx
-		o.open = func(string, capture.LiveOptions) (captureSource, error) { return src, nil }
+		o.open = func(string, live.Options) (captureSource, error) { return src, nil }
 		o.onStart = func() {
 			go func() {
 				for src.Stats().Packets < uint64(len(frames)) {
@@ -380,7 +382,7 @@ func TestCaptureKeyLog(t *testing.T) {
 	os.Remove(keylog)
 	src = newFakeSource(frames...)
 	_, stderr, err = runCaptureCmd(t, func(o *captureOptions) {
-		o.ctx, o.open = context.Background(), func(string, capture.LiveOptions) (captureSource, error) { return src, nil }
+		o.ctx, o.open = context.Background(), func(string, live.Options) (captureSource, error) { return src, nil }
 	}, "--out", path, "--keylog", keylog, "--count", "3")
 	if err != nil || !strings.Contains(stderr, "does not exist, so no decryption secrets were embedded") {
 		t.Errorf("missing key log: %v, stderr %q; want a warning", err, stderr)

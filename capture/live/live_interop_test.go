@@ -1,6 +1,6 @@
 //go:build interop && linux
 
-package capture_test
+package live_test
 
 import (
 	"bufio"
@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
 )
 
 // tcpdumpCapture runs `tcpdump -i lo -w path filter` until stop is called,
@@ -90,24 +92,24 @@ func TestInteropLive(t *testing.T) {
 		t.Fatalf("the live capture dropped %d packets (a loaded machine?)", st.Dropped)
 	}
 
-	out, stderr := tshark(t, "-r", rec.path)
+	out, stderr := capturetest.Tshark(t, "-r", rec.path)
 	if stderr != "" {
 		t.Errorf("tshark -r printed on stderr:\n%s", stderr)
 	}
 	// The same packets written as pcap, the large ones past the Writer's
 	// buffer: tshark reads the same frames, as quietly.
-	asPcap, stderr := tshark(t, "-r", rec.pcapPath)
+	asPcap, stderr := capturetest.Tshark(t, "-r", rec.pcapPath)
 	if stderr != "" || asPcap != out {
 		t.Errorf("tshark -r of the pcap copy: %d lines (stderr %q), of the pcapng %d", strings.Count(asPcap, "\n"), stderr, strings.Count(out, "\n"))
 	}
 	// Loopback packets carry checksums the sender never filled in
 	// (offload), as every capture of lo shows them, so checksums are not
 	// checked here; everything else must be quiet.
-	if out, stderr := tshark(t, "-r", rec.path, "-Y", warningsFilter, "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message"); out != "" || stderr != "" {
-		t.Errorf("tshark -Y %q printed:\n%s%s", warningsFilter, out, stderr)
+	if out, stderr := capturetest.Tshark(t, "-r", rec.path, "-Y", capturetest.WarningsFilter, "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message"); out != "" || stderr != "" {
+		t.Errorf("tshark -Y %q printed:\n%s%s", capturetest.WarningsFilter, out, stderr)
 	}
-	mine, _ := tshark(t, "-r", rec.path, "-q", "-z", "conv,tcp")
-	mineRows := convRows(mine)
+	mine, _ := capturetest.Tshark(t, "-r", rec.path, "-q", "-z", "conv,tcp")
+	mineRows := capturetest.ConvRows(mine)
 	if len(mineRows) != len(all) {
 		t.Errorf("conv,tcp of the live capture lists %d conversations, want %d:\n%s", len(mineRows), len(all), mine)
 	}
@@ -116,8 +118,8 @@ func TestInteropLive(t *testing.T) {
 		// The checks below, against what the clients sent, still hold.
 		t.Logf("tcpdump dropped %d packets (a loaded machine); not comparing with it", refDropped)
 	} else {
-		theirs, _ := tshark(t, "-r", ref, "-q", "-z", "conv,tcp")
-		theirRows := convRows(theirs)
+		theirs, _ := capturetest.Tshark(t, "-r", ref, "-q", "-z", "conv,tcp")
+		theirRows := capturetest.ConvRows(theirs)
 		for port, row := range theirRows {
 			if mineRows[port] != row {
 				t.Errorf("conversation from port %d: live capture %q, tcpdump %q", port, mineRows[port], row)
@@ -126,19 +128,19 @@ func TestInteropLive(t *testing.T) {
 		if len(mineRows) != len(theirRows) {
 			t.Errorf("live capture has %d conversations, tcpdump %d", len(mineRows), len(theirRows))
 		}
-		countMine, _ := tshark(t, "-r", rec.path, "-T", "fields", "-e", "frame.len")
-		countRef, _ := tshark(t, "-r", ref, "-T", "fields", "-e", "frame.len")
+		countMine, _ := capturetest.Tshark(t, "-r", rec.path, "-T", "fields", "-e", "frame.len")
+		countRef, _ := capturetest.Tshark(t, "-r", ref, "-T", "fields", "-e", "frame.len")
 		if countMine != countRef {
 			t.Errorf("frame lengths differ: live capture %d frames, tcpdump %d", strings.Count(countMine, "\n"), strings.Count(countRef, "\n"))
 		}
 	}
 
-	byClient := map[string]*tapSpy{}
+	byClient := map[string]*capturetest.Spy{}
 	for _, s := range all {
-		c, _ := s.ends()
+		c, _ := s.Ends()
 		byClient[strconv.Itoa(int(c.Port()))] = s
 	}
-	out, _ = tshark(t, "-r", rec.path, "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport")
+	out, _ = capturetest.Tshark(t, "-r", rec.path, "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport")
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		stream, port, _ := strings.Cut(l, "\t")
 		s := byClient[port]
@@ -146,8 +148,8 @@ func TestInteropLive(t *testing.T) {
 			t.Errorf("stream %s from port %s: not a connection of the test", stream, port)
 			continue
 		}
-		fout, _ := tshark(t, "-r", rec.path, "-q", "-z", "follow,tcp,raw,"+stream)
-		got, want := followRaw(t, fout), s.streams()
+		fout, _ := capturetest.Tshark(t, "-r", rec.path, "-q", "-z", "follow,tcp,raw,"+stream)
+		got, want := capturetest.FollowRaw(t, fout), s.Streams()
 		for d := range 2 {
 			if !bytes.Equal(got[d], want[d]) {
 				t.Errorf("follow,tcp,raw,%s: %d bytes one way, the client saw %d", stream, len(got[d]), len(want[d]))
@@ -159,7 +161,7 @@ func TestInteropLive(t *testing.T) {
 	for _, s := range servers {
 		args = append(args, "-d", "tcp.port=="+strconv.Itoa(int(s.Port()))+",http")
 	}
-	out, _ = tshark(t, append(append([]string{"-r", rec.path}, args...), "-Y", "http.request", "-T", "fields", "-e", "http.request.uri")...)
+	out, _ = capturetest.Tshark(t, append(append([]string{"-r", rec.path}, args...), "-Y", "http.request", "-T", "fields", "-e", "http.request.uri")...)
 	got := strings.Split(strings.TrimSpace(out), "\n")
 	slices.Sort(got)
 	var want []string

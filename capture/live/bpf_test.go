@@ -1,4 +1,4 @@
-package capture_test
+package live_test
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"golang.org/x/net/bpf"
 
-	"github.com/mitmlab/mitmlab/capture"
+	"github.com/mitmlab/mitmlab/capture/live"
 )
 
 // bpfPacket describes a frame for the filter tests.
@@ -125,7 +125,7 @@ func bpfSerialize(t testing.TB, stack []gopacket.SerializableLayer) []byte {
 // bpfRun runs the compiled filter in x/net/bpf's VM, which checks the
 // program as the kernel would (jumps in range, loads in bounds), and
 // returns the number of bytes it keeps.
-func bpfRun(t testing.TB, f capture.Filter, snaplen int, pkt []byte) int {
+func bpfRun(t testing.TB, f live.Filter, snaplen int, pkt []byte) int {
 	t.Helper()
 	prog, err := f.Compile(snaplen)
 	if err != nil {
@@ -153,23 +153,23 @@ var (
 )
 
 func TestFilterMatches(t *testing.T) {
-	web := capture.Filter{Ports: []int{8443, 8080}}
-	hosts := capture.Filter{Hosts: []netip.Addr{fltA1, fltB1}}
-	both := capture.Filter{Ports: []int{443}, Hosts: []netip.Addr{fltA2, fltLo}}
-	only6 := capture.Filter{Hosts: []netip.Addr{fltB1}}
-	mapped := capture.Filter{Hosts: []netip.Addr{netip.MustParseAddr("::ffff:10.0.0.1")}}
+	web := live.Filter{Ports: []int{8443, 8080}}
+	hosts := live.Filter{Hosts: []netip.Addr{fltA1, fltB1}}
+	both := live.Filter{Ports: []int{443}, Hosts: []netip.Addr{fltA2, fltLo}}
+	only6 := live.Filter{Hosts: []netip.Addr{fltB1}}
+	mapped := live.Filter{Hosts: []netip.Addr{netip.MustParseAddr("::ffff:10.0.0.1")}}
 	for _, tt := range []struct {
 		name   string
-		filter capture.Filter
+		filter live.Filter
 		pkt    bpfPacket
 		keep   bool
 	}{
-		{"all tcp: v4", capture.Filter{}, bpfPacket{src: fltA1, dst: fltA2, sport: 50000, dport: 80}, true},
-		{"all tcp: v6", capture.Filter{}, bpfPacket{src: fltB1, dst: fltB2, sport: 50000, dport: 80}, true},
-		{"all tcp: udp", capture.Filter{}, bpfPacket{src: fltA1, dst: fltA2, sport: 50000, dport: 53, udp: true}, false},
-		{"all tcp: icmp", capture.Filter{}, bpfPacket{src: fltA1, dst: fltA2, icmp: true}, false},
-		{"all tcp: arp", capture.Filter{}, bpfPacket{arp: true}, false},
-		{"all tcp: v6 udp", capture.Filter{}, bpfPacket{src: fltB1, dst: fltB2, sport: 1, dport: 2, udp: true}, false},
+		{"all tcp: v4", live.Filter{}, bpfPacket{src: fltA1, dst: fltA2, sport: 50000, dport: 80}, true},
+		{"all tcp: v6", live.Filter{}, bpfPacket{src: fltB1, dst: fltB2, sport: 50000, dport: 80}, true},
+		{"all tcp: udp", live.Filter{}, bpfPacket{src: fltA1, dst: fltA2, sport: 50000, dport: 53, udp: true}, false},
+		{"all tcp: icmp", live.Filter{}, bpfPacket{src: fltA1, dst: fltA2, icmp: true}, false},
+		{"all tcp: arp", live.Filter{}, bpfPacket{arp: true}, false},
+		{"all tcp: v6 udp", live.Filter{}, bpfPacket{src: fltB1, dst: fltB2, sport: 1, dport: 2, udp: true}, false},
 
 		{"port: v4 dst", web, bpfPacket{src: fltA1, dst: fltA2, sport: 50000, dport: 8443}, true},
 		{"port: v4 src", web, bpfPacket{src: fltA2, dst: fltA1, sport: 8080, dport: 50000}, true},
@@ -184,9 +184,9 @@ func TestFilterMatches(t *testing.T) {
 		// With options, the bytes at offset 20 of the IP header (where the
 		// TCP ports would be without them) are option bytes: a filter that
 		// ignored IHL would look there.
-		{"port: v4 IHL 6 port only after options", capture.Filter{Ports: []int{0x9404}}, bpfPacket{src: fltA1, dst: fltA2, sport: 50000, dport: 443, ipOptions: 4}, false},
+		{"port: v4 IHL 6 port only after options", live.Filter{Ports: []int{0x9404}}, bpfPacket{src: fltA1, dst: fltA2, sport: 50000, dport: 443, ipOptions: 4}, false},
 		{"port: later fragment", web, bpfPacket{src: fltA1, dst: fltA2, sport: 8443, dport: 8443, fragOffset: 185}, false},
-		{"no port: later fragment is tcp", capture.Filter{}, bpfPacket{src: fltA1, dst: fltA2, sport: 1, dport: 2, fragOffset: 185}, true},
+		{"no port: later fragment is tcp", live.Filter{}, bpfPacket{src: fltA1, dst: fltA2, sport: 1, dport: 2, fragOffset: 185}, true},
 		{"port: v6 behind hop-by-hop", web, bpfPacket{src: fltB1, dst: fltB2, sport: 50000, dport: 8443, hopByHop: true}, false},
 
 		{"host: v4 src", hosts, bpfPacket{src: fltA1, dst: fltA3, sport: 1, dport: 2}, true},
@@ -227,7 +227,7 @@ func TestFilterMatches(t *testing.T) {
 func TestFilterSnaplen(t *testing.T) {
 	pkt := bpfPacket{src: fltA1, dst: fltA2, sport: 1, dport: 443, payload: make([]byte, 500)}.bytes(t)
 	for _, snaplen := range []int{64, 96, len(pkt), 262144} {
-		if got, want := bpfRun(t, capture.Filter{Ports: []int{443}}, snaplen, pkt), snaplen; got != want {
+		if got, want := bpfRun(t, live.Filter{Ports: []int{443}}, snaplen, pkt), snaplen; got != want {
 			t.Errorf("snaplen %d: kept %d bytes, want %d", snaplen, got, want)
 		}
 	}
@@ -235,14 +235,14 @@ func TestFilterSnaplen(t *testing.T) {
 
 func TestFilterString(t *testing.T) {
 	for _, tt := range []struct {
-		f    capture.Filter
+		f    live.Filter
 		want string
 	}{
-		{capture.Filter{}, "tcp"},
-		{capture.Filter{Ports: []int{8443}}, "tcp and port 8443"},
-		{capture.Filter{Ports: []int{8443, 8080, 8443}}, "tcp and (port 8443 or port 8080)"},
-		{capture.Filter{Hosts: []netip.Addr{fltLo}}, "tcp and host ::1"},
-		{capture.Filter{Ports: []int{443}, Hosts: []netip.Addr{netip.MustParseAddr("::ffff:127.0.0.1"), fltLo}}, "tcp and port 443 and (host 127.0.0.1 or host ::1)"},
+		{live.Filter{}, "tcp"},
+		{live.Filter{Ports: []int{8443}}, "tcp and port 8443"},
+		{live.Filter{Ports: []int{8443, 8080, 8443}}, "tcp and (port 8443 or port 8080)"},
+		{live.Filter{Hosts: []netip.Addr{fltLo}}, "tcp and host ::1"},
+		{live.Filter{Ports: []int{443}, Hosts: []netip.Addr{netip.MustParseAddr("::ffff:127.0.0.1"), fltLo}}, "tcp and port 443 and (host 127.0.0.1 or host ::1)"},
 	} {
 		if got := tt.f.String(); got != tt.want {
 			t.Errorf("%#v.String() = %q, want %q", tt.f, got, tt.want)
@@ -254,11 +254,11 @@ func TestFilterString(t *testing.T) {
 // the last port and host (the longest jumps), and that a larger one is
 // refused with an error rather than a broken program.
 func TestFilterLimits(t *testing.T) {
-	var f capture.Filter
-	for i := range capture.MaxFilterPorts {
+	var f live.Filter
+	for i := range live.MaxFilterPorts {
 		f.Ports = append(f.Ports, 1000+i)
 	}
-	for i := range capture.MaxFilterHosts {
+	for i := range live.MaxFilterHosts {
 		if i%2 == 0 {
 			f.Hosts = append(f.Hosts, netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}))
 		} else {
@@ -286,8 +286,8 @@ func TestFilterLimits(t *testing.T) {
 	// The longest jumps come with every host in one family: each section
 	// then holds all of them.
 	for _, family := range []string{"v4", "v6"} {
-		g := capture.Filter{Ports: f.Ports}
-		for i := range capture.MaxFilterHosts {
+		g := live.Filter{Ports: f.Ports}
+		for i := range live.MaxFilterHosts {
 			if family == "v4" {
 				g.Hosts = append(g.Hosts, netip.AddrFrom4([4]byte{10, 0, 2, byte(i)}))
 			} else {
@@ -318,25 +318,25 @@ func TestFilterLimits(t *testing.T) {
 	tooMany := f
 	tooMany.Ports = append(slices.Clone(f.Ports), 1)
 	if _, err := tooMany.Compile(65535); err == nil || !strings.Contains(err.Error(), "at most") {
-		t.Errorf("Compile with %d ports: err = %v, want at most %d", len(tooMany.Ports), err, capture.MaxFilterPorts)
+		t.Errorf("Compile with %d ports: err = %v, want at most %d", len(tooMany.Ports), err, live.MaxFilterPorts)
 	}
 	tooMany = f
 	tooMany.Hosts = append(slices.Clone(f.Hosts), fltA1)
 	if _, err := tooMany.Compile(65535); err == nil || !strings.Contains(err.Error(), "at most") {
-		t.Errorf("Compile with %d hosts: err = %v, want at most %d", len(tooMany.Hosts), err, capture.MaxFilterHosts)
+		t.Errorf("Compile with %d hosts: err = %v, want at most %d", len(tooMany.Hosts), err, live.MaxFilterHosts)
 	}
 }
 
 func TestFilterInvalid(t *testing.T) {
 	for _, tt := range []struct {
-		f       capture.Filter
+		f       live.Filter
 		snaplen int
 		want    string
 	}{
-		{capture.Filter{Ports: []int{0}}, 100, "port 0 is not between 1 and 65535"},
-		{capture.Filter{Ports: []int{65536}}, 100, "port 65536"},
-		{capture.Filter{Hosts: []netip.Addr{{}}}, 100, "invalid host"},
-		{capture.Filter{}, 0, "snaplen 0"},
+		{live.Filter{Ports: []int{0}}, 100, "port 0 is not between 1 and 65535"},
+		{live.Filter{Ports: []int{65536}}, 100, "port 65536"},
+		{live.Filter{Hosts: []netip.Addr{{}}}, 100, "invalid host"},
+		{live.Filter{}, 0, "snaplen 0"},
 	} {
 		if _, err := tt.f.Compile(tt.snaplen); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Compile(%#v, %d) = %v, want error %q", tt.f, tt.snaplen, err, tt.want)
@@ -360,12 +360,12 @@ func TestFilterRandom(t *testing.T) {
 
 // bpfRandomCase returns a filter of up to two ports and hosts and a packet
 // that has a fair chance of matching it.
-func bpfRandomCase(rng *rand.Rand) (capture.Filter, bpfPacket) {
+func bpfRandomCase(rng *rand.Rand) (live.Filter, bpfPacket) {
 	ports := []int{80, 443, 8080, 8443, 50000}
 	addrs4 := []netip.Addr{fltA1, fltA2, fltA3, netip.MustParseAddr("127.0.0.1")}
 	addrs6 := []netip.Addr{fltB1, fltB2, fltB3, fltLo}
 	pick := func(from []netip.Addr) netip.Addr { return from[rng.IntN(len(from))] }
-	var f capture.Filter
+	var f live.Filter
 	for range rng.IntN(3) {
 		f.Ports = append(f.Ports, ports[rng.IntN(len(ports))])
 	}
@@ -391,7 +391,7 @@ func bpfRandomCase(rng *rand.Rand) (capture.Filter, bpfPacket) {
 }
 
 // bpfMeans says whether f should keep pkt, from gopacket's decoding.
-func bpfMeans(f capture.Filter, pkt []byte) bool {
+func bpfMeans(f live.Filter, pkt []byte) bool {
 	p := gopacket.NewPacket(pkt, layers.LayerTypeEthernet, gopacket.Default)
 	var src, dst netip.Addr
 	switch ip := p.NetworkLayer().(type) {

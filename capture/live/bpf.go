@@ -1,4 +1,4 @@
-package capture
+package live
 
 import (
 	"encoding/binary"
@@ -103,8 +103,11 @@ func (f Filter) normalize() ([]int, []netip.Addr, error) {
 	return ports, hosts, nil
 }
 
-// Offsets in an Ethernet frame (no VLAN tag).
+// EtherTypes and offsets in an Ethernet frame (no VLAN tag).
 const (
+	etherIPv4 = 0x0800
+	etherIPv6 = 0x86dd
+
 	offEtherType = 12
 	offIP        = 14
 	offIPv4Proto = offIP + 9

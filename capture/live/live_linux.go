@@ -1,6 +1,6 @@
 //go:build linux
 
-package capture
+package live
 
 import (
 	"errors"
@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/google/gopacket"
+	"github.com/mitmlab/mitmlab/capture"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -76,25 +77,25 @@ const (
 	arphrdLoopback = 772
 )
 
-// OpenLive opens a live capture of iface (such as "lo" or "eth0"). It needs
+// Open opens a live capture of iface (such as "lo" or "eth0"). It needs
 // root or the CAP_NET_RAW capability; without them the error says so and
 // wraps fs.ErrPermission. Only Ethernet and loopback interfaces are
 // supported.
-func OpenLive(iface string, opts LiveOptions) (*Live, error) {
+func Open(iface string, opts Options) (*Handle, error) {
 	return openLive(iface, opts, true, ringTimeout)
 }
 
-// openLive is OpenLive; dedup false keeps both copies of each packet on a
+// openLive is Open; dedup false keeps both copies of each packet on a
 // loopback interface, for the test that shows the kernel hands them over;
 // timeout is ringTimeout, or longer for the test that Stop waits for a
 // block the kernel has not handed over.
-func openLive(iface string, opts LiveOptions, dedup bool, timeout time.Duration) (*Live, error) {
+func openLive(iface string, opts Options, dedup bool, timeout time.Duration) (*Handle, error) {
 	snaplen := opts.Snaplen
 	if snaplen == 0 {
-		snaplen = Snaplen
+		snaplen = capture.Snaplen
 	}
-	if snaplen < 0 || snaplen > Snaplen {
-		return nil, fmt.Errorf("capture: snaplen %d is not between 1 and %d", snaplen, Snaplen)
+	if snaplen < 0 || snaplen > capture.Snaplen {
+		return nil, fmt.Errorf("capture: snaplen %d is not between 1 and %d", snaplen, capture.Snaplen)
 	}
 	prog, err := opts.Filter.Compile(snaplen)
 	if err != nil {
@@ -129,7 +130,7 @@ func openLive(iface string, opts LiveOptions, dedup bool, timeout time.Duration)
 		return nil, fmt.Errorf("capture: open %s: %w", iface, err)
 	}
 	var ring []byte
-	fail := func(what string, err error) (*Live, error) {
+	fail := func(what string, err error) (*Handle, error) {
 		if ring != nil {
 			unix.Munmap(ring)
 		}
@@ -204,7 +205,7 @@ func openLive(iface string, opts LiveOptions, dedup bool, timeout time.Duration)
 		drainWait: 5*timeout + 200*time.Millisecond,
 	}
 	s.mapped.Store(true)
-	return &Live{iface: iface, sock: s}, nil
+	return &Handle{iface: iface, sock: s}, nil
 }
 
 // dropOutgoing is the start of the program on a loopback interface: drop

@@ -1,4 +1,4 @@
-package capture
+package live
 
 import (
 	"errors"
@@ -13,9 +13,9 @@ import (
 	"github.com/google/gopacket/layers"
 )
 
-// LiveOptions configure OpenLive.
-type LiveOptions struct {
-	// Snaplen is the most bytes kept of each packet; 0 means [Snaplen],
+// Options configure Open.
+type Options struct {
+	// Snaplen is the most bytes kept of each packet; 0 means [capture.Snaplen],
 	// which keeps even the 64 KiB segments TCP segmentation offload puts
 	// on the loopback interface whole.
 	Snaplen int
@@ -27,8 +27,8 @@ type LiveOptions struct {
 	Promiscuous bool
 }
 
-// LiveStats count what a live capture saw since it was opened.
-type LiveStats struct {
+// Stats count what a live capture saw since it was opened.
+type Stats struct {
 	// Packets is the number of packets Next returned, Bytes their length on
 	// the wire (before Snaplen cut them).
 	Packets, Bytes uint64
@@ -41,7 +41,7 @@ type LiveStats struct {
 // Live is a live capture of one network interface, on Linux through an
 // AF_PACKET socket and a ring of memory it shares with the kernel
 // (TPACKET_V3, as libpcap reads it; no libpcap, no cgo). Packets are
-// Ethernet frames, ready for [Writer.WritePacket]; the kernel hands them
+// Ethernet frames, ready for [capture.Writer.WritePacket]; the kernel hands them
 // over in blocks, each at the latest 20 ms after its first packet.
 //
 // On the loopback interface Linux hands an AF_PACKET socket every packet
@@ -51,7 +51,7 @@ type LiveStats struct {
 //
 // One goroutine at a time calls Next; Stats and Close may be called from
 // any, and Close makes a blocked Next return io.EOF.
-type Live struct {
+type Handle struct {
 	iface string
 	sock  *liveSocket
 
@@ -67,7 +67,7 @@ type Live struct {
 // kernel's), blocking until one arrives. After Close it returns io.EOF.
 // The data is the caller's to keep: Next copies it out of the capture's
 // buffer, which ZeroCopyReadPacketData does not.
-func (l *Live) Next() ([]byte, gopacket.CaptureInfo, error) {
+func (l *Handle) Next() ([]byte, gopacket.CaptureInfo, error) {
 	data, ci, err := l.ZeroCopyReadPacketData()
 	if err != nil {
 		return nil, ci, err
@@ -85,7 +85,7 @@ func (l *Live) Next() ([]byte, gopacket.CaptureInfo, error) {
 // packet must copy it. Close leaves the data of the last call valid until
 // the next, which returns io.EOF and frees the capture's memory (8 MiB):
 // after Close, call it once more, or use Next.
-func (l *Live) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+func (l *Handle) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 	data, ci, err := l.sock.read()
 	if err != nil {
 		if l.isClosed() || errors.Is(err, io.EOF) {
@@ -99,28 +99,28 @@ func (l *Live) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 }
 
 // ReadPacketData is Next, for gopacket.NewPacketSource.
-func (l *Live) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) { return l.Next() }
+func (l *Handle) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) { return l.Next() }
 
 // LinkType is Ethernet: on Linux the loopback interface has Ethernet
 // headers too, with zero addresses.
-func (l *Live) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
+func (l *Handle) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
 
 // Interface returns the name of the interface captured.
-func (l *Live) Interface() string { return l.iface }
+func (l *Handle) Interface() string { return l.iface }
 
 // Stats returns the counts so far. After Close they stay as they were.
-func (l *Live) Stats() LiveStats {
+func (l *Handle) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.closed {
 		l.updateDrops()
 	}
-	return LiveStats{Packets: l.packets.Load(), Bytes: l.bytes.Load(), Dropped: l.dropped}
+	return Stats{Packets: l.packets.Load(), Bytes: l.bytes.Load(), Dropped: l.dropped}
 }
 
 // updateDrops adds the kernel's drops since the last call (the kernel
 // resets its count on every read). Called with l.mu held.
-func (l *Live) updateDrops() {
+func (l *Handle) updateDrops() {
 	if n, err := l.sock.drops(); err == nil {
 		l.dropped += n
 	}
@@ -129,7 +129,7 @@ func (l *Live) updateDrops() {
 // SetFilter replaces the filter of a running capture. Packets the old
 // filter kept and Next has not returned yet are kept; closing the capture
 // and opening another would lose them.
-func (l *Live) SetFilter(f Filter) error {
+func (l *Handle) SetFilter(f Filter) error {
 	if l.isClosed() {
 		return fmt.Errorf("capture: %s: SetFilter after Close", l.iface)
 	}
@@ -139,7 +139,7 @@ func (l *Live) SetFilter(f Filter) error {
 // Stop ends the capture without losing what the kernel has queued: no new
 // packets are taken, and Next returns the ones already queued, then
 // io.EOF. Call Close afterwards.
-func (l *Live) Stop() error {
+func (l *Handle) Stop() error {
 	if l.isClosed() {
 		return nil
 	}
@@ -152,7 +152,7 @@ func (l *Live) Stop() error {
 // Close stops the capture at once. A Next blocked in another goroutine
 // returns io.EOF; packets not read yet are lost (Stop keeps them). Close is
 // idempotent.
-func (l *Live) Close() error {
+func (l *Handle) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -166,7 +166,7 @@ func (l *Live) Close() error {
 	return nil
 }
 
-func (l *Live) isClosed() bool {
+func (l *Handle) isClosed() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.closed
@@ -191,6 +191,6 @@ func lookupInterface(iface string) (*net.Interface, error) {
 	return nil, fmt.Errorf("capture: no interface %q on this host; it has %s (`ip link` lists them)", iface, strings.Join(names, ", "))
 }
 
-// ErrLiveUnsupported is OpenLive's error on systems other than Linux, which
+// ErrUnsupported is Open's error on systems other than Linux, which
 // have no AF_PACKET sockets.
-var ErrLiveUnsupported = errors.New("capture: live capture needs Linux (AF_PACKET sockets); elsewhere record your own program's connections with the tap (Writer.TapListener, Writer.TapDialer)")
+var ErrUnsupported = errors.New("capture: live capture needs Linux (AF_PACKET sockets); elsewhere record your own program's connections with the tap (Writer.TapListener, Writer.TapDialer)")

@@ -1,6 +1,6 @@
 //go:build linux
 
-package capture
+package live
 
 import (
 	"bytes"
@@ -35,7 +35,7 @@ func TestLiveLoopbackOnce(t *testing.T) {
 			}
 			defer ln.Close()
 			port := ln.Addr().(*net.TCPAddr).Port
-			l, err := openLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}}, dedup, ringTimeout)
+			l, err := openLive("lo", Options{Filter: Filter{Ports: []int{port}}}, dedup, ringTimeout)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,7 +211,7 @@ func TestLiveSetFilterAndStopKeepQueued(t *testing.T) {
 		}
 	}
 
-	l, err := OpenLive("lo", LiveOptions{Filter: Filter{Ports: []int{ports[0]}}})
+	l, err := Open("lo", Options{Filter: Filter{Ports: []int{ports[0]}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestLiveStopWaitsForTheKernelsBlock(t *testing.T) {
 		t.Skip("live capture needs root or CAP_NET_RAW; run the tests as root to include it")
 	}
 	port, echo := liveEchoServer(t)
-	l, err := openLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}}, true, time.Second)
+	l, err := openLive("lo", Options{Filter: Filter{Ports: []int{port}}}, true, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +365,7 @@ func TestLiveCloseLendsTheLastPacket(t *testing.T) {
 		t.Skip("live capture needs root or CAP_NET_RAW; run the tests as root to include it")
 	}
 	port, echo := liveEchoServer(t)
-	l, err := OpenLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}})
+	l, err := Open("lo", Options{Filter: Filter{Ports: []int{port}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +393,7 @@ func TestLiveCloseLendsTheLastPacket(t *testing.T) {
 	}
 
 	// Next lends nothing: Close frees the ring at once.
-	l, err = OpenLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}})
+	l, err = Open("lo", Options{Filter: Filter{Ports: []int{port}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,7 @@ func TestLiveCloseLendsTheLastPacket(t *testing.T) {
 		t.Error("the ring is still mapped after Next and Close")
 	}
 
-	l, err = OpenLive("lo", LiveOptions{Filter: Filter{Ports: []int{port}}})
+	l, err = Open("lo", Options{Filter: Filter{Ports: []int{port}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestLiveSnaplen(t *testing.T) {
 		t.Skip("live capture needs root or CAP_NET_RAW; run the tests as root to include it")
 	}
 	port, echo := liveEchoServer(t)
-	l, err := OpenLive("lo", LiveOptions{Snaplen: 100, Filter: Filter{Ports: []int{port}}})
+	l, err := Open("lo", Options{Snaplen: 100, Filter: Filter{Ports: []int{port}}})
 	if err != nil {
 		t.Fatal(err)
 	}

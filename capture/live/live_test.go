@@ -1,6 +1,6 @@
 //go:build linux
 
-package capture_test
+package live_test
 
 import (
 	"bytes"
@@ -22,11 +22,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
+
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 
 	"github.com/mitmlab/mitmlab/capture"
+	"github.com/mitmlab/mitmlab/capture/live"
 )
 
 func liveNeedRoot(t *testing.T) {
@@ -40,7 +43,7 @@ func liveNeedRoot(t *testing.T) {
 // pcap file, until Close, reading as `mitmlab capture` does: each packet
 // written straight from the ring, before the next is read.
 type liveRecorder struct {
-	l        *capture.Live
+	l        *live.Handle
 	w, pw    *capture.Writer
 	path     string // pcapng
 	pcapPath string
@@ -50,9 +53,9 @@ type liveRecorder struct {
 	last     time.Time
 }
 
-func startLiveRecorder(t *testing.T, f capture.Filter) *liveRecorder {
+func startLiveRecorder(t *testing.T, f live.Filter) *liveRecorder {
 	t.Helper()
-	l, err := capture.OpenLive("lo", capture.LiveOptions{Filter: f})
+	l, err := live.Open("lo", live.Options{Filter: f})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +132,7 @@ func (r *liveRecorder) stop(t *testing.T) []gopacket.Packet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return readCapture(t, data, capture.PCAPNG)
+	return capturetest.ReadCapture(t, data, capture.PCAPNG)
 }
 
 // liveStreams reassembles the connection between client and server from a
@@ -140,11 +143,11 @@ func liveStreams(t *testing.T, pkts []gopacket.Packet, client, server netip.Addr
 	var streams [2][]byte
 	var nxt [2]uint32
 	var syn [2]bool
-	for i, p := range packetsBetween(pkts, client, server) {
+	for i, p := range capturetest.PacketsBetween(pkts, client, server) {
 		tcp := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-		d := s2c
+		d := capture.ServerToClient
 		if uint16(tcp.SrcPort) == client.Port() {
-			d = c2s
+			d = capture.ClientToServer
 		}
 		if tcp.SYN {
 			if syn[d] {
@@ -176,7 +179,7 @@ func liveStreams(t *testing.T, pkts []gopacket.Packet, client, server netip.Addr
 // liveHTTPServers starts HTTP servers on 127.0.0.1 and, if there is IPv6,
 // [::1], and a decoy on 127.0.0.1, and returns a filter for the ports of
 // the first ones.
-func liveHTTPServers(t *testing.T) (servers []netip.AddrPort, decoy netip.AddrPort, f capture.Filter) {
+func liveHTTPServers(t *testing.T) (servers []netip.AddrPort, decoy netip.AddrPort, f live.Filter) {
 	t.Helper()
 	for _, addr := range []string{"127.0.0.1:0", "[::1]:0", "127.0.0.1:0"} {
 		ln, err := net.Listen("tcp", addr)
@@ -187,7 +190,7 @@ func liveHTTPServers(t *testing.T) (servers []netip.AddrPort, decoy netip.AddrPo
 			}
 			t.Fatal(err)
 		}
-		srv := tapHTTPServer(ln)
+		srv := capturetest.HTTPServer(ln)
 		t.Cleanup(func() { srv.Close() })
 		servers = append(servers, ln.Addr().(*net.TCPAddr).AddrPort())
 	}
@@ -199,9 +202,9 @@ func liveHTTPServers(t *testing.T) (servers []netip.AddrPort, decoy netip.AddrPo
 }
 
 // liveHTTPTraffic makes the requests of tapHTTPTraffic to each server,
-// while a client keeps requesting from the decoy, and returns the spies of
+// while a client keeps requesting from the decoy, and returns the capturetest.Spies of
 // the connections to the servers, all closed.
-func liveHTTPTraffic(t *testing.T, servers []netip.AddrPort, decoy netip.AddrPort) []*tapSpy {
+func liveHTTPTraffic(t *testing.T, servers []netip.AddrPort, decoy netip.AddrPort) []*capturetest.Spy {
 	t.Helper()
 	stopDecoy := make(chan struct{})
 	decoyDone := make(chan int)
@@ -232,18 +235,18 @@ func liveHTTPTraffic(t *testing.T, servers []netip.AddrPort, decoy netip.AddrPor
 	case <-time.After(10 * time.Second):
 		t.Fatal("the decoy made no request in 10s")
 	}
-	var ss spies
+	var ss capturetest.Spies
 	for _, s := range servers {
 		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
-			return ss.add(c, c2s), nil
+			return ss.Add(c, capture.ClientToServer), nil
 		}
-		tapHTTPTraffic(t, "http://"+s.String(), dial)
+		capturetest.HTTPTraffic(t, "http://"+s.String(), dial)
 	}
-	all := ss.waitClosed(t)
+	all := ss.WaitClosed(t)
 	close(stopDecoy)
 	if n := <-decoyDone; n == 0 {
 		t.Fatal("the decoy made no requests")
@@ -276,10 +279,10 @@ func TestLiveCapture(t *testing.T) {
 	}
 	total := 0
 	for _, s := range all {
-		client, server := s.ends()
-		total += len(packetsBetween(pkts, client, server))
+		client, server := s.Ends()
+		total += len(capturetest.PacketsBetween(pkts, client, server))
 		got := liveStreams(t, pkts, client, server)
-		want := s.streams()
+		want := s.Streams()
 		for d := range 2 {
 			if string(got[d]) != string(want[d]) {
 				t.Errorf("%v %v: captured %d bytes, the client saw %d", client, capture.Direction(d), len(got[d]), len(want[d]))
@@ -308,10 +311,10 @@ func TestLiveHostFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ln := range []net.Listener{ln4, ln6} {
-		srv := tapHTTPServer(ln)
+		srv := capturetest.HTTPServer(ln)
 		t.Cleanup(func() { srv.Close() })
 	}
-	rec := startLiveRecorder(t, capture.Filter{Hosts: []netip.Addr{netip.MustParseAddr("::1")}})
+	rec := startLiveRecorder(t, live.Filter{Hosts: []netip.Addr{netip.MustParseAddr("::1")}})
 	tr := &http.Transport{}
 	for _, ln := range []net.Listener{ln4, ln6} {
 		resp, err := (&http.Client{Transport: tr}).Get("http://" + ln.Addr().String() + "/big?n=100")
@@ -336,7 +339,7 @@ func TestLiveHostFilter(t *testing.T) {
 // TestLiveClose: Close wakes a Next that waits on a quiet interface.
 func TestLiveClose(t *testing.T) {
 	liveNeedRoot(t)
-	l, err := capture.OpenLive("lo", capture.LiveOptions{Filter: capture.Filter{Ports: []int{9}}}) // discard: nobody talks
+	l, err := live.Open("lo", live.Options{Filter: live.Filter{Ports: []int{9}}}) // discard: nobody talks
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,41 +366,41 @@ func TestLiveClose(t *testing.T) {
 }
 
 func TestLiveErrors(t *testing.T) {
-	_, err := capture.OpenLive("nosuch0", capture.LiveOptions{})
+	_, err := live.Open("nosuch0", live.Options{})
 	if err == nil || !strings.Contains(err.Error(), `"nosuch0"`) || !strings.Contains(err.Error(), "ip link") || !strings.Contains(err.Error(), "lo") {
-		t.Errorf("OpenLive(nosuch0) = %v, want an error naming it, the interfaces there are and `ip link`", err)
+		t.Errorf("Open(nosuch0) = %v, want an error naming it, the interfaces there are and `ip link`", err)
 	}
 	for _, tt := range []struct {
-		opts capture.LiveOptions
+		opts live.Options
 		want string
 	}{
-		{capture.LiveOptions{Snaplen: -1}, "snaplen -1"},
-		{capture.LiveOptions{Snaplen: capture.Snaplen + 1}, "snaplen"},
-		{capture.LiveOptions{Filter: capture.Filter{Ports: []int{70000}}}, "port 70000"},
+		{live.Options{Snaplen: -1}, "snaplen -1"},
+		{live.Options{Snaplen: capture.Snaplen + 1}, "snaplen"},
+		{live.Options{Filter: live.Filter{Ports: []int{70000}}}, "port 70000"},
 	} {
-		if _, err := capture.OpenLive("lo", tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("OpenLive(lo, %+v) = %v, want %q", tt.opts, err, tt.want)
+		if _, err := live.Open("lo", tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Open(lo, %+v) = %v, want %q", tt.opts, err, tt.want)
 		}
 	}
 }
 
-// TestLivePermission: without CAP_NET_RAW, OpenLive says what to do and
+// TestLivePermission: without CAP_NET_RAW, Open says what to do and
 // wraps fs.ErrPermission. As root, the test runs itself again with the
 // capability taken out of its bounding set (setpriv), which makes the
 // kernel refuse the socket as it refuses an ordinary user.
 func TestLivePermission(t *testing.T) {
 	const child = "MITMLAB_TEST_LIVE_NO_CAP"
 	if os.Getenv(child) == "1" || os.Geteuid() != 0 {
-		_, err := capture.OpenLive("lo", capture.LiveOptions{})
+		_, err := live.Open("lo", live.Options{})
 		if err == nil {
 			t.Skip("this process may capture (CAP_NET_RAW): nothing to check")
 		}
 		if !errors.Is(err, fs.ErrPermission) {
-			t.Errorf("OpenLive without CAP_NET_RAW = %v, want it to wrap fs.ErrPermission", err)
+			t.Errorf("Open without CAP_NET_RAW = %v, want it to wrap fs.ErrPermission", err)
 		}
 		for _, want := range []string{"CAP_NET_RAW", "sudo", "setcap cap_net_raw+ep", "tap"} {
 			if !strings.Contains(err.Error(), want) {
-				t.Errorf("OpenLive without CAP_NET_RAW = %q, want it to mention %q", err, want)
+				t.Errorf("Open without CAP_NET_RAW = %q, want it to mention %q", err, want)
 			}
 		}
 		return
@@ -504,9 +507,9 @@ func TestLiveVLAN(t *testing.T) {
 	}
 	want := [][]byte{sent[0], sent[1], sent[2], sent[4]}
 
-	var l *capture.Live
+	var l *live.Handle
 	liveInNetns(t, ns, func() {
-		l, err = capture.OpenLive("vb", capture.LiveOptions{Filter: capture.Filter{Ports: []int{port}}})
+		l, err = live.Open("vb", live.Options{Filter: live.Filter{Ports: []int{port}}})
 		if err != nil {
 			return
 		}

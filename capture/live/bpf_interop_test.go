@@ -1,6 +1,6 @@
 //go:build interop
 
-package capture_test
+package live_test
 
 import (
 	"context"
