@@ -1,0 +1,352 @@
+package tlswire
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// KeyLog is an NSS key log: the SSLKEYLOGFILE format that browsers, curl,
+// OpenSSL (-keylogfile), Go (tls.Config.KeyLogWriter) and mitmlab's proxy
+// write, and Wireshark reads. It is specified in RFC 9850 (formerly
+// draft-ietf-tls-keylogfile) and, before that, in NSS's "Key Log Format"
+// page (https://udn.realityripple.com/docs/Mozilla/Projects/NSS/Key_Log_Format).
+//
+// Each line is "<label> <client random> <secret>" in hex. The client random
+// is the 32 bytes of the connection's ClientHello.random, which is how a line
+// is matched to a connection in a capture: the key log never names hosts or
+// ports. The labels read are
+//
+//	CLIENT_RANDOM                    TLS 1.2 and below: the 48-byte master secret
+//	CLIENT_HANDSHAKE_TRAFFIC_SECRET  TLS 1.3 (RFC 8446 section 7.1)
+//	SERVER_HANDSHAKE_TRAFFIC_SECRET
+//	CLIENT_TRAFFIC_SECRET_0
+//	SERVER_TRAFFIC_SECRET_0
+//	CLIENT_EARLY_TRAFFIC_SECRET      TLS 1.3 0-RTT data, which Wireshark decrypts too
+//
+// Other labels of the format (EXPORTER_SECRET, EARLY_EXPORTER_SECRET, RSA,
+// ECH_SECRET, ECH_CONFIG) are accepted and ignored. So are the
+// CLIENT_TRAFFIC_SECRET_N and SERVER_TRAFFIC_SECRET_N lines OpenSSL 3.0
+// writes after a KeyUpdate: the engine derives those secrets itself.
+//
+// A KeyLog also learns, as Wireshark does, the master secret of every TLS 1.2
+// connection it helped decrypt, under that connection's session ID and
+// session ticket. A resumed connection later in the same capture (an
+// abbreviated handshake, RFC 5246 section 7.3 and RFC 5077) then decrypts
+// too, although clients such as Go's crypto/tls write no key log line for
+// resumptions.
+//
+// A KeyLog can also hold servers' private keys (AddServerKey), with which
+// a TLS 1.2 connection that uses RSA key transport is decrypted without a
+// key log line, as Wireshark's "RSA keys list" does; the master secret
+// found that way is learned too.
+//
+// Many TLSStreams may share a KeyLog, from as many goroutines; Merge and
+// AddServerKey must not run while they do.
+type KeyLog struct {
+	conns      map[[32]byte]*tlsSecrets
+	serverKeys []tlsServerKey
+
+	mu sync.Mutex
+	// "i"+session ID, "t"+ticket, or "r"+client random (a master secret
+	// decrypted with a server key) -> TLS 1.2 master secret.
+	sessions map[string]tlsLearned
+}
+
+// tlsLearned is a TLS 1.2 master secret a KeyLog learned, and where the
+// connection it was learned from had it (KeySourceKeyLog or
+// KeySourceServerKey).
+type tlsLearned struct {
+	master []byte
+	source string
+}
+
+// tlsSecrets are the secrets of one connection, by client random.
+type tlsSecrets struct {
+	master []byte // TLS 1.2 master secret (CLIENT_RANDOM)
+	// TLS 1.3 traffic secrets, indexed by keyLogClientHandshake etc.
+	traffic [5][]byte
+}
+
+// Indexes of tlsSecrets.traffic.
+const (
+	keyLogClientHandshake = iota
+	keyLogServerHandshake
+	keyLogClientTraffic
+	keyLogServerTraffic
+	keyLogClientEarly
+)
+
+func (s *tlsSecrets) empty() bool { return s.master == nil && !s.hasTraffic() }
+
+// hasTraffic reports whether s has a TLS 1.3 secret.
+func (s *tlsSecrets) hasTraffic() bool {
+	for _, t := range s.traffic {
+		if t != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// keyLogLabels maps the labels read to an index in tlsSecrets.traffic; -1 is
+// the TLS 1.2 master secret, -2 a label of the format that is ignored.
+var keyLogLabels = map[string]int{
+	"CLIENT_RANDOM":                   -1,
+	"CLIENT_HANDSHAKE_TRAFFIC_SECRET": keyLogClientHandshake,
+	"SERVER_HANDSHAKE_TRAFFIC_SECRET": keyLogServerHandshake,
+	"CLIENT_TRAFFIC_SECRET_0":         keyLogClientTraffic,
+	"SERVER_TRAFFIC_SECRET_0":         keyLogServerTraffic,
+	"CLIENT_EARLY_TRAFFIC_SECRET":     keyLogClientEarly,
+	"EARLY_EXPORTER_SECRET":           -2, // NSS
+	"EXPORTER_SECRET":                 -2,
+	"RSA":                             -2, // NSS: encrypted pre-master secret, not a client random
+	"ECH_SECRET":                      -2, // Encrypted Client Hello
+	"ECH_CONFIG":                      -2,
+}
+
+// maxKeyLogErrors bounds the errors ParseKeyLog returns, so a file that is
+// not a key log at all (a capture given by mistake, say) does not produce an
+// error per line.
+const maxKeyLogErrors = 100
+
+// KeyLogError is a key log line that ParseKeyLog skipped.
+type KeyLogError struct {
+	Line int // 1-based
+	Err  error
+}
+
+func (e *KeyLogError) Error() string {
+	return fmt.Sprintf("capture: key log line %d: %v", e.Line, e.Err)
+}
+
+func (e *KeyLogError) Unwrap() error { return e.Err }
+
+// ErrKeyLogTooManyErrors ends the error list of a key log with more than 100
+// bad lines; the lines after are still read, but not reported.
+var ErrKeyLogTooManyErrors = errors.New("capture: key log: too many bad lines, the rest are not reported")
+
+// ParseKeyLog reads a key log. It never fails as a whole: a line it cannot
+// use is skipped and reported as a *KeyLogError naming the line, and every
+// good line is kept, the way Wireshark reads a key log. Blank lines and
+// comments (lines starting with "#") are allowed, and so are CRLF line ends
+// and any run of spaces or tabs between fields. When two lines give the same
+// secret for the same connection with different values the later one wins
+// and the conflict is reported.
+func ParseKeyLog(data []byte) (*KeyLog, []error) {
+	k := &KeyLog{conns: make(map[[32]byte]*tlsSecrets)}
+	var errs []error
+	report := func(line int, err error) {
+		switch {
+		case len(errs) < maxKeyLogErrors:
+			errs = append(errs, &KeyLogError{Line: line, Err: err})
+		case len(errs) == maxKeyLogErrors:
+			errs = append(errs, ErrKeyLogTooManyErrors)
+		}
+	}
+	for n := 1; len(data) > 0; n++ {
+		var line []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			line, data = data, nil
+		}
+		line = bytes.TrimSpace(line) // also drops the CR of a CRLF
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		if err := k.parseLine(line); err != nil {
+			report(n, err)
+		}
+	}
+	return k, errs
+}
+
+// errKeyLogConflict marks a line whose secret differs from an earlier line's.
+var errKeyLogConflict = errors.New("conflicts with an earlier line for the same connection; the later line is used")
+
+func (k *KeyLog) parseLine(line []byte) error {
+	f := bytes.Fields(line)
+	if len(f) != 3 {
+		return fmt.Errorf("%d fields, want 3 (label, client random, secret)", len(f))
+	}
+	label := string(f[0])
+	idx, ok := keyLogLabels[label]
+	if !ok && (strings.HasPrefix(label, "CLIENT_TRAFFIC_SECRET_") || strings.HasPrefix(label, "SERVER_TRAFFIC_SECRET_")) {
+		// OpenSSL 3.0 logs the secrets after a KeyUpdate with the literal
+		// label CLIENT_TRAFFIC_SECRET_N (or SERVER_); they are derived
+		// from the _0 ones here (RFC 8446 section 7.2), so not needed.
+		idx, ok = -2, true
+	}
+	if !ok {
+		return fmt.Errorf("unknown label %q", keyLogTruncate(label, 40))
+	}
+	if idx == -2 {
+		return nil
+	}
+	var cr [32]byte
+	if len(f[1]) != 64 {
+		return fmt.Errorf("client random is %d hex digits, want 64", len(f[1]))
+	}
+	if _, err := hex.Decode(cr[:], f[1]); err != nil {
+		return fmt.Errorf("client random: %w", err)
+	}
+	if len(f[2])%2 != 0 {
+		return fmt.Errorf("secret has an odd number (%d) of hex digits", len(f[2]))
+	}
+	secret := make([]byte, hex.DecodedLen(len(f[2])))
+	if _, err := hex.Decode(secret, f[2]); err != nil {
+		return fmt.Errorf("secret: %w", err)
+	}
+	switch {
+	case idx == -1 && len(secret) != 48:
+		// RFC 5246 section 8.1: the master secret is always 48 bytes.
+		return fmt.Errorf("%s secret is %d bytes, want 48", label, len(secret))
+	case idx >= 0 && len(secret) != 32 && len(secret) != 48:
+		// A TLS 1.3 secret is as long as the suite's hash: SHA-256 or
+		// SHA-384 for every suite RFC 8446 defines.
+		return fmt.Errorf("%s secret is %d bytes, want 32 or 48", label, len(secret))
+	}
+	s := k.conns[cr]
+	if s == nil {
+		s = new(tlsSecrets)
+		k.conns[cr] = s
+	}
+	slot := &s.master
+	if idx >= 0 {
+		slot = &s.traffic[idx]
+	}
+	old := *slot
+	*slot = secret
+	if old != nil && !bytes.Equal(old, secret) {
+		return fmt.Errorf("%s: %w", label, errKeyLogConflict)
+	}
+	return nil
+}
+
+func keyLogTruncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// Merge adds other's secrets to k; where both have a secret for the same
+// connection, other's wins, as a later line in one file would. Merging
+// concatenated key logs (one per process) is what a lab with several
+// clients needs. A nil other does nothing.
+func (k *KeyLog) Merge(other *KeyLog) {
+	if other == nil || other == k {
+		return
+	}
+	if k.conns == nil {
+		k.conns = make(map[[32]byte]*tlsSecrets)
+	}
+	for cr, o := range other.conns {
+		s := k.conns[cr]
+		if s == nil {
+			s = new(tlsSecrets)
+			k.conns[cr] = s
+		}
+		if o.master != nil {
+			s.master = o.master
+		}
+		for i, t := range o.traffic {
+			if t != nil {
+				s.traffic[i] = t
+			}
+		}
+	}
+	for _, sk := range other.serverKeys {
+		k.addServerKey(sk)
+	}
+	other.mu.Lock()
+	learned := make(map[string]tlsLearned, len(other.sessions))
+	for id, l := range other.sessions {
+		learned[id] = l
+	}
+	other.mu.Unlock()
+	for id, l := range learned {
+		k.learn(id, l.master, l.source)
+	}
+}
+
+// Len returns the number of connections (distinct client randoms) with at
+// least one secret that is used.
+func (k *KeyLog) Len() int {
+	if k == nil {
+		return 0
+	}
+	n := 0
+	for _, s := range k.conns {
+		if !s.empty() {
+			n++
+		}
+	}
+	return n
+}
+
+// lookup returns the secrets logged for a client random, or nil.
+func (k *KeyLog) lookup(clientRandom []byte) *tlsSecrets {
+	if k == nil || len(clientRandom) != 32 {
+		return nil
+	}
+	s := k.conns[[32]byte(clientRandom)]
+	if s == nil || s.empty() {
+		return nil
+	}
+	return s
+}
+
+// keyLogMaxSessions bounds the sessions a KeyLog learns from decrypted
+// connections: a capture of a busy proxy could otherwise grow it without
+// end. Past the bound new sessions are not learned (resumptions of them are
+// then decrypted only with key log lines of their own).
+const keyLogMaxSessions = 10000
+
+// learn remembers a TLS 1.2 master secret under a session ID ("i" + ID), a
+// session ticket ("t" + ticket) or a client random ("r" + random), with
+// where it came from.
+func (k *KeyLog) learn(id string, master []byte, source string) {
+	if k == nil || len(id) < 2 || len(master) != 48 {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.sessions == nil {
+		k.sessions = make(map[string]tlsLearned)
+	}
+	if _, ok := k.sessions[id]; !ok && len(k.sessions) >= keyLogMaxSessions {
+		return
+	}
+	k.sessions[id] = tlsLearned{master, source}
+}
+
+// session returns the master secret learned under a key of learn, and its
+// source.
+func (k *KeyLog) session(id string) (master []byte, source string) {
+	if k == nil || len(id) < 2 {
+		return nil, ""
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l := k.sessions[id]
+	return l.master, l.source
+}
+
+// usable reports whether k holds anything that could decrypt a
+// connection: secrets by client random, server keys or learned sessions.
+func (k *KeyLog) usable() bool {
+	if k == nil {
+		return false
+	}
+	if len(k.conns) > 0 || len(k.serverKeys) > 0 {
+		return true
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.sessions) > 0
+}
