@@ -37,7 +37,8 @@ func (d Direction) String() string {
 // Reverse returns the other direction.
 func (d Direction) Reverse() Direction { return 1 - d }
 
-func (d Direction) valid() bool { return d == ClientToServer || d == ServerToClient }
+// Valid reports whether d is ClientToServer or ServerToClient.
+func (d Direction) Valid() bool { return d == ClientToServer || d == ServerToClient }
 
 const (
 	// MSS4 and MSS6 are the segment sizes on a 1500-byte Ethernet MTU: the
@@ -214,7 +215,7 @@ func (c *Conversation) MSS() int { return c.mss }
 // at once by a pure ACK from the other side. Writing nothing writes no
 // packet. After the sender's FIN or a RST it returns ErrClosed.
 func (c *Conversation) Write(dir Direction, data []byte, at time.Time) error {
-	if !dir.valid() {
+	if !dir.Valid() {
 		return fmt.Errorf("capture: write: invalid direction %d", int(dir))
 	}
 	c.mu.Lock()
@@ -243,7 +244,7 @@ func (c *Conversation) Write(dir Direction, data []byte, at time.Time) error {
 // CloseWrite half-closes direction dir: a FIN from its sender, acknowledged
 // by the other side, which may go on writing. A second call does nothing.
 func (c *Conversation) CloseWrite(dir Direction, at time.Time) error {
-	if !dir.valid() {
+	if !dir.Valid() {
 		return fmt.Errorf("capture: close: invalid direction %d", int(dir))
 	}
 	c.mu.Lock()
@@ -267,7 +268,7 @@ func (c *Conversation) closeWrite(dir Direction, at time.Time) error {
 // already sent its FIN (see CloseWrite) does not send another; after a
 // Reset, or a second time, Close does nothing.
 func (c *Conversation) Close(from Direction, at time.Time) error {
-	if !from.valid() {
+	if !from.Valid() {
 		return fmt.Errorf("capture: close: invalid direction %d", int(from))
 	}
 	c.mu.Lock()
@@ -282,7 +283,7 @@ func (c *Conversation) Close(from Direction, at time.Time) error {
 // socket is closed with unread data or SO_LINGER 0) from from. After a
 // Close, or a second time, it does nothing.
 func (c *Conversation) Reset(from Direction, at time.Time) error {
-	if !from.valid() {
+	if !from.Valid() {
 		return fmt.Errorf("capture: reset: invalid direction %d", int(from))
 	}
 	c.mu.Lock()

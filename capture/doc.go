@@ -1,5 +1,5 @@
-// Package capture writes what mitmlab sees as packet captures that Wireshark
-// and tshark open like any other.
+// Package capture reads and writes packet captures (pcap and pcapng, with
+// decryption secrets) that Wireshark and tshark open like any other.
 //
 // A [Writer] writes Ethernet packets to a pcap or pcapng stream, or to a file
 // that appears at its path only once complete ([Create]). On top of it a
@@ -35,22 +35,15 @@
 // TLS key log as a Decryption Secrets Block ([Writer.WriteDecryptionSecrets]),
 // which Wireshark uses without any setting.
 //
-// Analysis reads any pcap or pcapng ([NewReader]: Ethernet, Linux cooked
-// SLL and SLL2, raw IP, loopback), reassembles TCP with gopacket's
-// reassembly, and reports each connection ([Analyze]). A [TLSStream] follows
-// the TLS of a connection: ClientHello (SNI, ALPN), ServerHello (version,
-// cipher suite), certificates when visible, alerts; with a [KeyLog] it
-// decrypts TLS 1.3 and TLS 1.2 AEAD records, handshake included; with a
-// server's RSA key ([KeyLog.AddServerKey]) it also decrypts TLS 1.2 sessions
-// that used RSA key transport, and says why an (EC)DHE one cannot be:
+// A [Reader] reads any pcap or pcapng file back, with the decryption
+// secrets a pcapng carries ([Reader.Secrets]).
 //
-//	r, _ := capture.NewReader(f)
-//	keys, _ := capture.ParseKeyLog(keylogBytes)
-//	rep, _ := capture.Analyze(r, capture.AnalyzeOptions{
-//		Keys:    keys,
-//		Secrets: []capture.Secret{{Name: "password", Value: "hunter2"}},
-//	})
-//	fmt.Println(rep.Secrets[0].Verdict)
+// The rest of the work is in subpackages, split the way gopacket splits its
+// own: [github.com/mitmlab/mitmlab/capture/live] captures an interface,
+// [github.com/mitmlab/mitmlab/capture/tlswire] follows and decrypts the TLS
+// of a connection, and [github.com/mitmlab/mitmlab/capture/analysis] reports
+// what a capture shows. This package imports none of them, so the proxy,
+// which records through it, links none of the analyzer.
 //
 // The package knows nothing of the rest of mitmlab. It never prints and never
 // exits; files that may hold plaintext are created with the mode the caller

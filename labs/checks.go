@@ -8,8 +8,10 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/mitmlab/mitmlab/capture/analysis"
+	"github.com/mitmlab/mitmlab/capture/tlswire"
+
 	"github.com/mitmlab/mitmlab/ca"
-	"github.com/mitmlab/mitmlab/capture"
 	"github.com/mitmlab/mitmlab/mitm"
 )
 
@@ -36,7 +38,7 @@ func portOf(addr string) string {
 }
 
 // connTo finds the first connection to a server port in a report.
-func connTo(rep *capture.Report, addr string) *capture.ConnReport {
+func connTo(rep *analysis.Report, addr string) *analysis.ConnReport {
 	port := portOf(addr)
 	for _, c := range rep.Connections {
 		if portOf(c.Server) == port {
@@ -47,8 +49,8 @@ func connTo(rep *capture.Report, addr string) *capture.ConnReport {
 }
 
 // connsTo lists the connections to a server port.
-func connsTo(rep *capture.Report, addr string) []*capture.ConnReport {
-	var out []*capture.ConnReport
+func connsTo(rep *analysis.Report, addr string) []*analysis.ConnReport {
+	var out []*analysis.ConnReport
 	port := portOf(addr)
 	for _, c := range rep.Connections {
 		if portOf(c.Server) == port {
@@ -59,9 +61,9 @@ func connsTo(rep *capture.Report, addr string) []*capture.ConnReport {
 }
 
 // secretVerdict is the report's verdict on the password.
-func secretVerdict(rep *capture.Report) capture.SecretFound {
+func secretVerdict(rep *analysis.Report) analysis.SecretFound {
 	if len(rep.Secrets) == 0 {
-		return capture.SecretFound{Found: "none"}
+		return analysis.SecretFound{Found: "none"}
 	}
 	return rep.Secrets[0]
 }
@@ -101,14 +103,14 @@ func (w *World) AddSample(title, kind string, data []byte) {
 
 // AddCert records a certificate for the side-by-side view.
 func (w *World) AddCert(role string, c *x509.Certificate, chain ...*x509.Certificate) {
-	v := CertView{Role: role, Subject: capture.NameString(c.Subject), Issuer: capture.NameString(c.Issuer), Key: ca.DescribeKey(c.PublicKey),
+	v := CertView{Role: role, Subject: tlswire.NameString(c.Subject), Issuer: tlswire.NameString(c.Issuer), Key: ca.DescribeKey(c.PublicKey),
 		SHA256: ca.Fingerprint(c), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()}
 	v.Names = append(v.Names, c.DNSNames...)
 	for _, ip := range c.IPAddresses {
 		v.Names = append(v.Names, ip.String())
 	}
 	for _, p := range chain {
-		v.Chain = append(v.Chain, capture.NameString(p.Subject))
+		v.Chain = append(v.Chain, tlswire.NameString(p.Subject))
 	}
 	w.rec.res.Certificates = append(w.rec.res.Certificates, v)
 }

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mitmlab/mitmlab/capture"
+	"github.com/mitmlab/mitmlab/capture/analysis"
 )
 
 // Lab 1: cleartext HTTP. The eavesdropper needs nothing but a capture.
@@ -51,7 +51,7 @@ var _ = register(&Lab{
 })
 
 // describeConn is a connection in a line, for evidence.
-func describeConn(c *capture.ConnReport) string {
+func describeConn(c *analysis.ConnReport) string {
 	if c == nil {
 		return "no such connection in the capture"
 	}
@@ -107,7 +107,7 @@ var _ = register(&Lab{
 		}
 		c12, c13 := connTo(rep, w.tls12), connTo(rep, w.tls13)
 		for _, v := range []struct {
-			c        *capture.ConnReport
+			c        *analysis.ConnReport
 			name, id string
 		}{{c12, "TLS 1.2", "handshake-visible-tls12"}, {c13, "TLS 1.3", "handshake-visible-tls13"}} {
 			ok := v.c != nil && v.c.TLS != nil && v.c.TLS.SNI == BankHost && v.c.TLS.CipherSuite != ""
@@ -131,7 +131,7 @@ var _ = register(&Lab{
 		v := secretVerdict(rep)
 		w.Expect("password-not-in-capture", "the password is nowhere in the capture", v.Found == "none", "%s", v.Verdict)
 		entropyOK, ent := true, ""
-		for _, c := range []*capture.ConnReport{c12, c13} {
+		for _, c := range []*analysis.ConnReport{c12, c13} {
 			if c == nil {
 				entropyOK = false
 				continue
@@ -151,7 +151,7 @@ var _ = register(&Lab{
 
 // withSecret returns the first of conns that the analysis rep found the
 // password in after decryption, or nil.
-func withSecret(rep *capture.Report, conns []*capture.ConnReport) *capture.ConnReport {
+func withSecret(rep *analysis.Report, conns []*analysis.ConnReport) *analysis.ConnReport {
 	v := secretVerdict(rep)
 	for _, c := range conns {
 		if v.Found == "decrypted" && slices.Contains(v.Connections, c.ID) && len(c.SampleWire) > 0 {

@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mitmlab/mitmlab/capture/analysis"
+	"github.com/mitmlab/mitmlab/capture/tlswire"
+
 	"github.com/mitmlab/mitmlab/ca"
-	"github.com/mitmlab/mitmlab/capture"
 )
 
 // Lab 8: the handshake as it crosses the wire, and forward secrecy.
@@ -105,7 +107,7 @@ var _ = register(&Lab{
 		if err != nil {
 			return err
 		}
-		keys, _ := capture.ParseKeyLog(nil)
+		keys, _ := tlswire.ParseKeyLog(nil)
 		if err := keys.AddServerKeyPEM(pemKey); err != nil {
 			return err
 		}
@@ -115,7 +117,7 @@ var _ = register(&Lab{
 		}
 		rsa2, ecdhe2, tls132 := connTo(withKey, rsaAddr), connTo(withKey, ecdheAddr), connTo(withKey, tls13Addr)
 		found := secretVerdict(withKey)
-		in := func(c *capture.ConnReport) bool { return c != nil && slices.Contains(found.Connections, c.ID) }
+		in := func(c *analysis.ConnReport) bool { return c != nil && slices.Contains(found.Connections, c.ID) }
 		w.Expect("rsa-decrypts", "the recorded RSA session decrypts with the server's private key: the password appears",
 			rsa2 != nil && rsa2.TLS != nil && rsa2.TLS.Decrypted && in(rsa2), "%s", describeDecrypt(rsa2))
 		w.Expect("ecdhe-forward-secret", "the ECDHE session recorded the same way does not (forward secrecy)",
@@ -140,7 +142,7 @@ var _ = register(&Lab{
 })
 
 // handshakeNames lists "from Name" for each handshake message.
-func handshakeNames(c *capture.ConnReport) []string {
+func handshakeNames(c *analysis.ConnReport) []string {
 	if c == nil || c.TLS == nil {
 		return nil
 	}
@@ -151,7 +153,7 @@ func handshakeNames(c *capture.ConnReport) []string {
 	return out
 }
 
-func keyExchange(c *capture.ConnReport) string {
+func keyExchange(c *analysis.ConnReport) string {
 	if c == nil || c.TLS == nil {
 		return ""
 	}
@@ -169,7 +171,7 @@ func isSubsequence(got, want []string) bool {
 	return i == len(want)
 }
 
-func describeDecrypt(c *capture.ConnReport) string {
+func describeDecrypt(c *analysis.ConnReport) string {
 	switch {
 	case c == nil || c.TLS == nil:
 		return "the connection is not in the capture"

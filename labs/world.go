@@ -18,6 +18,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/analysis"
+	"github.com/mitmlab/mitmlab/capture/tlswire"
+
 	"github.com/mitmlab/mitmlab/capture/live"
 
 	"github.com/mitmlab/mitmlab/ca"
@@ -267,30 +270,30 @@ func (w *World) finishCapture(embedKeys bool) error {
 // Analyze reads the wire capture (or another capture in Dir) with the
 // capture package, looking for the secret; withKeys decrypts with the run's
 // key log (keys.log) only, without, with the secrets the file embeds.
-func (w *World) Analyze(file string, withKeys bool) (*capture.Report, error) {
-	opts := capture.AnalyzeOptions{Samples: true}
+func (w *World) Analyze(file string, withKeys bool) (*analysis.Report, error) {
+	opts := analysis.Options{Samples: true}
 	if withKeys {
 		// keys.log alone: the secrets a pcapng embeds would decrypt it
 		// without them, and the check would prove nothing about the log.
-		opts.Keys, _ = capture.ParseKeyLog(w.keys.bytes())
+		opts.Keys, _ = tlswire.ParseKeyLog(w.keys.bytes())
 		opts.IgnoreFileSecrets = true
 	}
 	return w.analyze(file, opts)
 }
 
 // analyzeWith analyses a capture with the given keys.
-func (w *World) analyzeWith(file string, keys *capture.KeyLog) (*capture.Report, error) {
-	return w.analyze(file, capture.AnalyzeOptions{Keys: keys, Samples: true})
+func (w *World) analyzeWith(file string, keys *tlswire.KeyLog) (*analysis.Report, error) {
+	return w.analyze(file, analysis.Options{Keys: keys, Samples: true})
 }
 
 // AnalyzeIgnoringFileKeys analyses a capture as an eavesdropper without
 // keys would, even if the file embeds decryption secrets.
-func (w *World) AnalyzeIgnoringFileKeys(file string) (*capture.Report, error) {
-	return w.analyze(file, capture.AnalyzeOptions{IgnoreFileSecrets: true})
+func (w *World) AnalyzeIgnoringFileKeys(file string) (*analysis.Report, error) {
+	return w.analyze(file, analysis.Options{IgnoreFileSecrets: true})
 }
 
 // analyze reads a capture in Dir with opts, looking for the password.
-func (w *World) analyze(file string, opts capture.AnalyzeOptions) (*capture.Report, error) {
+func (w *World) analyze(file string, opts analysis.Options) (*analysis.Report, error) {
 	f, err := os.Open(filepath.Join(w.Dir, file))
 	if err != nil {
 		return nil, err
@@ -300,8 +303,8 @@ func (w *World) analyze(file string, opts capture.AnalyzeOptions) (*capture.Repo
 	if err != nil {
 		return nil, err
 	}
-	opts.Secrets = []capture.Secret{{Name: "password", Value: w.Secret}}
-	return capture.Analyze(r, opts)
+	opts.Secrets = []analysis.Secret{{Name: "password", Value: w.Secret}}
+	return analysis.Analyze(r, opts)
 }
 
 // Close stops everything the world started.

@@ -12,8 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/tlswire"
+
 	"github.com/mitmlab/mitmlab/ca"
-	"github.com/mitmlab/mitmlab/capture"
 )
 
 // Handling says what the proxy did with a flow.
@@ -276,8 +277,8 @@ func certInfo(c *x509.Certificate) *CertInfo {
 		names = append(names, ip.String())
 	}
 	return &CertInfo{
-		Subject:   capture.NameString(c.Subject),
-		Issuer:    capture.NameString(c.Issuer),
+		Subject:   tlswire.NameString(c.Subject),
+		Issuer:    tlswire.NameString(c.Issuer),
 		SHA256:    ca.Fingerprint(c),
 		NotBefore: c.NotBefore.UTC(),
 		NotAfter:  c.NotAfter.UTC(),

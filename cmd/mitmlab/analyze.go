@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mitmlab/mitmlab/capture/analysis"
+	"github.com/mitmlab/mitmlab/capture/tlswire"
+
 	"github.com/mitmlab/mitmlab/capture"
 	"github.com/spf13/cobra"
 )
@@ -65,21 +68,21 @@ visible in cleartext, visible only once decrypted, or not found.`,
 
 func runAnalyze(opts *analyzeOptions) error {
 	a := opts.app
-	var secrets []capture.Secret
+	var secrets []analysis.Secret
 	for i, s := range opts.secrets {
-		sec, err := capture.ParseSecret(s, i+1)
+		sec, err := analysis.ParseSecret(s, i+1)
 		if err != nil {
 			return usageError{err}
 		}
 		secrets = append(secrets, sec)
 	}
-	keys, _ := capture.ParseKeyLog(nil)
+	keys, _ := tlswire.ParseKeyLog(nil)
 	for _, path := range opts.keylogs {
 		data, err := os.ReadFile(expandTilde(path))
 		if err != nil {
 			return fmt.Errorf("cannot read the key log: %v", err)
 		}
-		kl, errs := capture.ParseKeyLog(data)
+		kl, errs := tlswire.ParseKeyLog(data)
 		if kl.Len() == 0 {
 			return fmt.Errorf("%s holds no TLS secrets (NSS key log lines such as CLIENT_RANDOM or CLIENT_TRAFFIC_SECRET_0): is it the right file?", path)
 		}
@@ -106,7 +109,7 @@ func runAnalyze(opts *analyzeOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: %v; give a pcap or pcapng file (tcpdump -w, tshark -w, Wireshark, mitmlab capture)", opts.file, err)
 	}
-	rep, err := capture.Analyze(r, capture.AnalyzeOptions{Keys: keys, Secrets: secrets, Logger: a.log})
+	rep, err := analysis.Analyze(r, analysis.Options{Keys: keys, Secrets: secrets, Logger: a.log})
 	if err != nil {
 		return err
 	}
@@ -123,7 +126,7 @@ func runAnalyze(opts *analyzeOptions) error {
 	return nil
 }
 
-func writeReport(w io.Writer, rep *capture.Report, handshake bool) {
+func writeReport(w io.Writer, rep *analysis.Report, handshake bool) {
 	dur := rep.End.Sub(rep.Start)
 	fmt.Fprintf(w, "%s: %s, %s, %s (%d TCP), %s, %.2f s\n", rep.File, rep.Format, strings.Join(rep.LinkTypes, " + "),
 		plural(rep.Packets, "packet"), rep.TCPPackets, humanBytes(rep.Bytes), dur.Seconds())
@@ -170,7 +173,7 @@ func writeReport(w io.Writer, rep *capture.Report, handshake bool) {
 				}
 			}
 			switch {
-			case t.Decrypted && t.KeySource == capture.KeySourceServerKey:
+			case t.Decrypted && t.KeySource == tlswire.KeySourceServerKey:
 				fmt.Fprintln(w, "   decrypted with the server's private key")
 			case t.Decrypted:
 				fmt.Fprintln(w, "   decrypted with the session keys")
@@ -212,7 +215,7 @@ func writeReport(w io.Writer, rep *capture.Report, handshake bool) {
 
 // keysLine says what could decrypt TLS: sessions of the key log given,
 // sessions of the capture's own decryption secrets, server private keys.
-func keysLine(k capture.KeysReport) string {
+func keysLine(k analysis.KeysReport) string {
 	var have []string
 	fromLog := k.Sessions - k.FromFile // FromFile counts sessions the key log did not have
 	switch {
@@ -235,14 +238,14 @@ func keysLine(k capture.KeysReport) string {
 	return fmt.Sprintf("keys: %s; %s decrypted", strings.Join(have, "; "), plural(k.Decrypted, "connection"))
 }
 
-func connHeadline(c *capture.ConnReport) string {
+func connHeadline(c *analysis.ConnReport) string {
 	if c.Tunnel != "" {
 		return "through an HTTP proxy (CONNECT " + c.Tunnel + "), " + connHeadlineInner(c)
 	}
 	return connHeadlineInner(c)
 }
 
-func connHeadlineInner(c *capture.ConnReport) string {
+func connHeadlineInner(c *analysis.ConnReport) string {
 	switch {
 	case c.TLS != nil:
 		parts := []string{c.TLS.Version, c.TLS.CipherSuite}

@@ -18,8 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/analysis"
+
 	"github.com/mitmlab/mitmlab/ca"
-	"github.com/mitmlab/mitmlab/capture"
 )
 
 // tcpdumpCapture runs tcpdump on iface for port until stop is called.
@@ -86,17 +87,17 @@ func tsharkRequests(t *testing.T, file, keylog string) (requests, lines []string
 	return requests, lines
 }
 
-func analyzeJSON(t *testing.T, args ...string) capture.Report {
+func analyzeJSON(t *testing.T, args ...string) analysis.Report {
 	t.Helper()
 	out := mustRun(t, append([]string{"analyze", "--json"}, args...)...)
-	var rep capture.Report
+	var rep analysis.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("analyze --json: %v\n%s", err, out)
 	}
 	return rep
 }
 
-func ourRequests(rep capture.Report) (requests, lines []string) {
+func ourRequests(rep analysis.Report) (requests, lines []string) {
 	for _, c := range rep.Connections {
 		for _, r := range c.Requests {
 			requests = append(requests, r.Method+" "+r.Target)

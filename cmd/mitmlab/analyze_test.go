@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmlab/mitmlab/capture/analysis"
+
 	"github.com/mitmlab/mitmlab/capture"
 )
 
@@ -56,7 +58,7 @@ func TestAnalyzeCommand(t *testing.T) {
 		"#1 10.0.0.2:40000 → 10.0.0.1:80  cleartext HTTP", "   POST /login HTTP/1.1 → 200\n",
 		"password: VISIBLE in cleartext HTTP, connection 1", "secret 2: not found, on the wire or after decryption")
 
-	var rep capture.Report
+	var rep analysis.Report
 	if err := json.Unmarshal([]byte(mustRun(t, "analyze", "--json", file, "--secret", "hunter2")), &rep); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,180 @@
+package tlswire
+
+import (
+	"crypto/tls"
+)
+
+// resolve looks the connection's secrets up once both hellos are known and
+// sets up each direction's keys.
+func (s *Stream) resolve() {
+	if s.keysResolved || s.awaitRSA || !s.clientHello || !s.serverHello {
+		return
+	}
+	s.keysResolved = true
+	suite := tlsSuites[s.sum.CipherSuite]
+	name := tlsSuiteName(s.sum.CipherSuite)
+	v := s.sum.Version
+	switch {
+	case v == tls.VersionTLS13:
+		s.rsa = nil
+		sec := s.keys.lookup(s.sum.ClientRandom)
+		if sec == nil || !sec.hasTraffic() {
+			s.forwardSecrecy()
+			return
+		}
+		s.sum.KeysFound, s.sum.KeySource = true, KeySourceKeyLog
+		if suite == nil || !suite.tls13 {
+			s.note("TLS 1.3 cipher suite %s is not decrypted", name)
+			return
+		}
+		for i, idx := range [2][2]int{
+			ClientToServer: {keyLogClientHandshake, keyLogClientTraffic},
+			ServerToClient: {keyLogServerHandshake, keyLogServerTraffic},
+		} {
+			d := &s.dir[i]
+			if d.lost {
+				s.note("%v: records went by before the keys were known; not decrypted", Direction(i))
+				continue
+			}
+			d.suite = suite
+			if hs := sec.traffic[idx[0]]; hs != nil {
+				if d.cur = suite.tls13Cipher(hs); d.cur == nil {
+					s.note("%v: handshake traffic secret of %d bytes does not fit %s", Direction(i), len(hs), name)
+				}
+			}
+			if early := sec.traffic[keyLogClientEarly]; early != nil && i == int(ClientToServer) && s.earlyData {
+				// RFC 8446 section 4.2.10: 0-RTT data is protected with the
+				// cipher suite of the PSK, which a server accepting it
+				// has also chosen for the connection.
+				d.early = suite.tls13Cipher(early)
+			}
+			if app := sec.traffic[idx[1]]; app != nil {
+				if d.next = suite.tls13Cipher(app); d.next == nil {
+					s.note("%v: traffic secret of %d bytes does not fit %s", Direction(i), len(app), name)
+				} else {
+					d.secret = app
+				}
+			}
+		}
+
+	case v >= 0x0300 && v <= tls.VersionTLS12:
+		var master []byte
+		source := KeySourceKeyLog
+		if sec := s.keys.lookup(s.sum.ClientRandom); sec != nil {
+			master = sec.master
+		}
+		if master == nil {
+			// Decrypted with a server key by an earlier Stream.
+			master, source = s.keys.session("r" + string(s.sum.ClientRandom))
+		}
+		if master == nil && s.sum.Resumed {
+			master, source = s.keys.session("i" + string(s.serverSID))
+		}
+		if master == nil && len(s.clientTicket) > 0 {
+			master, source = s.keys.session("t" + string(s.clientTicket))
+		}
+		if master != nil {
+			s.rsa = nil
+			s.useMaster12(master, source)
+			return
+		}
+		if s.rsaAwait() {
+			// The ClientKeyExchange may already be in: client first.
+			s.keysResolved, s.awaitRSA = false, true
+			s.rsaDerive()
+			return
+		}
+		s.rsa = nil
+		s.forwardSecrecy()
+	}
+}
+
+// useMaster12 sets up the TLS 1.2 record keys of both directions from the
+// connection's master secret, found in source.
+func (s *Stream) useMaster12(master []byte, source string) {
+	s.sum.KeysFound, s.sum.KeySource = true, source
+	s.master = master
+	if len(s.serverSID) > 0 {
+		s.keys.learn("i"+string(s.serverSID), master, source)
+	}
+	suite := tlsSuites[s.sum.CipherSuite]
+	if v := s.sum.Version; suite == nil || suite.tls13 || v != tls.VersionTLS12 {
+		s.note("%s with %s: records are counted, not decrypted (only AES-GCM and ChaCha20-Poly1305 suites of TLS 1.2 and 1.3 are)",
+			VersionName(v), tlsSuiteName(s.sum.CipherSuite))
+		return
+	}
+	c, sv := suite.tls12Ciphers(master, s.sum.ClientRandom, s.serverRandom)
+	for i, ci := range [2]*tlsCipher{c, sv} {
+		d := &s.dir[i]
+		if d.lost {
+			s.note("%v: records went by before the keys were known; not decrypted", Direction(i))
+			continue
+		}
+		d.cur, d.suite = ci, suite
+	}
+}
+
+// open decrypts a protected record of dir whose header is in d.hdr, and
+// returns its content type and plaintext.
+func (s *Stream) open(dir Direction, d *tlsDir, payload []byte) (uint8, []byte, bool) {
+	if d.pt == nil {
+		d.pt = make([]byte, 0, tlsMaxRecord)
+	}
+	// TLS 1.3 0-RTT data (RFC 8446 section 2.3) comes before the client's
+	// handshake records, under its own keys and sequence numbers; a server
+	// that rejects it skips it, and so does this when the key log lacks
+	// CLIENT_EARLY_TRAFFIC_SECRET.
+	if c := d.early; c != nil {
+		if pt, ok := c.open(d.pt, d.hdr[:], payload); ok {
+			return s.opened(dir, d, c, pt)
+		}
+	}
+	if c := d.cur; c != nil {
+		if pt, ok := c.open(d.pt, d.hdr[:], payload); ok {
+			d.ok, d.early = true, nil
+			return s.opened(dir, d, c, pt)
+		}
+	}
+	// TLS 1.3: if the handshake keys are missing or the Finished was not
+	// seen, the record may already be under the application keys.
+	if c := d.next; c != nil {
+		if pt, ok := c.open(d.pt, d.hdr[:], payload); ok {
+			d.cur, d.next, d.ok, d.early = c, nil, true, nil
+			return s.opened(dir, d, c, pt)
+		}
+	}
+	if dir == ClientToServer && s.earlyData && !d.ok && s.tls13() == 1 {
+		if d.early == nil {
+			s.note("%v: 0-RTT early data is not decrypted: the key log has no CLIENT_EARLY_TRAFFIC_SECRET for it", dir)
+		} else {
+			s.sum.DecryptFailures++
+		}
+		return 0, nil, false
+	}
+	if d.cur == nil {
+		return 0, nil, false // no keys for this record: not a failure
+	}
+	d.cur.seq++
+	s.sum.DecryptFailures++
+	return 0, nil, false
+}
+
+// opened finishes a record that c authenticated.
+func (s *Stream) opened(dir Direction, d *tlsDir, c *tlsCipher, pt []byte) (uint8, []byte, bool) {
+	c.seq++
+	s.sum.Decrypted = true
+	if !c.tls13 {
+		return d.hdr[0], pt, true
+	}
+	// RFC 8446 section 5.2: TLSInnerPlaintext is the content, its real
+	// type, then zero padding.
+	i := len(pt) - 1
+	for i >= 0 && pt[i] == 0 {
+		i--
+	}
+	if i < 0 {
+		s.note("%v: a decrypted record has no content type", dir)
+		return 0, nil, false
+	}
+	return pt[i], pt[:i], true
+}
