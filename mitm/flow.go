@@ -261,7 +261,7 @@ func dur(d time.Duration) string {
 func tlsInfo(cs tls.ConnectionState, leaf *x509.Certificate) *TLSInfo {
 	info := &TLSInfo{
 		Version:     tls.VersionName(cs.Version),
-		CipherSuite: tls.CipherSuiteName(cs.CipherSuite),
+		CipherSuite: tlswire.SuiteName(cs.CipherSuite),
 		ALPN:        cs.NegotiatedProtocol,
 		SNI:         cs.ServerName,
 	}

@@ -2,7 +2,6 @@ package analysis
 
 import (
 	"bytes"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -678,7 +677,7 @@ func cipherSuiteName(id uint16) string {
 	if id == 0 {
 		return ""
 	}
-	return tls.CipherSuiteName(id)
+	return tlswire.SuiteName(id)
 }
 
 func entropy(h *[256]uint64) float64 {

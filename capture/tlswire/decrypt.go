@@ -11,8 +11,8 @@ func (s *Stream) resolve() {
 		return
 	}
 	s.keysResolved = true
-	suite := tlsSuites[s.sum.CipherSuite]
-	name := tlsSuiteName(s.sum.CipherSuite)
+	suite := suiteByID(s.sum.CipherSuite)
+	name := SuiteName(s.sum.CipherSuite)
 	v := s.sum.Version
 	switch {
 	case v == tls.VersionTLS13:
@@ -23,7 +23,7 @@ func (s *Stream) resolve() {
 			return
 		}
 		s.sum.KeysFound, s.sum.KeySource = true, KeySourceKeyLog
-		if suite == nil || !suite.tls13 {
+		if !suite.decrypts() || !suite.tls13 {
 			s.note("TLS 1.3 cipher suite %s is not decrypted", name)
 			return
 		}
@@ -38,7 +38,7 @@ func (s *Stream) resolve() {
 			}
 			d.suite = suite
 			if hs := sec.traffic[idx[0]]; hs != nil {
-				if d.cur = suite.tls13Cipher(hs); d.cur == nil {
+				if d.cur = suite.tls13Keys(hs); d.cur == nil {
 					s.note("%v: handshake traffic secret of %d bytes does not fit %s", Direction(i), len(hs), name)
 				}
 			}
@@ -46,10 +46,10 @@ func (s *Stream) resolve() {
 				// RFC 8446 section 4.2.10: 0-RTT data is protected with the
 				// cipher suite of the PSK, which a server accepting it
 				// has also chosen for the connection.
-				d.early = suite.tls13Cipher(early)
+				d.early = suite.tls13Keys(early)
 			}
 			if app := sec.traffic[idx[1]]; app != nil {
-				if d.next = suite.tls13Cipher(app); d.next == nil {
+				if d.next = suite.tls13Keys(app); d.next == nil {
 					s.note("%v: traffic secret of %d bytes does not fit %s", Direction(i), len(app), name)
 				} else {
 					d.secret = app
@@ -97,14 +97,14 @@ func (s *Stream) useMaster12(master []byte, source string) {
 	if len(s.serverSID) > 0 {
 		s.keys.learn("i"+string(s.serverSID), master, source)
 	}
-	suite := tlsSuites[s.sum.CipherSuite]
-	if v := s.sum.Version; suite == nil || suite.tls13 || v != tls.VersionTLS12 {
+	suite := suiteByID(s.sum.CipherSuite)
+	if v := s.sum.Version; !suite.decrypts() || suite.tls13 || v != tls.VersionTLS12 {
 		s.note("%s with %s: records are counted, not decrypted (only AES-GCM and ChaCha20-Poly1305 suites of TLS 1.2 and 1.3 are)",
-			VersionName(v), tlsSuiteName(s.sum.CipherSuite))
+			VersionName(v), SuiteName(s.sum.CipherSuite))
 		return
 	}
-	c, sv := suite.tls12Ciphers(master, s.sum.ClientRandom, s.serverRandom)
-	for i, ci := range [2]*tlsCipher{c, sv} {
+	c, sv := suite.tls12Keys(master, s.sum.ClientRandom, s.serverRandom)
+	for i, ci := range [2]*recordKeys{c, sv} {
 		d := &s.dir[i]
 		if d.lost {
 			s.note("%v: records went by before the keys were known; not decrypted", Direction(i))
@@ -160,7 +160,7 @@ func (s *Stream) open(dir Direction, d *tlsDir, payload []byte) (uint8, []byte, 
 }
 
 // opened finishes a record that c authenticated.
-func (s *Stream) opened(dir Direction, d *tlsDir, c *tlsCipher, pt []byte) (uint8, []byte, bool) {
+func (s *Stream) opened(dir Direction, d *tlsDir, c *recordKeys, pt []byte) (uint8, []byte, bool) {
 	c.seq++
 	s.sum.Decrypted = true
 	if !c.tls13 {

@@ -104,7 +104,7 @@ func tlsDescribeClientHello(info ClientHelloInfo) string {
 	var suites []string
 	for _, cs := range info.CipherSuites {
 		if !tlsGREASE(cs) && cs != 0x00ff { // TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746
-			suites = append(suites, tlsSuiteName(cs))
+			suites = append(suites, SuiteName(cs))
 		}
 	}
 	if len(suites) <= 3 {
@@ -118,7 +118,7 @@ func tlsDescribeClientHello(info ClientHelloInfo) string {
 // describeServerHello says what the server chose.
 func (s *Stream) describeServerHello(h tlsServerHello) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "chooses %s, %s", VersionName(h.version), tlsSuiteName(h.suite))
+	fmt.Fprintf(&b, "chooses %s, %s", VersionName(h.version), SuiteName(h.suite))
 	if h.version == tls.VersionTLS13 {
 		if h.group != 0 {
 			fmt.Fprintf(&b, ", key share %s", tlsGroupName(h.group))
@@ -128,7 +128,7 @@ func (s *Stream) describeServerHello(h tlsServerHello) string {
 		}
 		return b.String()
 	}
-	if kx := tlsKeyExchange(h.suite); kx != "" {
+	if kx := suiteKeyExchange(h.suite); kx != "" {
 		fmt.Fprintf(&b, " (%s key exchange)", kx)
 	}
 	if h.ems {

@@ -131,7 +131,7 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 		if h.version != tls.VersionTLS13 {
 			s.sum.ALPN = h.alpn
 			s.sum.Resumed = len(h.sessionID) > 0 && bytes.Equal(h.sessionID, s.clientSID)
-			s.sum.KeyExchange, s.sum.Group = tlsKeyExchange(h.suite), ""
+			s.sum.KeyExchange, s.sum.Group = suiteKeyExchange(h.suite), ""
 		} else {
 			s.sum.Resumed = h.psk
 			s.sum.KeyExchange, s.sum.Group = "TLS 1.3 (EC)DHE", ""
@@ -215,7 +215,7 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 		// generation of its traffic secret.
 		if d.secret != nil && d.suite != nil {
 			d.secret = d.suite.nextSecret(d.secret)
-			d.cur = d.suite.tls13Cipher(d.secret)
+			d.cur = d.suite.tls13Keys(d.secret)
 		} else {
 			d.cur = nil
 		}

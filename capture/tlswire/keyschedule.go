@@ -7,11 +7,11 @@ import (
 )
 
 // hashLen is the output size of the suite's hash.
-func (suite *tlsSuite) hashLen() int { return suite.hash().Size() }
+func (suite *suite) hashLen() int { return suite.hash().Size() }
 
 // expandLabel is HKDF-Expand-Label (RFC 8446 section 7.1) with an empty
 // context, the only kind the record layer needs.
-func (suite *tlsSuite) expandLabel(secret []byte, label string, length int) []byte {
+func (suite *suite) expandLabel(secret []byte, label string, length int) []byte {
 	const prefix = "tls13 "
 	info := make([]byte, 0, 4+len(prefix)+len(label))
 	info = binary.BigEndian.AppendUint16(info, uint16(length))
@@ -26,31 +26,33 @@ func (suite *tlsSuite) expandLabel(secret []byte, label string, length int) []by
 	return out
 }
 
-// tls13Cipher derives the record keys of a TLS 1.3 traffic secret (RFC 8446
+// tls13Keys derives the record keys of a TLS 1.3 traffic secret (RFC 8446
 // section 7.3), or returns nil if the secret does not fit the suite.
-func (suite *tlsSuite) tls13Cipher(secret []byte) *tlsCipher {
-	if len(secret) != suite.hashLen() {
+func (suite *suite) tls13Keys(secret []byte) *recordKeys {
+	if len(secret) != suite.hashLen() || !suite.decrypts() {
 		return nil
 	}
-	a := suite.newAEAD(suite.expandLabel(secret, "key", suite.keyLen))
+	key := suite.expandLabel(secret, "key", suite.keyLen)
 	iv := suite.expandLabel(secret, "iv", 12)
-	if a == nil || len(iv) != 12 {
+	if key == nil || len(iv) != 12 {
 		return nil
 	}
-	c := &tlsCipher{aead: a, tls13: true}
-	copy(c.iv[:], iv)
-	return c
+	p := suite.protection(suite, key, iv)
+	if p == nil {
+		return nil
+	}
+	return &recordKeys{protection: p, tls13: true}
 }
 
 // nextSecret is the traffic secret after a KeyUpdate (RFC 8446 section
 // 7.2): application_traffic_secret_N+1.
-func (suite *tlsSuite) nextSecret(secret []byte) []byte {
+func (suite *suite) nextSecret(secret []byte) []byte {
 	return suite.expandLabel(secret, "traffic upd", suite.hashLen())
 }
 
 // prf12 is the TLS 1.2 PRF, P_hash of RFC 5246 section 5, with the suite's
 // hash (SHA-256, or SHA-384 for the *_SHA384 suites).
-func (suite *tlsSuite) prf12(secret []byte, label string, seed []byte, n int) []byte {
+func (suite *suite) prf12(secret []byte, label string, seed []byte, n int) []byte {
 	labelSeed := append([]byte(label), seed...)
 	mac := hmac.New(suite.hash, secret)
 	mac.Write(labelSeed)
@@ -68,27 +70,23 @@ func (suite *tlsSuite) prf12(secret []byte, label string, seed []byte, n int) []
 	return out[:n]
 }
 
-// tls12Ciphers derives the client and server write keys of a TLS 1.2 AEAD
-// suite from the master secret (RFC 5246 section 6.3): the key block is
+// tls12Keys derives the client and server write keys of a TLS 1.2 suite
+// from the master secret (RFC 5246 section 6.3): the key block is
 // PRF(master, "key expansion", server_random + client_random), cut into
 // MAC keys (none for AEAD), keys and IVs, client's first.
-func (suite *tlsSuite) tls12Ciphers(master, clientRandom, serverRandom []byte) (client, server *tlsCipher) {
-	ivLen := 4 // RFC 5288 section 3: the implicit part of the GCM nonce
-	if suite.aead == tlsChaCha20Poly1305 {
-		ivLen = 12 // RFC 7905 section 2
+func (suite *suite) tls12Keys(master, clientRandom, serverRandom []byte) (client, server *recordKeys) {
+	if !suite.decrypts() {
+		return nil, nil
 	}
+	k, iv := suite.keyLen, suite.ivLen
 	seed := append(append([]byte{}, serverRandom...), clientRandom...)
-	kb := suite.prf12(master, "key expansion", seed, 2*suite.keyLen+2*ivLen)
-	ck, sk := kb[:suite.keyLen], kb[suite.keyLen:2*suite.keyLen]
-	civ, siv := kb[2*suite.keyLen:2*suite.keyLen+ivLen], kb[2*suite.keyLen+ivLen:]
-	mk := func(key, iv []byte) *tlsCipher {
-		a := suite.newAEAD(key)
-		if a == nil {
+	kb := suite.prf12(master, "key expansion", seed, 2*k+2*iv)
+	mk := func(key, iv []byte) *recordKeys {
+		p := suite.protection(suite, key, iv)
+		if p == nil {
 			return nil
 		}
-		c := &tlsCipher{aead: a, explicit: suite.aead == tlsAESGCM}
-		copy(c.iv[:], iv)
-		return c
+		return &recordKeys{protection: p}
 	}
-	return mk(ck, civ), mk(sk, siv)
+	return mk(kb[:k], kb[2*k:2*k+iv]), mk(kb[k:2*k], kb[2*k+iv:])
 }

@@ -8,8 +8,32 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// tlsCipher decrypts the records of one direction under one key.
-type tlsCipher struct {
+// protection opens the protected records of one direction under one key:
+// an AEAD today (TLS 1.3; TLS 1.2 GCM and ChaCha20-Poly1305), CBC with a
+// MAC next. The record layer knows only this interface.
+type protection interface {
+	// open authenticates and decrypts payload, the body of the record
+	// whose 5-byte header is hdr and whose sequence number is seq, into
+	// dst's backing array. For TLS 1.3 the plaintext is TLSInnerPlaintext
+	// (content, type, padding).
+	open(dst, hdr, payload []byte, seq uint64) ([]byte, bool)
+}
+
+// recordKeys are the keys of one direction's records: their protection,
+// and the sequence number of the next record (RFC 5246 section 6.1, RFC
+// 8446 section 5.3), which open does not advance.
+type recordKeys struct {
+	protection
+	seq   uint64
+	tls13 bool
+}
+
+func (k *recordKeys) open(dst, hdr, payload []byte) ([]byte, bool) {
+	return k.protection.open(dst, hdr, payload, k.seq)
+}
+
+// aead is the protection of an AEAD suite.
+type aead struct {
 	aead cipher.AEAD
 	// iv is the per-key IV: all 12 bytes for TLS 1.3 (RFC 8446 section 5.3)
 	// and ChaCha20-Poly1305 (RFC 7905 section 2), the 4-byte implicit salt
@@ -17,7 +41,6 @@ type tlsCipher struct {
 	iv       [12]byte
 	explicit bool // TLS 1.2 GCM: an 8-byte explicit nonce starts each record
 	tls13    bool
-	seq      uint64 // sequence number of the next record (RFC 5246 section 6.1)
 
 	// Scratch space: kept here, not on the stack, because slices passed
 	// through the cipher.AEAD interface escape, which would cost two
@@ -26,33 +49,36 @@ type tlsCipher struct {
 	ad    [13]byte
 }
 
-// newAEAD returns the AEAD of suite under key, or nil.
-func (suite *tlsSuite) newAEAD(key []byte) cipher.AEAD {
-	switch suite.aead {
-	case tlsAESGCM:
-		b, err := aes.NewCipher(key)
-		if err != nil {
-			return nil
-		}
-		a, err := cipher.NewGCM(b)
-		if err != nil {
-			return nil
-		}
-		return a
-	case tlsChaCha20Poly1305:
-		a, err := chacha20poly1305.New(key)
-		if err != nil {
-			return nil
-		}
-		return a
+// aesGCM is the protection of the AES-GCM suites (RFC 5288, RFC 8446).
+func aesGCM(s *suite, key, iv []byte) protection {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil
 	}
-	return nil
+	a, err := cipher.NewGCM(b)
+	if err != nil {
+		return nil
+	}
+	return newAEAD(a, iv, !s.tls13, s.tls13)
 }
 
-// open decrypts and authenticates a record under c, with hdr the record's
-// header; it does not advance the sequence number. The plaintext is
-// written to dst's backing array.
-func (c *tlsCipher) open(dst, hdr, payload []byte) ([]byte, bool) {
+// chaCha20Poly1305 is the protection of the ChaCha20-Poly1305 suites (RFC
+// 7905, RFC 8446).
+func chaCha20Poly1305(s *suite, key, iv []byte) protection {
+	a, err := chacha20poly1305.New(key)
+	if err != nil {
+		return nil
+	}
+	return newAEAD(a, iv, false, s.tls13)
+}
+
+func newAEAD(a cipher.AEAD, iv []byte, explicit, tls13 bool) protection {
+	p := &aead{aead: a, explicit: explicit, tls13: tls13}
+	copy(p.iv[:], iv)
+	return p
+}
+
+func (c *aead) open(dst, hdr, payload []byte, seq uint64) ([]byte, bool) {
 	if c.explicit {
 		// RFC 5288 section 3: nonce = salt || explicit nonce from the record.
 		if len(payload) < 8+16 {
@@ -69,7 +95,7 @@ func (c *tlsCipher) open(dst, hdr, payload []byte) ([]byte, bool) {
 		}
 		c.nonce = c.iv
 		for i := range 8 {
-			c.nonce[4+i] ^= byte(c.seq >> (56 - 8*i))
+			c.nonce[4+i] ^= byte(seq >> (56 - 8*i))
 		}
 	}
 	var ad []byte
@@ -78,7 +104,7 @@ func (c *tlsCipher) open(dst, hdr, payload []byte) ([]byte, bool) {
 	} else {
 		// RFC 5246 section 6.2.3.3: seq_num + type + version + length of
 		// the plaintext.
-		binary.BigEndian.PutUint64(c.ad[:8], c.seq)
+		binary.BigEndian.PutUint64(c.ad[:8], seq)
 		c.ad[8], c.ad[9], c.ad[10] = hdr[0], hdr[1], hdr[2]
 		binary.BigEndian.PutUint16(c.ad[11:], uint16(len(payload)-16))
 		ad = c.ad[:]

@@ -309,11 +309,11 @@ func (s *Stream) rsaAwait() bool {
 	if s.rsa == nil || s.sum.KeyExchange != "RSA" {
 		return false
 	}
-	v, suite := s.sum.Version, tlsSuites[s.sum.CipherSuite]
+	v, suite := s.sum.Version, suiteByID(s.sum.CipherSuite)
 	switch {
-	case v != tls.VersionTLS12 || suite == nil || suite.tls13:
+	case v != tls.VersionTLS12 || !suite.decrypts() || suite.tls13:
 		s.note("%s with %s: only the AES-GCM suites of TLS 1.2 are decrypted with the server's private key",
-			VersionName(v), tlsSuiteName(s.sum.CipherSuite))
+			VersionName(v), SuiteName(s.sum.CipherSuite))
 		return false
 	case s.sum.Resumed:
 		s.note("a resumed session has no key exchange: its master secret is known only if the connection that made it was decrypted first")
@@ -385,7 +385,7 @@ func (s *Stream) rsaMaster(r *tlsRSA, ems bool) ([]byte, error) {
 		s.note("the premaster secret names %s, the ClientHello offered %s (RFC 5246 section 7.4.7.1)",
 			VersionName(v), VersionName(r.clientVersion))
 	}
-	suite := tlsSuites[s.sum.CipherSuite]
+	suite := suiteByID(s.sum.CipherSuite)
 	if ems {
 		h := suite.hash()
 		h.Write(r.clientHello)

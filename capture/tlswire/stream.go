@@ -81,11 +81,11 @@ type tlsDir struct {
 
 	ccs int // ChangeCipherSpec records seen
 
-	cur     *tlsCipher // keys for the current protected records, or nil
-	next    *tlsCipher // TLS 1.3: application keys while cur has the handshake keys
-	early   *tlsCipher // TLS 1.3 client: 0-RTT keys, until the handshake keys take over
+	cur     *recordKeys // keys for the current protected records, or nil
+	next    *recordKeys // TLS 1.3: application keys while cur has the handshake keys
+	early   *recordKeys // TLS 1.3 client: 0-RTT keys, until the handshake keys take over
 	secret  []byte     // TLS 1.3: the application traffic secret of cur (or next), for KeyUpdate
-	suite   *tlsSuite
+	suite   *suite
 	ok      bool   // a record of this direction was decrypted, 0-RTT data aside
 	pt      []byte // decryption buffer
 	hs      []byte // handshake message reassembly

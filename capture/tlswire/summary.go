@@ -4,7 +4,7 @@ package tlswire
 type Summary struct {
 	IsTLS        bool     // a direction starts with a TLS handshake record
 	Version      uint16   // negotiated: ServerHello's supported_versions for TLS 1.3, else its version; 0 if unknown
-	CipherSuite  uint16   // from ServerHello; tls.CipherSuiteName names it
+	CipherSuite  uint16   // from ServerHello; SuiteName names it
 	SNI          string   // ClientHello server_name; untrusted bytes, quote before printing
 	ALPNOffered  []string // ClientHello ALPN list; untrusted bytes
 	ALPN         string   // selected: ServerHello (TLS 1.2) or EncryptedExtensions (TLS 1.3, once decrypted)
