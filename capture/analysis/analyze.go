@@ -200,18 +200,22 @@ func Analyze(r *capture.Reader, opts Options) (*Report, error) {
 }
 
 type analyzer struct {
-	r       *capture.Reader
-	opts    Options
-	log     *slog.Logger
-	rep     *Report
-	keys    *tlswire.KeyLog
-	secrets int // DSBs merged so far
-	asm     *reassembly.Assembler
-	dec     decoded
-	conns   []*conn
-	links   map[capture.LinkType]bool
-	skipped map[skipReason]int
-	search  []*searcher
+	r    *capture.Reader
+	opts Options
+	log  *slog.Logger
+	rep  *Report
+	keys *tlswire.KeyLog
+	// sessions is what the capture's TLS streams learn while decrypting,
+	// shared so that a resumption decrypts; the caller's key log is not
+	// changed.
+	sessions *tlswire.Sessions
+	secrets  int // DSBs merged so far
+	asm      *reassembly.Assembler
+	dec      decoded
+	conns    []*conn
+	links    map[capture.LinkType]bool
+	skipped  map[skipReason]int
+	search   []*searcher
 }
 
 func newAnalyzer(r *capture.Reader, opts Options) *analyzer {
@@ -220,10 +224,11 @@ func newAnalyzer(r *capture.Reader, opts Options) *analyzer {
 	}
 	a := &analyzer{
 		r: r, opts: opts, log: opts.Logger,
-		rep:     &Report{Format: r.Format().String(), Connections: []*ConnReport{}, Secrets: []SecretFound{}, Warnings: []string{}},
-		keys:    opts.Keys,
-		links:   map[capture.LinkType]bool{},
-		skipped: map[skipReason]int{},
+		rep:      &Report{Format: r.Format().String(), Connections: []*ConnReport{}, Secrets: []SecretFound{}, Warnings: []string{}},
+		keys:     opts.Keys,
+		sessions: tlswire.NewSessions(),
+		links:    map[capture.LinkType]bool{},
+		skipped:  map[skipReason]int{},
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -537,7 +542,7 @@ func (c *conn) classify(dir capture.Direction, data []byte) {
 	case len(data) >= 3 && data[0] == 0x16 && data[1] == 3:
 		c.classified = true
 		c.rep.Protocol = "tls"
-		c.tls = tlswire.NewStream(c.a.keys)
+		c.tls = tlswire.NewStream(c.a.keys, c.a.sessions)
 		c.tls.OnPlaintext(c.plaintext)
 		c.http[capture.ServerToClient] = nil
 	case dir == capture.ClientToServer:

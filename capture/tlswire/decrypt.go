@@ -65,13 +65,13 @@ func (s *Stream) resolve() {
 		}
 		if master == nil {
 			// Decrypted with a server key by an earlier Stream.
-			master, source = s.keys.session("r" + string(s.sum.ClientRandom))
+			master, source = s.sessions.session("r" + string(s.sum.ClientRandom))
 		}
 		if master == nil && s.sum.Resumed {
-			master, source = s.keys.session("i" + string(s.serverSID))
+			master, source = s.sessions.session("i" + string(s.serverSID))
 		}
 		if master == nil && len(s.clientTicket) > 0 {
-			master, source = s.keys.session("t" + string(s.clientTicket))
+			master, source = s.sessions.session("t" + string(s.clientTicket))
 		}
 		if master != nil {
 			s.rsa = nil
@@ -95,7 +95,7 @@ func (s *Stream) useMaster12(master []byte, source string) {
 	s.sum.KeysFound, s.sum.KeySource = true, source
 	s.master = master
 	if len(s.serverSID) > 0 {
-		s.keys.learn("i"+string(s.serverSID), master, source)
+		s.sessions.learn("i"+string(s.serverSID), master, source)
 	}
 	suite := suiteByID(s.sum.CipherSuite)
 	if v := s.sum.Version; !suite.decrypts() || suite.tls13 || v != tls.VersionTLS12 {

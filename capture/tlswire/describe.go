@@ -1,18 +1,14 @@
 package tlswire
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/tls"
 	"fmt"
-	"math/bits"
 	"strconv"
 	"strings"
-
-	"golang.org/x/crypto/cryptobyte"
 )
 
 // tlsPrintable returns a name from the wire as is if it is printable
@@ -160,61 +156,47 @@ func tlsDescribeFinished(body []byte) string {
 }
 
 // describeClientKeyExchange says what the client sent, by the key
-// exchange the ServerHello chose (RFC 5246 section 7.4.7, RFC 8422
-// section 5.7).
-func (s *Stream) describeClientKeyExchange(body []byte) string {
-	b := cryptobyte.String(body)
-	var v cryptobyte.String
-	switch s.sum.KeyExchange {
-	case "RSA":
-		if b.ReadUint16LengthPrefixed(&v) && b.Empty() {
-			return fmt.Sprintf("premaster secret encrypted with the server's RSA public key (%d bytes)", len(v))
-		}
-	case "ECDHE":
-		if b.ReadUint8LengthPrefixed(&v) && b.Empty() {
-			return fmt.Sprintf("client's ephemeral ECDH public key (%d bytes)", len(v))
-		}
-	case "DHE":
-		if b.ReadUint16LengthPrefixed(&v) && b.Empty() {
-			return fmt.Sprintf("client's ephemeral DH public key (%d bytes)", len(v))
+// exchange kx the ServerHello chose.
+func describeClientKeyExchange(kx string, body []byte) string {
+	if n, ok := parseClientKeyExchange(body, kx); ok {
+		switch kx {
+		case "RSA":
+			return fmt.Sprintf("premaster secret encrypted with the server's RSA public key (%d bytes)", n)
+		case "ECDHE":
+			return fmt.Sprintf("client's ephemeral ECDH public key (%d bytes)", n)
+		case "DHE":
+			return fmt.Sprintf("client's ephemeral DH public key (%d bytes)", n)
 		}
 	}
 	return fmt.Sprintf("%d bytes", len(body))
 }
 
-// describeServerKeyExchange says what the server's ephemeral key is, and
-// records its group (RFC 8422 section 5.4, RFC 5246 section 7.4.3).
-func (s *Stream) describeServerKeyExchange(body []byte) string {
-	b := cryptobyte.String(body)
-	var what string
-	switch s.sum.KeyExchange {
-	case "ECDHE":
-		var curveType uint8
-		var group uint16
-		var pub cryptobyte.String
-		if !b.ReadUint8(&curveType) || curveType != 3 || !b.ReadUint16(&group) || !b.ReadUint8LengthPrefixed(&pub) {
-			return "ephemeral ECDH parameters, unreadable"
-		}
-		s.sum.Group = tlsGroupName(group)
-		what = fmt.Sprintf("ephemeral ECDH public key (%s, %d bytes)", s.sum.Group, len(pub))
-	case "DHE":
-		var p, g, y cryptobyte.String
-		if !b.ReadUint16LengthPrefixed(&p) || !b.ReadUint16LengthPrefixed(&g) || !b.ReadUint16LengthPrefixed(&y) {
-			return "ephemeral DH parameters, unreadable"
-		}
-		p = bytes.TrimLeft(p, "\x00")
-		n := 0
-		if len(p) > 0 {
-			n = 8*(len(p)-1) + bits.Len8(p[0])
-		}
-		s.sum.Group = fmt.Sprintf("%d-bit DH", n)
-		what = fmt.Sprintf("ephemeral DH public key (%d-bit group, %d bytes)", n, len(y))
-	default:
-		return fmt.Sprintf("%d bytes", len(body))
+// describeGroup names the group of a ServerKeyExchange.
+func describeGroup(kx string, m serverKeyExchange) string {
+	if kx == "DHE" {
+		return fmt.Sprintf("%d-bit DH", m.dhBits)
 	}
-	var scheme uint16
-	if s.sum.Version == tls.VersionTLS12 && b.ReadUint16(&scheme) {
-		return what + fmt.Sprintf(", signed with the certificate's private key (%s)", tlsSigSchemeName(scheme))
+	return tlsGroupName(m.group)
+}
+
+// describeServerKeyExchange says what the server's ephemeral key is; ok
+// says whether the message parsed, n is its length.
+func describeServerKeyExchange(kx string, m serverKeyExchange, ok bool, n int) string {
+	var what string
+	switch {
+	case kx == "ECDHE" && ok:
+		what = fmt.Sprintf("ephemeral ECDH public key (%s, %d bytes)", tlsGroupName(m.group), m.pubLen)
+	case kx == "ECDHE":
+		return "ephemeral ECDH parameters, unreadable"
+	case kx == "DHE" && ok:
+		what = fmt.Sprintf("ephemeral DH public key (%d-bit group, %d bytes)", m.dhBits, m.pubLen)
+	case kx == "DHE":
+		return "ephemeral DH parameters, unreadable"
+	default:
+		return fmt.Sprintf("%d bytes", n)
+	}
+	if m.hasScheme {
+		return what + fmt.Sprintf(", signed with the certificate's private key (%s)", tlsSigSchemeName(m.scheme))
 	}
 	return what + ", signed with the certificate's private key"
 }
@@ -222,25 +204,18 @@ func (s *Stream) describeServerKeyExchange(body []byte) string {
 // describeMessage describes the handshake messages handshakeMessage has
 // nothing else to do with.
 func (s *Stream) describeMessage(dir Direction, typ uint8, body []byte) string {
-	b := cryptobyte.String(body)
 	switch typ {
-	case tlsHSServerKeyExchange:
-		if dir == ServerToClient {
-			return s.describeServerKeyExchange(body)
-		}
 	case tlsHSCertificateRequest:
 		return "asks the client for a certificate"
 	case tlsHSCertificateVerify:
-		var scheme uint16
-		if b.ReadUint16(&scheme) {
+		if scheme, ok := parseCertificateVerify(body); ok {
 			return fmt.Sprintf("signature over the handshake so far with the certificate's private key (%s)", tlsSigSchemeName(scheme))
 		}
 	case tlsHSFinished:
 		return tlsDescribeFinished(body)
 	case tlsHSNewSessionTicket:
-		var lifetime uint32
-		if b.ReadUint32(&lifetime) {
-			return fmt.Sprintf("session ticket for resuming the session (lifetime %s)", tlsLifetime(lifetime))
+		if m, ok := parseNewSessionTicket(body, true); ok {
+			return fmt.Sprintf("session ticket for resuming the session (lifetime %s)", tlsLifetime(m.lifetime))
 		}
 	case tlsHSHelloRequest:
 		return "asks the client to renegotiate"

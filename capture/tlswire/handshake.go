@@ -6,8 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-
-	"golang.org/x/crypto/cryptobyte"
 )
 
 // handshake reassembles handshake messages from a handshake record's
@@ -148,22 +146,12 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 		s.resolve()
 
 	case typ == tlsHSEncryptedExtensions && dir == ServerToClient:
-		exts := cryptobyte.String(body)
-		var list cryptobyte.String
-		if !exts.ReadUint16LengthPrefixed(&list) {
-			return
-		}
-		detail("no ALPN")
-		for !list.Empty() {
-			var et uint16
-			var eb cryptobyte.String
-			if !list.ReadUint16(&et) || !list.ReadUint16LengthPrefixed(&eb) {
-				return
-			}
-			if et == tlsExtALPN {
-				s.sum.ALPN = tlsSelectedALPN(eb)
-				detail("ALPN %s", tlsPrintable(s.sum.ALPN))
-			}
+		m, ok := parseEncryptedExtensions(body)
+		if m.hasALPN {
+			s.sum.ALPN = m.alpn
+			detail("ALPN %s", tlsPrintable(s.sum.ALPN))
+		} else if ok {
+			detail("no ALPN")
 		}
 
 	case typ == tlsHSCertificate:
@@ -183,13 +171,10 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 		// (one after it belongs to a renegotiation, whose master secret is
 		// not known). Remember the ticket so a later resumption with it
 		// decrypts.
-		t := cryptobyte.String(body)
-		var hint uint32
-		var ticket cryptobyte.String
-		if t.ReadUint32(&hint) && t.ReadUint16LengthPrefixed(&ticket) && len(ticket) > 0 {
-			detail("session ticket for resuming the session (lifetime hint %s)", tlsLifetime(hint))
+		if m, ok := parseNewSessionTicket(body, false); ok && len(m.ticket) > 0 {
+			detail("session ticket for resuming the session (lifetime hint %s)", tlsLifetime(m.lifetime))
 			if s.master != nil {
-				s.keys.learn("t"+string(ticket), s.master, s.sum.KeySource)
+				s.sessions.learn("t"+string(m.ticket), s.master, s.sum.KeySource)
 			}
 		}
 
@@ -219,7 +204,7 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 		} else {
 			d.cur = nil
 		}
-		if len(body) == 1 && body[0] == 1 {
+		if requested, _ := parseKeyUpdate(body); requested {
 			detail("new traffic keys from here on; asks the peer to update its keys too")
 		} else {
 			detail("new traffic keys from here on")
@@ -229,8 +214,15 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 		if r := s.rsa; r != nil && r.cke != nil && r.ckeEntry < 0 {
 			r.ckeEntry = i
 		}
-		detail("%s", s.describeClientKeyExchange(body))
+		detail("%s", describeClientKeyExchange(s.sum.KeyExchange, body))
 		s.rsaDerive()
+
+	case typ == tlsHSServerKeyExchange && dir == ServerToClient:
+		m, ok := parseServerKeyExchange(body, s.sum.KeyExchange, s.sum.Version)
+		if ok {
+			s.sum.Group = describeGroup(s.sum.KeyExchange, m)
+		}
+		detail("%s", describeServerKeyExchange(s.sum.KeyExchange, m, ok, len(body)))
 
 	case typ == tlsHSServerHelloDone && dir == ServerToClient:
 		detail("the server's hello messages are complete")
@@ -246,25 +238,11 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 // request context and per-certificate extensions; also how many
 // certificates it holds and the public key of the first, if it parses.
 func (s *Stream) certificates(dir Direction, body []byte) (names []CertName, n int, leaf crypto.PublicKey) {
-	m := cryptobyte.String(body)
-	tls13 := s.tls13() == 1
-	if tls13 {
-		var ctx cryptobyte.String
-		if !m.ReadUint8LengthPrefixed(&ctx) {
-			return nil, 0, nil
-		}
-	}
-	var list cryptobyte.String
-	if !m.ReadUint24LengthPrefixed(&list) {
+	m := parseCertificate(body, s.tls13() == 1)
+	if m.malformed {
 		s.note("%v: malformed Certificate message", dir)
-		return nil, 0, nil
 	}
-	for !list.Empty() {
-		var der, exts cryptobyte.String
-		if !list.ReadUint24LengthPrefixed(&der) || tls13 && !list.ReadUint16LengthPrefixed(&exts) {
-			s.note("%v: malformed Certificate message", dir)
-			break
-		}
+	for _, der := range m.certs {
 		n++
 		if n > tlsMaxCertificates {
 			continue // counted, not parsed

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 )
 
 // KeyLog is an NSS key log: the SSLKEYLOGFILE format that browsers, curl,
@@ -32,36 +31,17 @@ import (
 // CLIENT_TRAFFIC_SECRET_N and SERVER_TRAFFIC_SECRET_N lines OpenSSL 3.0
 // writes after a KeyUpdate: the engine derives those secrets itself.
 //
-// A KeyLog also learns, as Wireshark does, the master secret of every TLS 1.2
-// connection it helped decrypt, under that connection's session ID and
-// session ticket. A resumed connection later in the same capture (an
-// abbreviated handshake, RFC 5246 section 7.3 and RFC 5077) then decrypts
-// too, although clients such as Go's crypto/tls write no key log line for
-// resumptions.
-//
 // A KeyLog can also hold servers' private keys (AddServerKey), with which
 // a TLS 1.2 connection that uses RSA key transport is decrypted without a
-// key log line, as Wireshark's "RSA keys list" does; the master secret
-// found that way is learned too.
+// key log line, as Wireshark's "RSA keys list" does.
 //
-// Many TLSStreams may share a KeyLog, from as many goroutines; Merge and
-// AddServerKey must not run while they do.
+// Streams only read a KeyLog: what they learn while decrypting goes into a
+// [Sessions], never into the caller's key log. Many Streams may share a
+// KeyLog, from as many goroutines; Merge and AddServerKey must not run
+// while they do.
 type KeyLog struct {
 	conns      map[[32]byte]*tlsSecrets
 	serverKeys []tlsServerKey
-
-	mu sync.Mutex
-	// "i"+session ID, "t"+ticket, or "r"+client random (a master secret
-	// decrypted with a server key) -> TLS 1.2 master secret.
-	sessions map[string]tlsLearned
-}
-
-// tlsLearned is a TLS 1.2 master secret a KeyLog learned, and where the
-// connection it was learned from had it (KeySourceKeyLog or
-// KeySourceServerKey).
-type tlsLearned struct {
-	master []byte
-	source string
 }
 
 // tlsSecrets are the secrets of one connection, by client random.
@@ -263,15 +243,6 @@ func (k *KeyLog) Merge(other *KeyLog) {
 	for _, sk := range other.serverKeys {
 		k.addServerKey(sk)
 	}
-	other.mu.Lock()
-	learned := make(map[string]tlsLearned, len(other.sessions))
-	for id, l := range other.sessions {
-		learned[id] = l
-	}
-	other.mu.Unlock()
-	for id, l := range learned {
-		k.learn(id, l.master, l.source)
-	}
 }
 
 // Len returns the number of connections (distinct client randoms) with at
@@ -301,52 +272,8 @@ func (k *KeyLog) lookup(clientRandom []byte) *tlsSecrets {
 	return s
 }
 
-// keyLogMaxSessions bounds the sessions a KeyLog learns from decrypted
-// connections: a capture of a busy proxy could otherwise grow it without
-// end. Past the bound new sessions are not learned (resumptions of them are
-// then decrypted only with key log lines of their own).
-const keyLogMaxSessions = 10000
-
-// learn remembers a TLS 1.2 master secret under a session ID ("i" + ID), a
-// session ticket ("t" + ticket) or a client random ("r" + random), with
-// where it came from.
-func (k *KeyLog) learn(id string, master []byte, source string) {
-	if k == nil || len(id) < 2 || len(master) != 48 {
-		return
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.sessions == nil {
-		k.sessions = make(map[string]tlsLearned)
-	}
-	if _, ok := k.sessions[id]; !ok && len(k.sessions) >= keyLogMaxSessions {
-		return
-	}
-	k.sessions[id] = tlsLearned{master, source}
-}
-
-// session returns the master secret learned under a key of learn, and its
-// source.
-func (k *KeyLog) session(id string) (master []byte, source string) {
-	if k == nil || len(id) < 2 {
-		return nil, ""
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	l := k.sessions[id]
-	return l.master, l.source
-}
-
 // usable reports whether k holds anything that could decrypt a
-// connection: secrets by client random, server keys or learned sessions.
+// connection: secrets by client random or server keys.
 func (k *KeyLog) usable() bool {
-	if k == nil {
-		return false
-	}
-	if len(k.conns) > 0 || len(k.serverKeys) > 0 {
-		return true
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.sessions) > 0
+	return k != nil && (len(k.conns) > 0 || len(k.serverKeys) > 0)
 }

@@ -2,8 +2,10 @@ package tlswire
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -221,4 +223,169 @@ func tlsSelectedALPN(body cryptobyte.String) string {
 		return ""
 	}
 	return string(proto)
+}
+
+// The parsers below read one handshake message body each (the 4-byte
+// message header already taken off), as crypto/tls's handshake_messages.go
+// does: they return what the message says and whether it parsed, and
+// change no state. What a message means for the connection is in
+// handshake.go; how it reads to a student is in describe.go.
+
+// encryptedExtensions is a TLS 1.3 EncryptedExtensions (RFC 8446 section
+// 4.3.1): of its extensions only the ALPN choice matters here.
+type encryptedExtensions struct {
+	alpn    string
+	hasALPN bool
+}
+
+func parseEncryptedExtensions(body []byte) (encryptedExtensions, bool) {
+	var m encryptedExtensions
+	exts := cryptobyte.String(body)
+	var list cryptobyte.String
+	if !exts.ReadUint16LengthPrefixed(&list) {
+		return m, false
+	}
+	for !list.Empty() {
+		var et uint16
+		var eb cryptobyte.String
+		if !list.ReadUint16(&et) || !list.ReadUint16LengthPrefixed(&eb) {
+			return m, false
+		}
+		if et == tlsExtALPN {
+			m.alpn, m.hasALPN = tlsSelectedALPN(eb), true
+		}
+	}
+	return m, true
+}
+
+// certificateMsg is a Certificate message: TLS 1.2 (RFC 5246 section
+// 7.4.2) or TLS 1.3 (RFC 8446 section 4.4.2, with a request context and
+// extensions per certificate). certs holds the DER of each certificate,
+// leaf first, up to the first malformed entry.
+type certificateMsg struct {
+	certs     [][]byte
+	malformed bool
+}
+
+func parseCertificate(body []byte, tls13 bool) certificateMsg {
+	var m certificateMsg
+	b := cryptobyte.String(body)
+	if tls13 {
+		var ctx cryptobyte.String
+		if !b.ReadUint8LengthPrefixed(&ctx) {
+			m.malformed = true
+			return m
+		}
+	}
+	var list cryptobyte.String
+	if !b.ReadUint24LengthPrefixed(&list) {
+		m.malformed = true
+		return m
+	}
+	for !list.Empty() {
+		var der, exts cryptobyte.String
+		if !list.ReadUint24LengthPrefixed(&der) || tls13 && !list.ReadUint16LengthPrefixed(&exts) {
+			m.malformed = true
+			break
+		}
+		m.certs = append(m.certs, der)
+	}
+	return m
+}
+
+// newSessionTicket is a NewSessionTicket: TLS 1.2 (RFC 5077 section 3.3:
+// lifetime hint and ticket) or TLS 1.3 (RFC 8446 section 4.6.1, whose
+// ticket is not needed here: only the lifetime is read).
+type newSessionTicket struct {
+	lifetime uint32
+	ticket   []byte // TLS 1.2 only
+}
+
+func parseNewSessionTicket(body []byte, tls13 bool) (newSessionTicket, bool) {
+	var m newSessionTicket
+	b := cryptobyte.String(body)
+	if !b.ReadUint32(&m.lifetime) {
+		return m, false
+	}
+	if tls13 {
+		return m, true
+	}
+	var ticket cryptobyte.String
+	if !b.ReadUint16LengthPrefixed(&ticket) {
+		return m, false
+	}
+	m.ticket = ticket
+	return m, true
+}
+
+// serverKeyExchange is a TLS 1.2 ServerKeyExchange of an (EC)DHE suite:
+// RFC 8422 section 5.4 (named curve), RFC 5246 section 7.4.3 (DH).
+type serverKeyExchange struct {
+	group     uint16 // ECDHE: the named group
+	dhBits    int    // DHE: the size of the prime
+	pubLen    int    // the server's ephemeral public key, in bytes
+	scheme    uint16 // the signature scheme (TLS 1.2 only)
+	hasScheme bool
+}
+
+// parseServerKeyExchange reads a ServerKeyExchange for key exchange kx
+// ("ECDHE" or "DHE") under version v.
+func parseServerKeyExchange(body []byte, kx string, v uint16) (serverKeyExchange, bool) {
+	var m serverKeyExchange
+	b := cryptobyte.String(body)
+	switch kx {
+	case "ECDHE":
+		var curveType uint8
+		var pub cryptobyte.String
+		if !b.ReadUint8(&curveType) || curveType != 3 || !b.ReadUint16(&m.group) || !b.ReadUint8LengthPrefixed(&pub) {
+			return m, false
+		}
+		m.pubLen = len(pub)
+	case "DHE":
+		var p, g, y cryptobyte.String
+		if !b.ReadUint16LengthPrefixed(&p) || !b.ReadUint16LengthPrefixed(&g) || !b.ReadUint16LengthPrefixed(&y) {
+			return m, false
+		}
+		p = bytes.TrimLeft(p, "\x00")
+		if len(p) > 0 {
+			m.dhBits = 8*(len(p)-1) + bits.Len8(p[0])
+		}
+		m.pubLen = len(y)
+	default:
+		return m, false
+	}
+	m.hasScheme = v == tls.VersionTLS12 && b.ReadUint16(&m.scheme)
+	return m, true
+}
+
+// parseClientKeyExchange returns the length of what a ClientKeyExchange
+// carries for key exchange kx (RFC 5246 section 7.4.7, RFC 8422 section
+// 5.7): the encrypted premaster secret (RSA) or the client's ephemeral
+// public key ((EC)DHE).
+func parseClientKeyExchange(body []byte, kx string) (n int, ok bool) {
+	b := cryptobyte.String(body)
+	var v cryptobyte.String
+	switch kx {
+	case "RSA", "DHE":
+		ok = b.ReadUint16LengthPrefixed(&v) && b.Empty()
+	case "ECDHE":
+		ok = b.ReadUint8LengthPrefixed(&v) && b.Empty()
+	}
+	return len(v), ok
+}
+
+// parseCertificateVerify returns the signature scheme of a
+// CertificateVerify (RFC 8446 section 4.4.3, RFC 5246 section 7.4.8).
+func parseCertificateVerify(body []byte) (scheme uint16, ok bool) {
+	b := cryptobyte.String(body)
+	return scheme, b.ReadUint16(&scheme)
+}
+
+// parseKeyUpdate says whether a KeyUpdate asks the peer to update its keys
+// too (RFC 8446 section 4.6.3).
+func parseKeyUpdate(body []byte) (requested, ok bool) {
+	if len(body) != 1 || body[0] > 1 {
+		return false, false
+	}
+	return body[0] == 1, true
 }

@@ -357,7 +357,7 @@ func (s *Stream) rsaDerive() {
 	}
 	// Remembered like a key log line: another Stream given the same
 	// connection finds it without decrypting again.
-	s.keys.learn("r"+string(s.sum.ClientRandom), master, KeySourceServerKey)
+	s.sessions.learn("r"+string(s.sum.ClientRandom), master, KeySourceServerKey)
 	s.useMaster12(master, KeySourceServerKey)
 	if i := r.ckeEntry; i >= 0 && i < len(s.sum.Handshake) {
 		s.sum.Handshake[i].Detail += "; decrypted with the server's private key"

@@ -31,10 +31,11 @@ import (
 //
 // A Stream is not safe for concurrent use.
 type Stream struct {
-	keys    *KeyLog
-	onPlain func(Direction, []byte)
-	dir     [2]tlsDir
-	sum     Summary
+	keys     *KeyLog
+	sessions *Sessions
+	onPlain  func(Direction, []byte)
+	dir      [2]tlsDir
+	sum      Summary
 
 	clientHello  bool // a ClientHello was parsed
 	serverHello  bool // the ServerHello (not a HelloRetryRequest) was parsed
@@ -84,7 +85,7 @@ type tlsDir struct {
 	cur     *recordKeys // keys for the current protected records, or nil
 	next    *recordKeys // TLS 1.3: application keys while cur has the handshake keys
 	early   *recordKeys // TLS 1.3 client: 0-RTT keys, until the handshake keys take over
-	secret  []byte     // TLS 1.3: the application traffic secret of cur (or next), for KeyUpdate
+	secret  []byte      // TLS 1.3: the application traffic secret of cur (or next), for KeyUpdate
 	suite   *suite
 	ok      bool   // a record of this direction was decrypted, 0-RTT data aside
 	pt      []byte // decryption buffer
@@ -97,9 +98,15 @@ type tlsDir struct {
 	opaqueHS int // TLS 1.2: protected handshake records that stayed encrypted
 }
 
-// NewStream returns a Stream that decrypts with keys, which may be nil.
-func NewStream(keys *KeyLog) *Stream {
-	s := &Stream{keys: keys}
+// NewStream returns a Stream that decrypts with keys, which may be nil,
+// and with what other Streams of the capture learned into sessions (and
+// learns into it). A nil sessions is the Stream's own: it then decrypts no
+// resumption of a session another connection made.
+func NewStream(keys *KeyLog, sessions *Sessions) *Stream {
+	if sessions == nil {
+		sessions = NewSessions()
+	}
+	s := &Stream{keys: keys, sessions: sessions}
 	if keys.hasServerKeys() {
 		s.rsa = &tlsRSA{ckeEntry: -1}
 	}
@@ -258,7 +265,7 @@ func (s *Stream) mustWait(dir Direction) bool {
 		// it the client's CCS came with no ClientKeyExchange: no waiting.
 		return dir == ServerToClient || s.rsa != nil && s.rsa.cke != nil
 	}
-	if s.keysResolved || !s.keys.usable() {
+	if s.keysResolved || !s.keys.usable() && s.sessions.Len() == 0 {
 		return false
 	}
 	if dir == ClientToServer {

@@ -59,7 +59,7 @@ func BenchmarkTLSStream(b *testing.B) {
 				var plain int
 				for b.Loop() {
 					plain = 0
-					s := tlswire.NewStream(k)
+					s := tlswire.NewStream(k, nil)
 					s.OnPlaintext(func(_ tlswire.Direction, p []byte) { plain += len(p) })
 					for _, seg := range segs {
 						s.Feed(seg.dir, seg.data)

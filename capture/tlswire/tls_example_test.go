@@ -22,7 +22,7 @@ func ExampleStream() {
 		log.Print(err)
 	}
 
-	s := tlswire.NewStream(keys)
+	s := tlswire.NewStream(keys, nil)
 	s.OnPlaintext(func(dir tlswire.Direction, data []byte) {
 		fmt.Printf("%v: %q\n", dir, data)
 	})
@@ -55,7 +55,7 @@ func ExampleStream_withoutKeys() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s := tlswire.NewStream(nil)
+	s := tlswire.NewStream(nil, nil)
 	for _, ev := range rec.events {
 		s.Feed(ev.dir, ev.data)
 	}
@@ -79,7 +79,7 @@ func ExampleStream_handshake() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s := tlswire.NewStream(nil)
+	s := tlswire.NewStream(nil, nil)
 	for _, ev := range rec.events {
 		s.Feed(ev.dir, ev.data)
 	}

@@ -95,7 +95,7 @@ func FuzzTLSStream(f *testing.F) {
 			keys, _ = tlswire.ParseKeyLog(keyLog)
 			tlsFuzzServerKeys(keys, keyLog)
 		}
-		s := tlswire.NewStream(keys)
+		s := tlswire.NewStream(keys, nil)
 		var plain [2]int
 		s.OnPlaintext(func(d tlswire.Direction, b []byte) {
 			if len(b) == 0 || len(b) > 1<<14+2048 {

@@ -26,7 +26,7 @@ func ExampleKeyLog_AddServerKeyPEM() {
 		log.Fatal(err)
 	}
 
-	s := tlswire.NewStream(keys)
+	s := tlswire.NewStream(keys, nil)
 	s.OnPlaintext(func(dir tlswire.Direction, data []byte) {
 		fmt.Printf("%v: %q\n", dir, data)
 	})

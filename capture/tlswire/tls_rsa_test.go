@@ -218,8 +218,8 @@ func TestTLSStreamServerKey(t *testing.T) {
 
 // TestTLSStreamServerKeyResumption: a resumed TLS 1.2 session (RFC 5077
 // ticket) has no key exchange. After the connection that made the session
-// was decrypted with the server key, the same KeyLog decrypts the
-// resumption; alone, it cannot, and says why.
+// was decrypted with the server key, a Stream sharing its Sessions
+// decrypts the resumption; alone, it cannot, and says why.
 func TestTLSStreamServerKeyResumption(t *testing.T) {
 	t.Parallel()
 	pki := tlsTestPKI(t)
@@ -239,8 +239,9 @@ func TestTLSStreamServerKeyResumption(t *testing.T) {
 	}
 
 	keys := tlsKeysOf(t, pki.rsa.PrivateKey)
-	tlsFeed(first.rec, keys, 0)
-	sum, got = tlsFeed(second.rec, keys, 7)
+	sessions := tlswire.NewSessions()
+	tlsFeedShared(first.rec, keys, sessions, 0)
+	sum, got = tlsFeedShared(second.rec, keys, sessions, 7)
 	if !sum.Resumed || sum.KeySource != tlswire.KeySourceServerKey || sum.DecryptFailures != 0 ||
 		string(got[0]) != string(second.request) || string(got[1]) != string(second.response) {
 		t.Errorf("resumption after the first: Resumed %v KeySource %q failures %d plaintext %q / %q",

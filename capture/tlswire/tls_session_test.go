@@ -398,8 +398,14 @@ func runTLSGoSession(t testing.TB, o tlsGoSessionOptions) tlsGoSession {
 // and the plaintext it delivered per direction. Each chunk is fed from a
 // scratch buffer that is scribbled over after Feed returns, so a stream
 // that kept a reference to it would deliver garbage.
+// tlsFeed feeds rec to a Stream of its own.
 func tlsFeed(rec tlsRecording, keys *tlswire.KeyLog, chunk int) (tlswire.Summary, [2][]byte) {
-	s := tlswire.NewStream(keys)
+	return tlsFeedShared(rec, keys, nil, chunk)
+}
+
+// tlsFeedShared feeds rec to a Stream that shares sessions with others.
+func tlsFeedShared(rec tlsRecording, keys *tlswire.KeyLog, sessions *tlswire.Sessions, chunk int) (tlswire.Summary, [2][]byte) {
+	s := tlswire.NewStream(keys, sessions)
 	var got [2][]byte
 	s.OnPlaintext(func(d tlswire.Direction, b []byte) { got[d] = append(got[d], b...) })
 	scratch := make([]byte, 64<<10)

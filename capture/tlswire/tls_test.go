@@ -263,9 +263,16 @@ func TestTLSStreamResumption(t *testing.T) {
 			if v == tls.VersionTLS12 && (sum.KeysFound || sum.Decrypted || !tlsNoPlaintext(got)) {
 				t.Errorf("resumed TLS 1.2 alone: KeysFound %v Decrypted %v, want false false", sum.KeysFound, sum.Decrypted)
 			}
-			// After the first, with the same KeyLog, it can.
+			// Decrypting the first leaves the caller's KeyLog as it was:
+			// the resumption alone still cannot be read.
 			tlsFeed(first.rec, keys, 0)
-			sum, got = tlsFeed(second.rec, keys, 1460)
+			if sum, _ := tlsFeed(second.rec, keys, 0); v == tls.VersionTLS12 && sum.Decrypted {
+				t.Errorf("resumed TLS 1.2 decrypted with a KeyLog another Stream used: the Stream changed the caller's key log")
+			}
+			// After the first, sharing its Sessions, it can.
+			sessions := tlswire.NewSessions()
+			tlsFeedShared(first.rec, keys, sessions, 0)
+			sum, got = tlsFeedShared(second.rec, keys, sessions, 1460)
 			if !sum.Resumed || !sum.KeysFound || !sum.Decrypted || sum.DecryptFailures != 0 {
 				t.Errorf("resumed: Resumed %v KeysFound %v Decrypted %v failures %d, want true true true 0",
 					sum.Resumed, sum.KeysFound, sum.Decrypted, sum.DecryptFailures)
@@ -678,7 +685,7 @@ func TestTLSStreamPlaintextAlertAfterEncryptedFlight(t *testing.T) {
 // after the gap, still decrypts.
 func TestTLSStreamGapStopsOneDirection(t *testing.T) {
 	sess := runTLSGoSession(t, tlsGoSessionOptions{})
-	s := tlswire.NewStream(tlsParseKeyLog(t, sess.keyLog))
+	s := tlswire.NewStream(tlsParseKeyLog(t, sess.keyLog), nil)
 	var got [2][]byte
 	s.OnPlaintext(func(d tlswire.Direction, b []byte) { got[d] = append(got[d], b...) })
 	clientSent, gapped := 0, false
@@ -733,7 +740,7 @@ func TestTLSStreamAllocsPerRecord(t *testing.T) {
 			}
 			for j, k := range []*tlswire.KeyLog{nil, keys} {
 				allocs[i][j] = testing.AllocsPerRun(3, func() {
-					s := tlswire.NewStream(k)
+					s := tlswire.NewStream(k, nil)
 					s.OnPlaintext(func(tlswire.Direction, []byte) {})
 					for _, seg := range segs {
 						s.Feed(seg.dir, seg.data)
