@@ -1,0 +1,342 @@
+package analysis
+
+import (
+	"bytes"
+	"math"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/reassembly"
+	"github.com/mitmlab/mitmlab/capture"
+	"github.com/mitmlab/mitmlab/capture/tlswire"
+)
+
+// conn is one TCP connection being analysed.
+type conn struct {
+	a             *analyzer
+	rep           *ConnReport
+	firstIsClient bool
+	last          time.Time
+	classified    bool
+	tls           *tlswire.Stream
+	connect       [2]bool   // inside a CONNECT request (client) or response (server) head
+	headTail      [2][]byte // the last bytes of a head, to find its end across chunks
+	headLen       [2]int
+	feeding       []byte // the wire bytes being fed to the TLS stream (samples)
+	sampled       bool   // the samples hold a secret
+	sawSYN        bool
+	http          [2]*httpStream // cleartext, by direction
+	decrypted     [2]*httpStream // from TLS plaintext
+	pairs         httpPairs      // responses to requests
+	hist          [2][256]uint64
+	tails         [2][][]byte // per direction, per searcher: the last bytes seen on the wire
+	plainTails    [2][][]byte // the same for decrypted data
+	done          bool
+}
+
+func (c *conn) dir(d reassembly.TCPFlowDirection) capture.Direction {
+	if (d == reassembly.TCPDirClientToServer) == c.firstIsClient {
+		return capture.ClientToServer
+	}
+	return capture.ServerToClient
+}
+
+// Accept is the reassembly.Stream hook for every packet.
+func (c *conn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
+	c.rep.Packets++
+	c.sawSYN = c.sawSYN || tcp.SYN
+	if ci.Timestamp.After(c.last) {
+		c.last = ci.Timestamp
+	}
+	// A connection that was open before the capture began has no SYN: start
+	// from the first segment seen (gopacket's -allowmissinginit).
+	*start = true
+	return true
+}
+
+// ReassembledSG is the reassembly.Stream hook for in-order data.
+func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.AssemblerContext) {
+	d, _, _, skip := sg.Info()
+	n, _ := sg.Lengths()
+	dir := c.dir(d)
+	if skip > 0 {
+		c.rep.Gaps += skip
+		if c.tls != nil && c.rep.Note == "" {
+			c.rep.Note = "bytes missing from the capture: TLS parsing of that direction stopped at the gap"
+		}
+	}
+	if n == 0 {
+		return
+	}
+	data := sg.Fetch(n)
+	c.data(dir, data, skip > 0)
+}
+
+func (c *conn) data(dir capture.Direction, data []byte, afterGap bool) {
+	if dir == capture.ClientToServer {
+		c.rep.BytesUp += int64(len(data))
+	} else {
+		c.rep.BytesDown += int64(len(data))
+	}
+	h := &c.hist[dir]
+	for _, b := range data {
+		h[b]++
+	}
+	for i, s := range c.a.search {
+		if c.tails[dir] == nil {
+			c.tails[dir] = make([][]byte, len(c.a.search))
+		}
+		c.tails[dir][i] = s.scan(c.tails[dir][i], data, c.rep.ID, false)
+	}
+	if c.connect[dir] {
+		// Inside a CONNECT request or its response: skip the head, then
+		// read what is tunnelled (usually TLS) as this connection's protocol.
+		if data = c.skipConnectHead(dir, data); len(data) == 0 {
+			return
+		}
+	}
+	if !c.classified {
+		if dir == capture.ClientToServer && bytes.HasPrefix(data, []byte("CONNECT ")) && c.rep.Tunnel == "" {
+			target, _, _ := bytes.Cut(data[len("CONNECT "):], []byte(" "))
+			c.rep.Tunnel = string(target[:min(len(target), 256)])
+			c.connect = [2]bool{true, true}
+			if data = c.skipConnectHead(dir, data); len(data) == 0 {
+				return
+			}
+		}
+		c.classify(dir, data)
+	}
+	switch {
+	case c.tls != nil:
+		if afterGap {
+			c.tls.Gap(dir) // record framing is lost in this direction only
+		}
+		if c.a.opts.Samples && dir == capture.ClientToServer {
+			c.feeding = data
+		}
+		c.tls.Feed(dir, data)
+		c.feeding = nil
+		if c.a.opts.Samples && dir == capture.ClientToServer && c.rep.SampleWire == nil && looksLikeRequestRecord(data) {
+			c.rep.SampleWire = clip(data, sampleSize)
+		}
+	case dir == capture.ClientToServer && c.http[dir] != nil:
+		if c.a.opts.Samples && !c.sampled {
+			if win, ok := c.secretWindow(data); ok {
+				c.sampled = true
+				c.rep.SampleWire = clip(win, sampleSize)
+				c.rep.SamplePlain = c.rep.SampleWire
+			} else if c.rep.SampleWire == nil {
+				c.rep.SampleWire = clip(data, sampleSize)
+				c.rep.SamplePlain = c.rep.SampleWire
+			}
+		}
+		c.http[dir].feed(data)
+	case dir == capture.ServerToClient && (!c.classified || c.rep.Protocol == "http"):
+		// Before the client has said what the connection is, too: an
+		// HTTP/2 server's SETTINGS may come first.
+		if h := c.responses(&c.http[dir], data, false); h != nil {
+			h.feed(data)
+		}
+	}
+}
+
+// responses returns the reader of a server→client stream (*s), started at
+// the first bytes that open a response, or nil until then.
+func (c *conn) responses(s **httpStream, data []byte, decrypted bool) *httpStream {
+	if *s == nil && looksLikeResponse(data) {
+		*s = newResponseStream(c, decrypted, data)
+	}
+	return *s
+}
+
+// skipConnectHead consumes a direction's CONNECT head (request or
+// response, up to the blank line) and returns the bytes after it.
+func (c *conn) skipConnectHead(dir capture.Direction, data []byte) []byte {
+	const end = "\r\n\r\n"
+	joined := append(c.headTail[dir], data...)
+	if i := bytes.Index(joined, []byte(end)); i >= 0 {
+		c.connect[dir] = false
+		c.headTail[dir] = nil
+		return joined[i+len(end):]
+	}
+	c.headLen[dir] += len(data)
+	if c.headLen[dir] > 64<<10 { // not an HTTP head after all: read it raw
+		c.connect[dir] = false
+		return joined
+	}
+	c.headTail[dir] = append([]byte(nil), joined[max(0, len(joined)-3):]...)
+	return nil
+}
+
+// classify decides the protocol from a TLS handshake record either side
+// sends first, or else from the client's first bytes. What a server sends
+// before the client speaks decides nothing: an HTTP/2 server sends its
+// SETTINGS as soon as the connection opens (RFC 9113 section 3.4), and a
+// capture may hold them before the client's preface (the proxy's plaintext
+// capture writes each direction as it relays it, so either may come first).
+func (c *conn) classify(dir capture.Direction, data []byte) {
+	switch {
+	case len(data) >= 3 && data[0] == 0x16 && data[1] == 3:
+		c.classified = true
+		c.rep.Protocol = "tls"
+		c.tls = tlswire.NewStream(c.a.keys, c.a.sessions)
+		c.tls.OnPlaintext(c.plaintext)
+		c.http[capture.ServerToClient] = nil
+	case dir == capture.ClientToServer:
+		c.classified = true
+		if looksLikeHTTP(data) {
+			c.rep.Protocol = "http"
+			c.http[capture.ClientToServer] = newHTTPStream(c, false)
+		} else {
+			c.http[capture.ServerToClient] = nil // it looked like HTTP, the client says otherwise
+		}
+	}
+}
+
+// secretWindow returns at most sampleSize bytes of data around the first
+// secret searched for that it holds in full.
+func (c *conn) secretWindow(data []byte) ([]byte, bool) {
+	for _, s := range c.a.search {
+		for _, f := range s.forms {
+			i := bytes.Index(data, f)
+			if i < 0 {
+				continue
+			}
+			if len(data) <= sampleSize {
+				return data, true
+			}
+			start := max(0, min(i-sampleSize/2, len(data)-sampleSize))
+			return data[start:min(len(data), start+sampleSize)], true
+		}
+	}
+	return nil, false
+}
+
+// looksLikeRequestRecord reports whether a client's chunk of TLS starts
+// with an application data record longer than a TLS 1.3 Finished (which
+// TLS 1.3 also sends as application data: at most 65 bytes with SHA-384).
+func looksLikeRequestRecord(data []byte) bool {
+	return len(data) >= 5 && data[0] == 0x17 && data[1] == 3 && int(data[3])<<8|int(data[4]) > 80
+}
+
+// clip copies at most n bytes of b.
+func clip(b []byte, n int) []byte { return append([]byte(nil), b[:min(len(b), n)]...) }
+
+// plaintext receives decrypted application data.
+func (c *conn) plaintext(dir capture.Direction, data []byte) {
+	if c.a.opts.Samples && dir == capture.ClientToServer && !c.sampled {
+		if win, ok := c.secretWindow(data); ok {
+			// The record that decrypted to this arrived in the chunk being
+			// fed: the eavesdropper's view of the secret.
+			c.sampled = true
+			c.rep.SamplePlain = clip(win, sampleSize)
+			if c.feeding != nil {
+				c.rep.SampleWire = clip(c.feeding, sampleSize)
+			}
+		} else {
+			if c.rep.SampleWire == nil && c.feeding != nil {
+				c.rep.SampleWire = clip(c.feeding, sampleSize)
+			}
+			if room := sampleSize - len(c.rep.SamplePlain); room > 0 {
+				c.rep.SamplePlain = append(c.rep.SamplePlain, data[:min(len(data), room)]...)
+			}
+		}
+	}
+	for i, s := range c.a.search {
+		if c.plainTails[dir] == nil {
+			c.plainTails[dir] = make([][]byte, len(c.a.search))
+		}
+		c.plainTails[dir][i] = s.scan(c.plainTails[dir][i], data, c.rep.ID, true)
+	}
+	if dir == capture.ServerToClient {
+		if h := c.responses(&c.decrypted[dir], data, true); h != nil {
+			h.feed(data)
+		}
+		return
+	}
+	if c.decrypted[dir] == nil {
+		if !looksLikeHTTP(data) && !bytes.HasPrefix(data, []byte(h2Preface[:min(len(data), len(h2Preface))])) {
+			return
+		}
+		c.decrypted[dir] = newHTTPStream(c, true)
+	}
+	c.decrypted[dir].feed(data)
+}
+
+// ReassemblyComplete is the reassembly.Stream hook at the end.
+func (c *conn) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
+	c.finish()
+	return true
+}
+
+func (c *conn) finish() {
+	if c.done {
+		return
+	}
+	c.done = true
+	r := c.rep
+	r.DurationMS = float64(c.last.Sub(r.Start).Microseconds()) / 1000
+	r.EntropyUp, r.EntropyDown = entropy(&c.hist[capture.ClientToServer]), entropy(&c.hist[capture.ServerToClient])
+	if c.tls != nil {
+		c.tls.Close()
+		s := c.tls.Summary()
+		t := &TLSReport{
+			Version: tlswire.VersionName(s.Version), CipherSuite: cipherSuiteName(s.CipherSuite), SNI: s.SNI, ALPN: s.ALPN,
+			ALPNOffered: s.ALPNOffered, Certificates: s.Certificates, KeysFound: s.KeysFound, Decrypted: s.Decrypted,
+			DecryptFailures: s.DecryptFailures, Error: s.Err,
+		}
+		if s.Version == 0 {
+			t.Version = ""
+		}
+		for _, al := range s.Alerts {
+			from := "client"
+			if al.Dir == capture.ServerToClient {
+				from = "server"
+			}
+			level := "warning"
+			if al.Level == 2 {
+				level = "fatal"
+			}
+			t.Alerts = append(t.Alerts, AlertReport{From: from, Level: level, Name: al.Name, Code: int(al.Description), Encrypted: al.Encrypted})
+		}
+		t.KeyExchange, t.Group, t.KeySource, t.Notes = s.KeyExchange, s.Group, s.KeySource, s.Notes
+		for _, m := range s.Handshake {
+			from := "client"
+			if m.Dir == capture.ServerToClient {
+				from = "server"
+			}
+			t.Handshake = append(t.Handshake, HandshakeStep{From: from, Name: m.Name, Detail: m.Detail, Encrypted: m.Encrypted})
+		}
+		r.TLS = t
+		if !s.IsTLS {
+			r.Protocol = "other"
+			r.TLS = nil
+		}
+	}
+}
+
+func cipherSuiteName(id uint16) string {
+	if id == 0 {
+		return ""
+	}
+	return tlswire.SuiteName(id)
+}
+
+func entropy(h *[256]uint64) float64 {
+	var n uint64
+	for _, c := range h {
+		n += c
+	}
+	if n == 0 {
+		return 0
+	}
+	var e float64
+	for _, c := range h {
+		if c > 0 {
+			p := float64(c) / float64(n)
+			e -= p * math.Log2(p)
+		}
+	}
+	return math.Round(e*1000) / 1000
+}

@@ -1,0 +1,141 @@
+package analysis
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/mitmlab/mitmlab/capture/tlswire"
+)
+
+// Report is what Analyze found. Its JSON form is the documented schema of
+// `mitmlab analyze --json` (docs/capture.md).
+type Report struct {
+	File        string        `json:"file,omitempty"`
+	Format      string        `json:"format"`
+	LinkTypes   []string      `json:"link_types"`
+	Packets     int           `json:"packets"`
+	TCPPackets  int           `json:"tcp_packets"`
+	Bytes       int64         `json:"bytes"`
+	Start       time.Time     `json:"start"`
+	End         time.Time     `json:"end"`
+	Keys        KeysReport    `json:"keys"`
+	Connections []*ConnReport `json:"connections"`
+	Secrets     []SecretFound `json:"secrets"`
+	Warnings    []string      `json:"warnings"`
+}
+
+// KeysReport says where the TLS secrets came from.
+type KeysReport struct {
+	Sessions    int `json:"sessions"`     // client randoms with secrets
+	FromFile    int `json:"from_file"`    // of which from the capture's decryption secrets blocks
+	BadLines    int `json:"bad_lines"`    // key-log lines that could not be read
+	ServerKeys  int `json:"server_keys"`  // server private keys given (TLS 1.2 RSA key transport)
+	Decrypted   int `json:"decrypted"`    // TLS connections decrypted
+	WithoutKeys int `json:"without_keys"` // TLS connections whose secrets were not in the key log
+}
+
+// ConnReport describes one TCP connection.
+type ConnReport struct {
+	ID         int       `json:"id"`
+	Client     string    `json:"client"`
+	Server     string    `json:"server"`
+	Start      time.Time `json:"start"`
+	DurationMS float64   `json:"duration_ms"`
+	Packets    int       `json:"packets"`
+	BytesUp    int64     `json:"bytes_up"`   // client → server payload
+	BytesDown  int64     `json:"bytes_down"` // server → client payload
+	// Protocol is "tls", "http" (cleartext HTTP/1.x or h2c), or "other".
+	Protocol string `json:"protocol"`
+	// Tunnel is the CONNECT target when the client spoke to an HTTP proxy:
+	// Protocol is then what went through the tunnel.
+	Tunnel string `json:"tunnel,omitempty"`
+	// Entropy of the payload in bits per byte: ciphertext is close to 8,
+	// English text near 4.5, HTTP headers lower.
+	EntropyUp   float64       `json:"entropy_up"`
+	EntropyDown float64       `json:"entropy_down"`
+	TLS         *TLSReport    `json:"tls,omitempty"`
+	Requests    []HTTPRequest `json:"requests"`
+	// MoreRequests counts requests beyond the listed ones.
+	MoreRequests int    `json:"more_requests,omitempty"`
+	Gaps         int    `json:"gaps,omitempty"` // bytes missing from the capture
+	Note         string `json:"note,omitempty"`
+	// SampleWire is client→server data as the wire carried it, and
+	// SamplePlain what it decrypted to (the same bytes for cleartext
+	// HTTP); kept with Options.Samples. When a secret searched for
+	// was found, they are the segment that carried it and a window of the
+	// plaintext around it; else the first application data: for TLS
+	// without keys, the first client record of application data too long
+	// to be a TLS 1.3 Finished, which is most likely the request.
+	SampleWire  []byte `json:"-"`
+	SamplePlain []byte `json:"-"`
+
+	client netip.AddrPort
+}
+
+// TLSReport is the TLS of a connection.
+type TLSReport struct {
+	Version         string             `json:"version"`
+	CipherSuite     string             `json:"cipher_suite"`
+	SNI             string             `json:"sni,omitempty"`
+	ALPN            string             `json:"alpn,omitempty"`
+	ALPNOffered     []string           `json:"alpn_offered,omitempty"`
+	Certificates    []tlswire.CertName `json:"certificates,omitempty"`
+	Alerts          []AlertReport      `json:"alerts,omitempty"`
+	KeysFound       bool               `json:"keys_found"`
+	Decrypted       bool               `json:"decrypted"`
+	DecryptFailures int                `json:"decrypt_failures,omitempty"`
+	Error           string             `json:"error,omitempty"`
+	// KeyExchange is "RSA", "ECDHE", "DHE", "TLS 1.3 (EC)DHE" or "TLS 1.3
+	// PSK"; Group the curve or DH size.
+	KeyExchange string `json:"key_exchange,omitempty"`
+	Group       string `json:"group,omitempty"`
+	// KeySource says what decrypted it: "key log" or "server private key".
+	KeySource string `json:"key_source,omitempty"`
+	// Handshake lists the handshake messages in order, as far as they
+	// could be read.
+	Handshake []HandshakeStep `json:"handshake,omitempty"`
+	Notes     []string        `json:"notes,omitempty"`
+}
+
+// HandshakeStep is one handshake message (or ChangeCipherSpec).
+type HandshakeStep struct {
+	From      string `json:"from"` // client or server
+	Name      string `json:"name"` // ClientHello, ..., or "encrypted handshake"
+	Detail    string `json:"detail,omitempty"`
+	Encrypted bool   `json:"encrypted"`
+}
+
+// AlertReport is one TLS alert.
+type AlertReport struct {
+	From      string `json:"from"` // "client" or "server"
+	Level     string `json:"level"`
+	Name      string `json:"name"`
+	Code      int    `json:"code"`
+	Encrypted bool   `json:"encrypted"`
+}
+
+// HTTPRequest is one request seen in a connection.
+type HTTPRequest struct {
+	Method string `json:"method"`
+	Target string `json:"target"`
+	Proto  string `json:"proto"`
+	// Lines are the header lines as sent ("Host: bank.lab.test"); for
+	// HTTP/2, the decoded header fields in the same form.
+	Lines []string `json:"lines"`
+	// Decrypted says the request was read from decrypted TLS.
+	Decrypted bool `json:"decrypted"`
+	// Status is the status code of the final response to the request (an
+	// interim 1xx is skipped, but 101 Switching Protocols is final); 0
+	// when no response was seen.
+	Status int `json:"status,omitempty"`
+}
+
+// SecretFound is the verdict on one secret.
+type SecretFound struct {
+	Name string `json:"name"`
+	// Found is "cleartext" (on the wire as is), "decrypted" (only after
+	// decryption with the session keys) or "none".
+	Found       string `json:"found"`
+	Connections []int  `json:"connections"`
+	Verdict     string `json:"verdict"`
+}
