@@ -286,6 +286,11 @@ type fileSpec struct {
 // directory and a rename, so readers see the old file or the new one, never a
 // half-written one. The mode is applied exactly, whatever the umask.
 func WriteFile(path string, data []byte, mode fs.FileMode) error {
+	// A rename onto a device (say /dev/null, as root) would replace it
+	// with a regular file for the whole machine.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("ca: %s is not a regular file (a device, pipe or directory): give the path of a file to write", path)
+	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
 	if err != nil {

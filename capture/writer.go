@@ -231,6 +231,9 @@ func Create(path string, f Format, mode os.FileMode) (*Writer, error) {
 // before Close (see [Salvage]) can tell it from a live Writer's, whose
 // lock is taken.
 func CreateOptions(path string, f Format, mode os.FileMode, opts WriterOptions) (*Writer, error) {
+	if err := CheckOutput(path); err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
 	tmp, err := createTemp(path, mode.Perm())
 	if err != nil {
 		return nil, fmt.Errorf("capture: create %s: %w", path, err)

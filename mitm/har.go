@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mitmlab/mitmlab/capture"
 )
 
 // HAR writes flows as an HTTP Archive 1.2 file (the format Chrome DevTools
@@ -51,6 +53,9 @@ func CreateHAR(path, creatorVersion string) (*HAR, error) {
 // CreateHAROptions prepares a HAR file at path, built at Close from the
 // flows opts name.
 func CreateHAROptions(path, creatorVersion string, opts HAROptions) (*HAR, error) {
+	if err := capture.CheckOutput(path); err != nil {
+		return nil, fmt.Errorf("mitm: %w", err)
+	}
 	dir := filepath.Dir(path)
 	h := &HAR{path: path, version: creatorVersion, flows: opts.Flows}
 	if h.flows != nil {

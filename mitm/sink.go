@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/mitmlab/mitmlab/capture"
 )
 
 // Recorder receives every finished flow. The proxy calls Record one flow
@@ -355,6 +357,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // openPrivate creates path for writing with mode 0600, whatever the umask.
 func openPrivate(path string) (*os.File, error) {
+	if err := capture.CheckOutput(path); err != nil {
+		return nil, fmt.Errorf("mitm: %w", err)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("mitm: %w", err)
@@ -374,6 +379,9 @@ var ErrInUse = errors.New("mitm: another process is writing this file")
 // outputs must not wipe out the first one's recording. The lock goes with
 // the descriptor (and with the process, however it ends).
 func openLocked(path string) (*os.File, error) {
+	if err := capture.CheckOutput(path); err != nil {
+		return nil, fmt.Errorf("mitm: %w", err)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("mitm: %w", err)
