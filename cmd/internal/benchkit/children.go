@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package benchkit
 
 import (
 	"context"
@@ -15,37 +15,37 @@ import (
 	"time"
 )
 
-// child is one process the harness started: a proxy, the origin, perf.
-type child struct {
-	name string
-	pid  int
-	log  string // its stdout and stderr
+// Child is one process a harness started: a proxy, an origin, perf, tcpdump.
+type Child struct {
+	Name string
+	PID  int
+	Log  string // its stdout and stderr
 
 	done    chan struct{} // closed once it has exited and been reaped
-	waitErr error
+	WaitErr error         // valid once Exited
 }
 
-// supervisor knows every child still running, so that a normal end, an
+// Supervisor knows every child still running, so that a normal end, an
 // error, a signal and the global deadline all stop the same set, each by its
 // PID.
-type supervisor struct {
+type Supervisor struct {
 	mu   sync.Mutex
-	live map[int]*child
+	live map[int]*Child
 }
 
-func newSupervisor() *supervisor { return &supervisor{live: map[int]*child{}} }
+func NewSupervisor() *Supervisor { return &Supervisor{live: map[int]*Child{}} }
 
-// start runs argv as a child in its own process group, so a Ctrl-C at the
+// Start runs argv as a child in its own process group, so a Ctrl-C at the
 // terminal reaches only us and we decide the order things stop in. Its
 // output goes to logPath; extra become its fds 3, 4, ...
-func (s *supervisor) start(name, logPath string, extra []*os.File, argv ...string) (*child, error) {
+func (s *Supervisor) Start(name, logPath string, extra []*os.File, argv ...string) (*Child, error) {
 	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer out.Close() // the child has its own copy once started
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = childEnv()
+	cmd.Env = ChildEnv()
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = extra
 	// Pdeathsig covers the one exit we cannot clean up after: being
@@ -54,21 +54,25 @@ func (s *supervisor) start(name, logPath string, extra []*os.File, argv ...strin
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	c := &child{name: name, pid: cmd.Process.Pid, log: logPath, done: make(chan struct{})}
+	c := &Child{Name: name, PID: cmd.Process.Pid, Log: logPath, done: make(chan struct{})}
 	s.mu.Lock()
-	s.live[c.pid] = c
+	s.live[c.PID] = c
 	s.mu.Unlock()
 	go func() {
-		c.waitErr = cmd.Wait()
+		c.WaitErr = cmd.Wait()
 		s.mu.Lock()
-		delete(s.live, c.pid)
+		delete(s.live, c.PID)
 		s.mu.Unlock()
 		close(c.done)
 	}()
 	return c, nil
 }
 
-func (c *child) exited() bool {
+// Done is closed once the child has exited and been reaped.
+func (c *Child) Done() <-chan struct{} { return c.done }
+
+// Exited reports whether the child has exited and been reaped.
+func (c *Child) Exited() bool {
 	select {
 	case <-c.done:
 		return true
@@ -77,39 +81,39 @@ func (c *child) exited() bool {
 	}
 }
 
-// stop sends sig to the child's PID and, if it has not exited within grace,
+// Stop sends sig to the child's PID and, if it has not exited within grace,
 // SIGKILLs its process group (the group's ID is the child's PID: Setpgid).
 // It reports whether the child exited on sig.
-func (c *child) stop(sig syscall.Signal, grace time.Duration) bool {
-	if c.exited() {
+func (c *Child) Stop(sig syscall.Signal, grace time.Duration) bool {
+	if c.Exited() {
 		return true
 	}
-	_ = syscall.Kill(c.pid, sig)
+	_ = syscall.Kill(c.PID, sig)
 	select {
 	case <-c.done:
 		return true
 	case <-time.After(grace):
 	}
-	c.kill()
+	c.Kill()
 	return false
 }
 
-// kill SIGKILLs the child's process group and waits (bounded) for the reap.
-func (c *child) kill() {
-	if c.exited() {
+// Kill SIGKILLs the child's process group and waits (bounded) for the reap.
+func (c *Child) Kill() {
+	if c.Exited() {
 		return
 	}
-	_ = syscall.Kill(-c.pid, syscall.SIGKILL)
+	_ = syscall.Kill(-c.PID, syscall.SIGKILL)
 	select {
 	case <-c.done:
 	case <-time.After(5 * time.Second):
 	}
 }
 
-// stopAll ends every child still running, gently first.
-func (s *supervisor) stopAll() {
+// StopAll ends every child still running, gently first.
+func (s *Supervisor) StopAll() {
 	s.mu.Lock()
-	var cs []*child
+	var cs []*Child
 	for _, c := range s.live {
 		cs = append(cs, c)
 	}
@@ -117,14 +121,14 @@ func (s *supervisor) stopAll() {
 	var wg sync.WaitGroup
 	for _, c := range cs {
 		wg.Add(1)
-		go func() { defer wg.Done(); c.stop(syscall.SIGTERM, 3*time.Second) }()
+		go func() { defer wg.Done(); c.Stop(syscall.SIGTERM, 3*time.Second) }()
 	}
 	wg.Wait()
 }
 
-// logTail is the end of a child's log, for an error message.
-func (c *child) logTail() string {
-	data, err := os.ReadFile(c.log)
+// LogTail is the end of a child's log, for an error message.
+func (c *Child) LogTail() string {
+	data, err := os.ReadFile(c.Log)
 	if err != nil || len(data) == 0 {
 		return "(no output)"
 	}
@@ -134,11 +138,11 @@ func (c *child) logTail() string {
 	return strings.TrimSpace(string(data))
 }
 
-// childEnv is our environment without *_PROXY (a proxy under test must
+// ChildEnv is our environment without *_PROXY (a proxy under test must
 // never chain to a real proxy, and goproxy's default transport reads
 // HTTPS_PROXY) and without MITMLAB_* (a user's MITMLAB_PROXY_FLOWS would
 // turn recording on in the "recording off" column).
-func childEnv() []string {
+func ChildEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -151,12 +155,12 @@ func childEnv() []string {
 	return env
 }
 
-// freePort asks the kernel for an unused loopback port, for the outside
+// FreePort asks the kernel for an unused loopback port, for the outside
 // programs that want a port number rather than an inherited listener. The
 // port is free again when it returns; the window in which another process
 // could take it is short, and a child that loses it fails to start with a
 // clear error.
-func freePort() (int, error) {
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -165,9 +169,9 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// listenFile opens a loopback listener to hand to a child as an fd: no
+// ListenFile opens a loopback listener to hand to a child as an fd: no
 // port race, and we know the port before the child runs.
-func listenFile() (*os.File, int, error) {
+func ListenFile() (*os.File, int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, 0, err
@@ -180,9 +184,9 @@ func listenFile() (*os.File, int, error) {
 	return f, ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// waitListening polls addr until it accepts a TCP connection, the child
+// WaitListening polls addr until it accepts a TCP connection, the child
 // exits, or timeout passes.
-func waitListening(ctx context.Context, c *child, addr string, timeout time.Duration) error {
+func WaitListening(ctx context.Context, c *Child, addr string, timeout time.Duration) error {
 	end := time.Now().Add(timeout)
 	for {
 		conn, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
@@ -190,11 +194,11 @@ func waitListening(ctx context.Context, c *child, addr string, timeout time.Dura
 			conn.Close()
 			return nil
 		}
-		if c.exited() {
-			return fmt.Errorf("%s exited before listening on %s: %v; its output:\n%s", c.name, addr, c.waitErr, c.logTail())
+		if c.Exited() {
+			return fmt.Errorf("%s exited before listening on %s: %v; its output:\n%s", c.Name, addr, c.WaitErr, c.LogTail())
 		}
 		if time.Now().After(end) {
-			return fmt.Errorf("%s is not listening on %s after %v; its output:\n%s", c.name, addr, timeout, c.logTail())
+			return fmt.Errorf("%s is not listening on %s after %v; its output:\n%s", c.Name, addr, timeout, c.LogTail())
 		}
 		select {
 		case <-ctx.Done():
@@ -204,4 +208,5 @@ func waitListening(ctx context.Context, c *child, addr string, timeout time.Dura
 	}
 }
 
-var errStopped = errors.New("stopped: interrupted or out of time")
+// ErrStopped is the failure of a load cut short by a signal or the deadline.
+var ErrStopped = errors.New("stopped: interrupted or out of time")
