@@ -19,10 +19,11 @@ import (
 type Child struct {
 	Name string
 	PID  int
-	Log  string // its stdout and stderr
+	Log  string // its stderr (and stdout, when started with Start)
 
-	done    chan struct{} // closed once it has exited and been reaped
-	WaitErr error         // valid once Exited
+	done    chan struct{}    // closed once it has exited and been reaped
+	WaitErr error            // valid once Exited
+	State   *os.ProcessState // valid once Exited: exit status, CPU time
 }
 
 // Supervisor knows every child still running, so that a normal end, an
@@ -39,14 +40,29 @@ func NewSupervisor() *Supervisor { return &Supervisor{live: map[int]*Child{}} }
 // terminal reaches only us and we decide the order things stop in. Its
 // output goes to logPath; extra become its fds 3, 4, ...
 func (s *Supervisor) Start(name, logPath string, extra []*os.File, argv ...string) (*Child, error) {
-	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	return s.StartSplit(name, logPath, logPath, extra, argv...)
+}
+
+// StartSplit is Start with the child's stdout and stderr in files of their
+// own (the same path for both is allowed), for a child whose output is
+// read afterwards.
+func (s *Supervisor) StartSplit(name, stdoutPath, stderrPath string, extra []*os.File, argv ...string) (*Child, error) {
+	out, err := os.OpenFile(stdoutPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer out.Close() // the child has its own copy once started
+	errOut := out
+	if stderrPath != stdoutPath {
+		errOut, err = os.OpenFile(stderrPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		defer errOut.Close()
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = ChildEnv()
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stdout, cmd.Stderr = out, errOut
 	cmd.ExtraFiles = extra
 	// Pdeathsig covers the one exit we cannot clean up after: being
 	// SIGKILLed ourselves.
@@ -54,12 +70,13 @@ func (s *Supervisor) Start(name, logPath string, extra []*os.File, argv ...strin
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	c := &Child{Name: name, PID: cmd.Process.Pid, Log: logPath, done: make(chan struct{})}
+	c := &Child{Name: name, PID: cmd.Process.Pid, Log: stderrPath, done: make(chan struct{})}
 	s.mu.Lock()
 	s.live[c.PID] = c
 	s.mu.Unlock()
 	go func() {
 		c.WaitErr = cmd.Wait()
+		c.State = cmd.ProcessState
 		s.mu.Lock()
 		delete(s.live, c.PID)
 		s.mu.Unlock()
