@@ -439,7 +439,7 @@ func (r *result) print(w io.Writer) {
 	o := r.opts
 	fmt.Fprintf(w, "\n== mitmlab analyze beside tshark (issue 10) ==\n")
 	fmt.Fprintf(w, "machine: %d CPUs, %s/%s, %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, r.tshark)
-	fmt.Fprintf(w, "load before: %s\n", r.loadBefore)
+	fmt.Fprintf(w, "load before: %s (/proc/loadavg; the verdicts are on wall time, the CPU ratio is the one a busy machine disturbs less)\n", r.loadBefore)
 	if g := r.gen; g != nil {
 		fmt.Fprintf(w, "\ncapture: %.1f MB (%d bytes), made in %v by %s\n", float64(g.size)/1e6, g.size, g.elapsed.Round(time.Millisecond), g.tcpdumpCmd)
 		fmt.Fprintf(w, "  tcpdump: %s\n", g.tcpdumpStats)
@@ -467,12 +467,16 @@ func (r *result) print(w io.Writer) {
 		fmt.Fprintf(w, "  %-40s %7.2f s wall  %7.2f s CPU  %6.0f MB/s  %5d MiB RSS   (each: %s)\n",
 			t.name, t.medWall().Seconds(), t.medCPU().Seconds(), mb/t.medWall().Seconds(), t.maxRS>>20, strings.Join(each, " "))
 	}
-	fmt.Fprintf(w, "\n  %-34s %10s %10s %8s %8s  %s\n", "target", "mitmlab", "tshark", "ratio", "want", "")
+	fmt.Fprintf(w, "\n  %-34s %10s %10s %8s %8s  %-4s  %s\n", "target (wall, medians)", "mitmlab", "tshark", "ratio", "want", "", "CPU ratio")
 	for _, t := range r.targets() {
 		if len(t.ts.wall) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "  %-34s %9.2fs %9.2fs %7.1f× %7s  %s\n", t.what, t.mitmlab.medWall().Seconds(), t.ts.medWall().Seconds(), t.ratio(), fmt.Sprintf("≥ %g×", t.min), verdict(t.pass()))
+		cpu := 0.0
+		if m := t.mitmlab.medCPU(); m > 0 {
+			cpu = float64(t.ts.medCPU()) / float64(m)
+		}
+		fmt.Fprintf(w, "  %-34s %9.2fs %9.2fs %7.1f× %7s  %-4s  %.1f×\n", t.what, t.mitmlab.medWall().Seconds(), t.ts.medWall().Seconds(), t.ratio(), fmt.Sprintf("≥ %g×", t.min), verdict(t.pass()), cpu)
 	}
 	if r.tStreams > 0 || r.tConvRows > 0 {
 		fmt.Fprintf(w, "  %-34s %10d %10s %8s %8s  %s\n", "TCP connections", r.mConns,
