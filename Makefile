@@ -8,7 +8,7 @@ BIN      := bin/mitmlab
 OUT      ?= out
 FUZZTIME ?= 10s
 
-.PHONY: all build test demo lint fuzz interop bench bench-proxy bench-capture soak ci clean
+.PHONY: all build test demo lint fuzz interop bench bench-analyze bench-proxy bench-capture soak ci clean
 
 all: lint test build
 
@@ -49,9 +49,18 @@ interop:
 	$(GO) test -race -count=1 -tags interop -run 'Interop|TestDocsCommands' ./...
 
 ## bench: benchmarks (leaf minting, the proxy under concurrency, pcap writing,
-## TLS parsing, and the analyzer on a generated 200 MB capture against tshark)
+## TLS parsing, the analyzer on a synthetic 200 MB capture), then bench-analyze
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@$(MAKE) --no-print-directory bench-analyze
+
+## bench-analyze: `mitmlab analyze` against tshark on a real 200+ MB tcpdump capture of
+## TLS on lo, with and without keys, 3 alternating reps, and the connection counts (issue 10;
+## needs root, tcpdump, tshark; about 3 minutes); flags with ANALYZE_FLAGS='-quick' or '-reps 5'
+bench-analyze:
+	$(GO) build -o bin/bench-analyze ./cmd/bench-analyze
+	@if [ "$$(id -u)" != 0 ]; then echo "bench-analyze: skipped: tcpdump on lo needs root; run sudo make bench-analyze"; exit 0; fi; \
+	bin/bench-analyze $(ANALYZE_FLAGS)
 
 ## bench-proxy: the proxy side by side with no proxy, mitmdump and goproxy (issue 11);
 ## loopback only, about 10 minutes; pass flags with BENCH_FLAGS='-reps 1 -duration 2s'

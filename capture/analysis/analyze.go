@@ -206,7 +206,7 @@ func (a *analyzer) finish() *Report {
 			continue
 		}
 		rep.Connections = append(rep.Connections, c.rep)
-		if c.tls != nil {
+		if c.rep.TLS != nil { // nil too when a stream began like TLS but was not (conn.finish)
 			if c.rep.TLS.Decrypted {
 				rep.Keys.Decrypted++
 			} else if !c.rep.TLS.KeysFound {

@@ -275,7 +275,7 @@ func (b *bench) runCell(ctx context.Context, rep int, sc *scenario, pk *proxyKin
 			if perf != nil {
 				// perf writes its data file on SIGINT; a big profile takes
 				// a while.
-				perf.stop(syscall.SIGINT, 30*time.Second)
+				perf.Stop(syscall.SIGINT, 30*time.Second)
 			}
 		},
 	}
@@ -300,11 +300,11 @@ func (b *bench) runCell(ctx context.Context, rep int, sc *scenario, pk *proxyKin
 		}
 		if killed {
 			res.fail = fmt.Sprintf("proxy killed at RSS over %s (-rss-limit-mib)", mib(b.opts.rssLimit))
-		} else if in.child.exited() && res.fail == "" {
+		} else if in.child.Exited() && res.fail == "" {
 			res.fail = "proxy exited during the run"
 		}
-		if in.child.exited() {
-			b.warn("%s exited during %s (rep %d): %s", pk.name, sc.name, rep, firstLine(in.child.logTail()))
+		if in.child.Exited() {
+			b.warn("%s exited during %s (rep %d): %s", pk.name, sc.name, rep, firstLine(in.child.LogTail()))
 		}
 		if cpuErr == nil && res.done > 0 && res.fail == "" {
 			res.cpuMs = float64(cpu1-cpu0) / clockTicks * 1000 / float64(res.done)
@@ -319,7 +319,7 @@ func (b *bench) runCell(ctx context.Context, rep int, sc *scenario, pk *proxyKin
 func (b *bench) startPerf(pid, rep int, sc *scenario, pk *proxyKind) *child {
 	dir, _ := filepath.Abs(b.opts.perfDir)
 	file := filepath.Join(dir, fmt.Sprintf("%s-%s-rep%d.data", pk.name, sc.name, rep))
-	c, err := b.sup.start("perf", filepath.Join(dir, "perf.log"), nil,
+	c, err := b.sup.Start("perf", filepath.Join(dir, "perf.log"), nil,
 		"perf", "record", "-q", "-g", "-p", fmt.Sprint(pid), "-o", file)
 	if err != nil {
 		b.warn("perf: %v", err)
@@ -349,10 +349,10 @@ func (b *bench) guardRSS(c *child) *rssGuard {
 			select {
 			case <-g.done:
 				return
-			case <-c.done:
+			case <-c.Done():
 				return
 			case <-t.C:
-				m, err := readMem(c.pid)
+				m, err := readMem(c.PID)
 				if err != nil {
 					continue
 				}
@@ -361,7 +361,7 @@ func (b *bench) guardRSS(c *child) *rssGuard {
 				}
 				if m.RSS > b.opts.rssLimit {
 					g.killed.Store(true)
-					c.kill()
+					c.Kill()
 					return
 				}
 			}

@@ -123,7 +123,7 @@ func (l *lab) startOrigin(ctx context.Context) error {
 		return err
 	}
 	defer plainFile.Close()
-	c, err := l.sup.start("origin", l.path("origin.log"), []*os.File{tlsFile, plainFile},
+	c, err := l.sup.Start("origin", l.path("origin.log"), []*os.File{tlsFile, plainFile},
 		l.self, roleOrigin, "-cert", l.path("origin-cert.pem"), "-key", l.path("origin-key.pem"), "-body", l.opts.body)
 	if err != nil {
 		return err
@@ -132,8 +132,8 @@ func (l *lab) startOrigin(ctx context.Context) error {
 	// The listener exists already; this checks the child took it and did
 	// not die on its flags or certificate.
 	time.Sleep(100 * time.Millisecond)
-	if c.exited() {
-		return fmt.Errorf("the origin exited at start: %v; its output:\n%s", c.waitErr, c.logTail())
+	if c.Exited() {
+		return fmt.Errorf("the origin exited at start: %v; its output:\n%s", c.WaitErr, c.LogTail())
 	}
 	return nil
 }
@@ -183,12 +183,12 @@ func (l *lab) startMitmlab(ctx context.Context, name, logPath string, extra ...s
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	argv := append([]string{l.mitmlab, "--home", l.mitmlabHome, "proxy", "-q",
 		"--listen", addr, "--resolve", "*.lab.test=127.0.0.1", "--upstream-ca", l.pkiRoot}, extra...)
-	c, err := l.sup.start(name, logPath, nil, argv...)
+	c, err := l.sup.Start(name, logPath, nil, argv...)
 	if err != nil {
 		return nil, "", err
 	}
 	if err := waitListening(ctx, c, addr, 15*time.Second); err != nil {
-		c.kill()
+		c.Kill()
 		return nil, "", err
 	}
 	return c, addr, nil

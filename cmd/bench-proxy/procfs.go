@@ -3,91 +3,14 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 )
 
 // Everything here reads another process's figures from /proc by PID, so the
 // proxy under test needs no instrumentation of its own.
-
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat. It is
-// 100 on every Linux build we know of, but getconf says for sure.
-var clockTicks = func() float64 {
-	out, err := exec.Command("getconf", "CLK_TCK").Output()
-	if err == nil {
-		if v, err := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && v > 0 {
-			return float64(v)
-		}
-	}
-	return 100
-}()
-
-// cpuTicks returns utime+stime of pid (all its threads), in clock ticks.
-func cpuTicks(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces and parentheses: fields
-	// are counted from the last ')'.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no ')' in %q", pid, data)
-	}
-	f := strings.Fields(string(data[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return u + s, nil
-}
-
-// memStatus holds the /proc/PID/status lines we use, in bytes.
-type memStatus struct {
-	RSS, HWM int64
-}
-
-func readMem(pid int) (memStatus, error) {
-	var m memStatus
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return m, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
-			continue
-		}
-		f := strings.Fields(v) // "12345 kB"
-		if len(f) != 2 || f[1] != "kB" {
-			return m, fmt.Errorf("/proc/%d/status: cannot read %q", pid, line)
-		}
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return m, fmt.Errorf("/proc/%d/status: %w", pid, err)
-		}
-		if k == "VmRSS" {
-			m.RSS = n << 10
-		} else {
-			m.HWM = n << 10
-		}
-	}
-	if m.RSS == 0 {
-		return m, fmt.Errorf("/proc/%d/status: no VmRSS (is it a kernel thread or gone?)", pid)
-	}
-	return m, nil
-}
 
 // resetPeak sets pid's VmHWM back to its current RSS ("5" in clear_refs,
 // Linux 4.0+), so the next reading is the peak of what follows, not of
@@ -152,14 +75,6 @@ func raiseNoFile() (soft, hard uint64, err error) {
 		}
 	}
 	return lim.Cur, lim.Max, nil
-}
-
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown (" + err.Error() + ")"
-	}
-	return strings.TrimSpace(string(data))
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }

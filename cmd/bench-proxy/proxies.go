@@ -37,7 +37,7 @@ func (in *instance) pid() int {
 	if in.child == nil {
 		return 0
 	}
-	return in.child.pid
+	return in.child.PID
 }
 
 var proxyKinds = []*proxyKind{
@@ -140,23 +140,23 @@ func startMitmdump(ctx context.Context, b *bench, dir string) (*instance, error)
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	c, err := b.sup.start("mitmdump", filepath.Join(dir, "mitmdump.log"), nil, b.mitmdumpPath,
+	c, err := b.sup.Start("mitmdump", filepath.Join(dir, "mitmdump.log"), nil, b.mitmdumpPath,
 		"--listen-host", "127.0.0.1", "--listen-port", strconv.Itoa(port),
 		"--set", "confdir="+confdir, "--set", "ssl_verify_upstream_trusted_ca="+b.pkiRoot, "-s", addon)
 	if err != nil {
 		return nil, err
 	}
 	if err := waitListening(ctx, c, addr, 30*time.Second); err != nil {
-		c.kill()
+		c.Kill()
 		return nil, err
 	}
 	pool, err := poolFromFile(filepath.Join(confdir, "mitmproxy-ca-cert.pem"))
 	if err != nil {
-		c.kill()
+		c.Kill()
 		return nil, fmt.Errorf("mitmdump's CA: %w", err)
 	}
 	return &instance{child: c, ep: &endpoint{proxy: addr, roots: pool, port: b.httpsPort},
-		stop: func() { c.stop(syscall.SIGTERM, 5*time.Second) }}, nil
+		stop: func() { c.Stop(syscall.SIGTERM, 5*time.Second) }}, nil
 }
 
 // goproxyCA makes, once, the CA goproxy forges with.
@@ -193,18 +193,18 @@ func startGoproxy(ctx context.Context, b *bench, dir string, pool int) (*instanc
 		return nil, err
 	}
 	defer f.Close()
-	c, err := b.sup.start("goproxy", filepath.Join(dir, "goproxy.log"), []*os.File{f},
+	c, err := b.sup.Start("goproxy", filepath.Join(dir, "goproxy.log"), []*os.File{f},
 		b.self, roleGoproxy, "-ca-cert", b.gpCert, "-ca-key", b.gpKey, "-upstream-ca", b.pkiRoot, "-pool", strconv.Itoa(pool))
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	if err := waitListening(ctx, c, addr, 10*time.Second); err != nil {
-		c.kill()
+		c.Kill()
 		return nil, err
 	}
 	return &instance{child: c, ep: &endpoint{proxy: addr, roots: b.gpPool, port: b.httpsPort},
-		stop: func() { c.stop(syscall.SIGTERM, 3*time.Second) }}, nil
+		stop: func() { c.Stop(syscall.SIGTERM, 3*time.Second) }}, nil
 }
 
 func startMitmlabKind(ctx context.Context, b *bench, dir string, record bool) (*instance, error) {
@@ -219,5 +219,5 @@ func startMitmlabKind(ctx context.Context, b *bench, dir string, record bool) (*
 	// SIGINT is mitmlab's orderly stop (flows finish, the HAR is written);
 	// its own grace is 5 s, so 15 s covers a large HAR.
 	return &instance{child: c, ep: &endpoint{proxy: addr, roots: b.mitmlabPool, port: b.httpsPort},
-		stop: func() { c.stop(syscall.SIGINT, 15*time.Second) }}, nil
+		stop: func() { c.Stop(syscall.SIGINT, 15*time.Second) }}, nil
 }

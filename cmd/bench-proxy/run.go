@@ -64,11 +64,11 @@ func run(args []string) int {
 	defer cancel()
 
 	sup := newSupervisor()
-	defer sup.stopAll()
+	defer sup.StopAll()
 	l, err := newLab(ctx, opts, sup)
 	if l != nil && l.tmp != "" {
 		defer func() {
-			sup.stopAll() // before the files they write into go
+			sup.StopAll() // before the files they write into go
 			if opts.keep {
 				fmt.Fprintln(os.Stderr, "bench-proxy: kept", l.tmp)
 			} else {

@@ -87,10 +87,10 @@ func runSoak(ctx context.Context, l *lab, out io.Writer) error {
 	stopped := false
 	defer func() {
 		if !stopped {
-			proxy.stop(syscall.SIGINT, 15*time.Second)
+			proxy.Stop(syscall.SIGINT, 15*time.Second)
 		}
 	}()
-	pid := proxy.pid
+	pid := proxy.PID
 	limit, err := openFilesLimit(pid)
 	if err != nil {
 		limit = err.Error()
@@ -205,13 +205,13 @@ func runSoak(ctx context.Context, l *lab, out io.Writer) error {
 
 	progress("stopping the proxy with SIGINT")
 	t1 := time.Now()
-	clean := proxy.stop(syscall.SIGINT, 60*time.Second)
+	clean := proxy.Stop(syscall.SIGINT, 60*time.Second)
 	stopped = true
 	status := "killed after 60 s"
 	if clean {
 		status = "exited"
-		if proxy.waitErr != nil {
-			status += " with " + proxy.waitErr.Error()
+		if proxy.WaitErr != nil {
+			status += " with " + proxy.WaitErr.Error()
 		} else {
 			status += " with status 0"
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,7 @@ type analyzeOptions struct {
 	secrets    []string
 	json       bool
 	handshake  bool
+	cpuProfile string
 }
 
 func (a *app) newAnalyzeCmd(runF func(*analyzeOptions) error) *cobra.Command {
@@ -63,11 +65,25 @@ visible in cleartext, visible only once decrypted, or not found.`,
 	f.StringArrayVar(&opts.secrets, "secret", nil, "a secret to look for, NAME=VALUE or VALUE (repeatable)")
 	f.BoolVar(&opts.handshake, "handshake", false, "list each TLS connection's handshake messages")
 	f.BoolVar(&opts.json, "json", false, "print the report as JSON (schema in docs/capture.md)")
+	// For cmd/bench-analyze and whoever profiles the analyzer on a real file.
+	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the analysis to FILE")
+	_ = f.MarkHidden("cpuprofile")
 	return cmd
 }
 
 func runAnalyze(opts *analyzeOptions) error {
 	a := opts.app
+	if opts.cpuProfile != "" {
+		pf, err := os.Create(expandTilde(opts.cpuProfile))
+		if err != nil {
+			return fmt.Errorf("cannot write the CPU profile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return fmt.Errorf("cannot start the CPU profile: %v", err)
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
 	var secrets []analysis.Secret
 	for i, s := range opts.secrets {
 		sec, err := analysis.ParseSecret(s, i+1)
