@@ -30,6 +30,8 @@ type conn struct {
 	http          [2]*httpStream // cleartext, by direction
 	decrypted     [2]*httpStream // from TLS plaintext
 	pairs         httpPairs      // responses to requests
+	h2cAsked      bool           // a cleartext request asked for an upgrade to h2c
+	h2cIdx        int            // its index in Requests (-1 past the cap)
 	hist          [2][256]uint64
 	tails         [2][][]byte // per direction, per searcher: the last bytes seen on the wire
 	plainTails    [2][][]byte // the same for decrypted data
