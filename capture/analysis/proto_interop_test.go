@@ -9,9 +9,11 @@ package analysis
 
 import (
 	"bufio"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -84,7 +86,14 @@ func loCapture(t *testing.T, port int) (file string, stop func()) {
 func interopCerts(t *testing.T, dir string) (serverCert, serverKey, clientCert, clientKey string) {
 	t.Helper()
 	write := func(name, cn string, ext x509.ExtKeyUsage) (string, string) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		// RSA for the server: an SSLv2-compatible hello has no extensions
+		// to offer curves or signature algorithms with, and OpenSSL picks
+		// no ECDSA suite then.
+		var key crypto.Signer
+		key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if name == "server" {
+			key, _ = rsa.GenerateKey(rand.Reader, 2048)
+		}
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
 			DNSNames: []string{cn}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 			ExtKeyUsage: []x509.ExtKeyUsage{ext}}
@@ -372,5 +381,137 @@ func TestInteropH2cUpgrade(t *testing.T) {
 	}
 	if strings.Join(statuses, " ") != "200 404 200" {
 		t.Errorf("tshark HTTP/2 statuses %v, want 200 404 200", statuses)
+	}
+}
+
+// freePort returns a loopback port nobody listens on, for openssl
+// s_server.
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// lockedBuf is a strings.Builder safe for a process's output.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor waits up to 15 s for s to appear in out.
+func waitFor(t *testing.T, out *lockedBuf, s string) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(out.String(), s) {
+			return
+		}
+	}
+	t.Fatalf("%q did not come; output:\n%s", s, out.String())
+}
+
+// sServer starts openssl s_server on port with args, and stops it at the
+// end of the test.
+func sServer(t *testing.T, port int, args ...string) (*lockedBuf, io.WriteCloser) {
+	t.Helper()
+	out := &lockedBuf{}
+	cmd := exec.Command("openssl", append([]string{"s_server", "-accept", fmt.Sprintf("127.0.0.1:%d", port)}, args...)...)
+	stdin, _ := cmd.StdinPipe()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor(t, out, "ACCEPT")
+	return out, stdin
+}
+
+// sClient starts openssl s_client to port with args.
+func sClient(t *testing.T, port int, args ...string) (*lockedBuf, io.WriteCloser) {
+	t.Helper()
+	out := &lockedBuf{}
+	cmd := exec.Command("openssl", append([]string{"s_client", "-connect", fmt.Sprintf("127.0.0.1:%d", port)}, args...)...)
+	stdin, _ := cmd.StdinPipe()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return out, stdin
+}
+
+// TestInteropClientCertificate: a TLS 1.2 client certificate travels in
+// clear; tshark and the report name the same subject.
+func TestInteropClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, clientCert, clientKey := interopCerts(t, dir)
+	port := freePort(t)
+	file, stop := loCapture(t, port)
+	srvOut, _ := sServer(t, port, "-cert", certFile, "-key", keyFile, "-tls1_2", "-Verify", "1", "-CAfile", clientCert)
+	_, cliIn := sClient(t, port, "-tls1_2", "-cert", clientCert, "-key", clientKey)
+	waitFor(t, srvOut, "CIPHER is")
+	io.WriteString(cliIn, "hello\n")
+	waitFor(t, srvOut, "hello")
+	stop()
+	c := analyzeFile(t, file, nil).Connections[0]
+	if c.TLS == nil || len(c.TLS.ClientCertificates) != 1 || c.TLS.ClientCertificates[0].Subject != "CN=alice.lab.test" {
+		t.Fatalf("client certificates %+v", c.TLS)
+	}
+	cns := tsharkColumn(t, file, fmt.Sprintf("tls.handshake.type==11 && tcp.dstport==%d", port), "x509sat.printableString",
+		"-d", fmt.Sprintf("tcp.port==%d,tls", port))
+	if len(cns) == 0 || !strings.Contains(strings.Join(cns, " "), "alice.lab.test") {
+		t.Errorf("tshark reads the client's certificate as %v", cns)
+	}
+}
+
+// TestInteropSSLv2Hello: openssl s_server answers an SSLv2-compatible
+// ClientHello (RFC 5246 appendix E.2) with a TLS 1.2 ServerHello, which
+// the report follows as tshark does.
+func TestInteropSSLv2Hello(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _, _ := interopCerts(t, dir)
+	port := freePort(t)
+	file, stop := loCapture(t, port)
+	// Without a signature_algorithms extension the default is SHA-1
+	// (RFC 5246 section 7.4.1.4.1), which OpenSSL 3 refuses above
+	// security level 0.
+	srvOut, _ := sServer(t, port, "-cert", certFile, "-key", keyFile, "-tls1_2", "-cipher", "AES128-GCM-SHA256:@SECLEVEL=0")
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(sslv2Hello())
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	reply, _ := io.ReadAll(io.LimitReader(c, 4096))
+	c.Close()
+	stop()
+	if len(reply) < 5 || reply[0] != 0x16 {
+		t.Fatalf("s_server answered % x; it said:\n%s", reply[:min(len(reply), 16)], srvOut.String())
+	}
+	rep := analyzeFile(t, file, nil).Connections[0]
+	if rep.Protocol != "tls" || rep.TLS == nil || rep.TLS.Version != "TLS 1.2" || len(rep.TLS.Certificates) != 1 {
+		t.Fatalf("protocol %q tls %+v", rep.Protocol, rep.TLS)
+	}
+	d := []string{"-d", fmt.Sprintf("tcp.port==%d,tls", port)}
+	suites := tsharkColumn(t, file, "tls.handshake.type==2", "tls.handshake.ciphersuite", d...)
+	if len(suites) != 1 || !strings.EqualFold(suites[0], fmt.Sprintf("0x%04x", suiteID(t, rep.TLS.CipherSuite))) {
+		t.Errorf("suite %s, tshark reads %v", rep.TLS.CipherSuite, suites)
+	}
+	if v2 := tsharkColumn(t, file, "ssl.record.version || tls.record.version", "tls.handshake.type", d...); len(v2) == 0 {
+		t.Errorf("tshark reads no handshake")
 	}
 }

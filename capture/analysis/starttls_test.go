@@ -137,12 +137,41 @@ func TestAnalyzeSSLv2Hello(t *testing.T) {
 }
 
 // sslv2Hello is an SSLv2-compatible ClientHello (RFC 5246 appendix E.2)
-// offering TLS 1.2 with two TLS suites and one SSL 2.0 kind, a 16-byte
+// offering TLS 1.2 with three TLS suites and one SSL 2.0 kind, a 16-byte
 // challenge.
 func sslv2Hello() []byte {
-	specs := []byte{0, 0x00, 0x9c, 0, 0xc0, 0x2f, 0x07, 0x00, 0xc0, 0, 0x00, 0xff}
+	specs := []byte{0, 0x00, 0x9c, 0, 0xc0, 0x2f, 0, 0xc0, 0x2b, 0x07, 0x00, 0xc0, 0, 0x00, 0xff}
 	chal := bytes.Repeat([]byte{0xab}, 16)
 	msg := []byte{1, 3, 3, 0, byte(len(specs)), 0, 0, 0, byte(len(chal))}
 	msg = append(append(msg, specs...), chal...)
 	return append([]byte{0x80 | byte(len(msg)>>8), byte(len(msg))}, msg...)
+}
+
+// FuzzStartTLS feeds arbitrary bytes, split between the directions, to the
+// STARTTLS follower: no panic, and its buffers stay bounded.
+func FuzzStartTLS(f *testing.F) {
+	for _, p := range startTLSPrefixes {
+		var b []byte
+		for _, ch := range p {
+			b = append(b, byte(ch.dir))
+			b = append(b, ch.data...)
+		}
+		f.Add(b, 3)
+	}
+	f.Add(append([]byte("\x01220 x\r\n\x00EHLO x\r\n\x00STARTTLS\r\n\x16\x03\x01"), sslv2Hello()...), 5)
+	f.Fuzz(func(t *testing.T, data []byte, step int) {
+		a := &analyzer{opts: Options{MaxRequests: 100}}
+		c := &conn{a: a, rep: &ConnReport{}, firstIsClient: true}
+		step = max(1, min(step, 64))
+		for i := 0; i < len(data); i += step {
+			chunk := data[i:min(len(data), i+step)]
+			dir := capture.Direction(chunk[0] & 1)
+			c.data(dir, chunk, false)
+			if c.st != nil && (len(c.st.held) > maxStartTLSHeld || len(c.st.lines) > maxCleartextList ||
+				len(c.st.line[0]) > maxStartTLSLine+step || len(c.st.line[1]) > maxStartTLSLine+step) {
+				t.Fatalf("unbounded: held %d, %d lines", len(c.st.held), len(c.st.lines))
+			}
+		}
+		c.finish()
+	})
 }

@@ -33,9 +33,12 @@ func (a *app) newAnalyzeCmd(runF func(*analyzeOptions) error) *cobra.Command {
 		Long: `Read a pcap or pcapng file (from mitmlab, tcpdump, tshark or Wireshark; Ethernet,
 Linux cooked SLL and SLL2, raw IP and loopback link types) and report every TCP
 connection: endpoints, duration, bytes each way, what it carries (TLS with its
-version, cipher suite, SNI, ALPN, certificates when visible and alerts; cleartext
-HTTP with its requests and their responses' status; or other), and the payload's
-entropy, which shows what ciphertext looks like next to plaintext.
+version, cipher suite, SNI, ALPN, server and client certificates when visible and
+alerts, also after a STARTTLS of SMTP, IMAP, POP3, FTP or PostgreSQL; cleartext
+HTTP with its requests and their responses' status, h2c after an Upgrade too; or
+other), and the payload's entropy, which shows what ciphertext looks like next
+to plaintext. --handshake lists the TLS handshake and the commands before a
+STARTTLS.
 
 With a key log (--keylog, NSS format, or the decryption secrets a pcapng file
 embeds) TLS 1.3 and TLS 1.2 AEAD sessions are decrypted and their HTTP shown,
