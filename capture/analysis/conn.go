@@ -20,6 +20,7 @@ type conn struct {
 	last          time.Time
 	classified    bool
 	tls           *tlswire.Stream
+	st            *startTLS // a cleartext protocol that may switch to TLS
 	connect       [2]bool   // inside a CONNECT request (client) or response (server) head
 	headTail      [2][]byte // the last bytes of a head, to find its end across chunks
 	headLen       [2]int
@@ -29,6 +30,8 @@ type conn struct {
 	http          [2]*httpStream // cleartext, by direction
 	decrypted     [2]*httpStream // from TLS plaintext
 	pairs         httpPairs      // responses to requests
+	h2cAsked      bool           // a cleartext request asked for an upgrade to h2c
+	h2cIdx        int            // its index in Requests (-1 past the cap)
 	hist          [2][256]uint64
 	tails         [2][][]byte // per direction, per searcher: the last bytes seen on the wire
 	plainTails    [2][][]byte // the same for decrypted data
@@ -108,18 +111,13 @@ func (c *conn) data(dir capture.Direction, data []byte, afterGap bool) {
 		c.classify(dir, data)
 	}
 	switch {
-	case c.tls != nil:
+	case c.st != nil && !c.st.on:
 		if afterGap {
-			c.tls.Gap(dir) // record framing is lost in this direction only
+			c.st.dead = true // the command exchange is lost
 		}
-		if c.a.opts.Samples && dir == capture.ClientToServer {
-			c.feeding = data
-		}
-		c.tls.Feed(dir, data)
-		c.feeding = nil
-		if c.a.opts.Samples && dir == capture.ClientToServer && c.rep.SampleWire == nil && looksLikeRequestRecord(data) {
-			c.rep.SampleWire = clip(data, sampleSize)
-		}
+		c.st.feed(c, dir, data)
+	case c.tls != nil:
+		c.feedTLS(dir, data, afterGap)
 	case dir == capture.ClientToServer && c.http[dir] != nil:
 		if c.a.opts.Samples && !c.sampled {
 			if win, ok := c.secretWindow(data); ok {
@@ -139,6 +137,30 @@ func (c *conn) data(dir capture.Direction, data []byte, afterGap bool) {
 			h.feed(data)
 		}
 	}
+}
+
+// feedTLS feeds dir's bytes to the connection's TLS stream.
+func (c *conn) feedTLS(dir capture.Direction, data []byte, afterGap bool) {
+	if afterGap {
+		c.tls.Gap(dir) // record framing is lost in this direction only
+	}
+	if c.a.opts.Samples && dir == capture.ClientToServer {
+		c.feeding = data
+	}
+	c.tls.Feed(dir, data)
+	c.feeding = nil
+	if c.a.opts.Samples && dir == capture.ClientToServer && c.rep.SampleWire == nil && looksLikeRequestRecord(data) {
+		c.rep.SampleWire = clip(data, sampleSize)
+	}
+}
+
+// beginTLS reads the connection as TLS from here on.
+func (c *conn) beginTLS() {
+	c.classified = true
+	c.rep.Protocol = "tls"
+	c.tls = tlswire.NewStream(c.a.keys, c.a.sessions)
+	c.tls.OnPlaintext(c.plaintext)
+	c.http[capture.ServerToClient] = nil
 }
 
 // responses returns the reader of a server→client stream (*s), started at
@@ -177,14 +199,33 @@ func (c *conn) skipConnectHead(dir capture.Direction, data []byte) []byte {
 // capture writes each direction as it relays it, so either may come first).
 func (c *conn) classify(dir capture.Direction, data []byte) {
 	switch {
-	case len(data) >= 3 && data[0] == 0x16 && data[1] == 3:
-		c.classified = true
-		c.rep.Protocol = "tls"
-		c.tls = tlswire.NewStream(c.a.keys, c.a.sessions)
-		c.tls.OnPlaintext(c.plaintext)
-		c.http[capture.ServerToClient] = nil
+	case len(data) >= 3 && (data[0] == 0x16 && data[1] == 3 || dir == capture.ClientToServer && tlswire.LooksLikeSSLv2Hello(data)):
+		c.beginTLS()
+		c.st = nil
+	case dir == capture.ServerToClient:
+		// A greeting of a protocol that may switch to TLS: the client's
+		// first command says whether it is one.
+		if c.st == nil {
+			if g := startTLSGreeting(data); g != "" {
+				c.st = &startTLS{greet: g}
+			}
+		}
 	case dir == capture.ClientToServer:
 		c.classified = true
+		greet := ""
+		if c.st != nil {
+			greet = c.st.greet
+		}
+		if p := startTLSClient(greet, data); p != "" && !looksLikeHTTP(data) {
+			if c.st == nil {
+				c.st = &startTLS{}
+			}
+			c.st.proto = p
+			c.rep.Protocol = "other"
+			c.http[capture.ServerToClient] = nil
+			return
+		}
+		c.st = nil
 		if looksLikeHTTP(data) {
 			c.rep.Protocol = "http"
 			c.http[capture.ClientToServer] = newHTTPStream(c, false)
@@ -278,6 +319,9 @@ func (c *conn) finish() {
 	r := c.rep
 	r.DurationMS = float64(c.last.Sub(r.Start).Microseconds()) / 1000
 	r.EntropyUp, r.EntropyDown = entropy(&c.hist[capture.ClientToServer]), entropy(&c.hist[capture.ServerToClient])
+	if c.st != nil && c.st.proto != "" {
+		r.Cleartext = c.st.lines
+	}
 	if c.tls != nil {
 		c.tls.Close()
 		s := c.tls.Summary()
@@ -285,6 +329,8 @@ func (c *conn) finish() {
 			Version: tlswire.VersionName(s.Version), CipherSuite: cipherSuiteName(s.CipherSuite), SNI: s.SNI, ALPN: s.ALPN,
 			ALPNOffered: s.ALPNOffered, Certificates: s.Certificates, KeysFound: s.KeysFound, Decrypted: s.Decrypted,
 			DecryptFailures: s.DecryptFailures, Error: s.Err,
+			ClientCertificates: s.ClientCertificates, Renegotiations: s.Renegotiations,
+			RenegotiatedCertificates: s.RenegotiatedCertificates,
 		}
 		if s.Version == 0 {
 			t.Version = ""
@@ -307,6 +353,9 @@ func (c *conn) finish() {
 				from = "server"
 			}
 			t.Handshake = append(t.Handshake, HandshakeStep{From: from, Name: m.Name, Detail: m.Detail, Encrypted: m.Encrypted})
+		}
+		if c.st != nil {
+			t.StartTLS = c.st.proto
 		}
 		r.TLS = t
 		if !s.IsTLS {

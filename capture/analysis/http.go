@@ -77,6 +77,9 @@ type httpStream struct {
 	h2push    bool   // the header block is a PUSH_PROMISE's
 	h2fields  []hpack.HeaderField
 	broken    bool
+	// h2c: the request being read asks for an upgrade to HTTP/2 (RFC 7540
+	// section 3.2).
+	h2c bool
 }
 
 type httpState int
@@ -175,7 +178,7 @@ func (h *httpStream) onLine(line string) {
 			h.statusLine(line)
 			return
 		}
-		if line == "PRI * HTTP/2.0" && h.req == nil {
+		if line == "PRI * HTTP/2.0" && (h.req == nil || h.c.h2cAsked) {
 			// The h2c preface arrives as lines; the rest is framed.
 			h.h2 = true
 			h.line = append(h.line[:0], "PRI * HTTP/2.0\r\n"...)
@@ -189,7 +192,7 @@ func (h *httpStream) onLine(line string) {
 			return
 		}
 		h.req = &HTTPRequest{Method: method, Target: target, Proto: proto, Lines: []string{}, Decrypted: h.decrypted}
-		h.remain, h.length, h.chunked = 0, false, false
+		h.remain, h.length, h.chunked, h.h2c = 0, false, false, false
 		h.state = stHeaders
 	case stHeaders:
 		if line != "" {
@@ -205,6 +208,10 @@ func (h *httpStream) onLine(line string) {
 				}
 			case "transfer-encoding":
 				h.chunked = strings.Contains(strings.ToLower(value), "chunked")
+			case "upgrade":
+				for _, tok := range strings.Split(value, ",") {
+					h.h2c = h.h2c || strings.EqualFold(strings.TrimSpace(tok), "h2c")
+				}
 			}
 			return
 		}
@@ -212,7 +219,11 @@ func (h *httpStream) onLine(line string) {
 			h.endResponseHead()
 			return
 		}
-		h.c.pairs.request(h.c.addRequest(*h.req), h.req.Method)
+		idx := h.c.addRequest(*h.req)
+		h.c.pairs.request(idx, h.req.Method)
+		if h.h2c && !h.decrypted {
+			h.c.h2cAsked, h.c.h2cIdx = true, idx
+		}
 		switch {
 		case h.chunked:
 			h.state = stChunkSize
@@ -263,8 +274,14 @@ func (h *httpStream) endResponseHead() {
 	if h.status < 200 && h.status != 101 {
 		return // interim (100 Continue, 103 Early Hints): the final response follows
 	}
-	method := h.c.pairs.response(h.c, h.status)
+	idx, method := h.c.pairs.response(h.c, h.status)
 	switch {
+	case h.status == 101 && h.c.h2cAsked && idx == h.c.h2cIdx && !h.decrypted:
+		// RFC 7540 section 3.2: the server speaks HTTP/2 from the byte
+		// after the 101's head, its SETTINGS first, and answers the
+		// upgraded request on stream 1.
+		h.h2, h.state = true, stH2Frame
+		h.c.pairs.h2request(h.c, 1, idx)
 	case h.status == 101, method == "CONNECT" && h.status < 300:
 		// The connection now carries another protocol (WebSocket, h2c
 		// after an Upgrade, a tunnel): nothing more to read as HTTP/1.
@@ -476,15 +493,15 @@ func (p *httpPairs) request(idx int, method string) {
 
 // response pairs a final HTTP/1.x response with the oldest request waiting
 // for one, and returns that request's method ("" if none waits), which
-// decides whether the response has a body.
-func (p *httpPairs) response(c *conn, status int) (method string) {
+// decides whether the response has a body, and its index (-2 if none).
+func (p *httpPairs) response(c *conn, status int) (idx int, method string) {
 	if len(p.waiting) == 0 {
-		return ""
+		return -2, ""
 	}
 	w := p.waiting[0]
 	p.waiting = p.waiting[1:]
 	c.setStatus(w.idx, status)
-	return w.method
+	return w.idx, w.method
 }
 
 func (p *httpPairs) h2request(c *conn, stream uint32, idx int) {

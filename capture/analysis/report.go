@@ -56,9 +56,13 @@ type ConnReport struct {
 	TLS         *TLSReport    `json:"tls,omitempty"`
 	Requests    []HTTPRequest `json:"requests"`
 	// MoreRequests counts requests beyond the listed ones.
-	MoreRequests int    `json:"more_requests,omitempty"`
-	Gaps         int    `json:"gaps,omitempty"` // bytes missing from the capture
-	Note         string `json:"note,omitempty"`
+	MoreRequests int `json:"more_requests,omitempty"`
+	Gaps         int `json:"gaps,omitempty"` // bytes missing from the capture
+	// Cleartext lists the command lines of a cleartext protocol that can
+	// switch to TLS (SMTP, IMAP, POP3, FTP, PostgreSQL), up to its STARTTLS
+	// and the server's go-ahead: at most 64, each at most 256 bytes.
+	Cleartext []CleartextLine `json:"cleartext,omitempty"`
+	Note      string          `json:"note,omitempty"`
 	// SampleWire is client→server data as the wire carried it, and
 	// SamplePlain what it decrypted to (the same bytes for cleartext
 	// HTTP); kept with Options.Samples. When a secret searched for
@@ -74,17 +78,29 @@ type ConnReport struct {
 
 // TLSReport is the TLS of a connection.
 type TLSReport struct {
-	Version         string             `json:"version"`
-	CipherSuite     string             `json:"cipher_suite"`
-	SNI             string             `json:"sni,omitempty"`
-	ALPN            string             `json:"alpn,omitempty"`
-	ALPNOffered     []string           `json:"alpn_offered,omitempty"`
-	Certificates    []tlswire.CertName `json:"certificates,omitempty"`
-	Alerts          []AlertReport      `json:"alerts,omitempty"`
-	KeysFound       bool               `json:"keys_found"`
-	Decrypted       bool               `json:"decrypted"`
-	DecryptFailures int                `json:"decrypt_failures,omitempty"`
-	Error           string             `json:"error,omitempty"`
+	Version      string             `json:"version"`
+	CipherSuite  string             `json:"cipher_suite"`
+	SNI          string             `json:"sni,omitempty"`
+	ALPN         string             `json:"alpn,omitempty"`
+	ALPNOffered  []string           `json:"alpn_offered,omitempty"`
+	Certificates []tlswire.CertName `json:"certificates,omitempty"`
+	// ClientCertificates is the client's chain (client authentication):
+	// in clear in TLS 1.2, once decrypted in TLS 1.3.
+	ClientCertificates []tlswire.CertName `json:"client_certificates,omitempty"`
+	// StartTLS names the cleartext protocol the TLS started inside after
+	// its STARTTLS command ("smtp", "imap", "pop3", "ftp", "postgresql");
+	// the commands before it are in the connection's Cleartext.
+	StartTLS string `json:"starttls,omitempty"`
+	// Renegotiations counts the TLS 1.2 renegotiations seen (a second
+	// handshake under the first one's keys, RFC 5746), and
+	// RenegotiatedCertificates is the server chain the last one sent.
+	Renegotiations           int                `json:"renegotiations,omitempty"`
+	RenegotiatedCertificates []tlswire.CertName `json:"renegotiated_certificates,omitempty"`
+	Alerts                   []AlertReport      `json:"alerts,omitempty"`
+	KeysFound                bool               `json:"keys_found"`
+	Decrypted                bool               `json:"decrypted"`
+	DecryptFailures          int                `json:"decrypt_failures,omitempty"`
+	Error                    string             `json:"error,omitempty"`
 	// KeyExchange is "RSA", "ECDHE", "DHE", "TLS 1.3 (EC)DHE" or "TLS 1.3
 	// PSK"; Group the curve or DH size.
 	KeyExchange string `json:"key_exchange,omitempty"`
@@ -103,6 +119,12 @@ type HandshakeStep struct {
 	Name      string `json:"name"` // ClientHello, ..., or "encrypted handshake"
 	Detail    string `json:"detail,omitempty"`
 	Encrypted bool   `json:"encrypted"`
+}
+
+// CleartextLine is one line of a cleartext exchange.
+type CleartextLine struct {
+	From string `json:"from"` // client or server
+	Line string `json:"line"`
 }
 
 // AlertReport is one TLS alert.

@@ -79,8 +79,14 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 	switch {
 	case typ == tlsHSClientHello && dir == ClientToServer:
 		if s.clientHello && !(s.helloRetry && !s.serverHello) {
-			detail("a second ClientHello: a renegotiation, not followed")
-			return // only a HelloRetryRequest calls for a second one; else renegotiation
+			// Only a HelloRetryRequest calls for a second one; else this
+			// is a renegotiation, read once decrypted.
+			if s.serverHello && s.tls13() == 0 {
+				detail("%s", s.renegClientHello(body))
+			} else {
+				detail("a second ClientHello: not followed")
+			}
+			return
 		}
 		info, err := ParseClientHello(body)
 		if err != nil {
@@ -90,22 +96,16 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 			}
 		}
 		detail("%s", tlsDescribeClientHello(info))
-		s.clientHello = true
-		s.sum.SNI = info.ServerName
-		s.sum.ALPNOffered = info.ALPN
-		s.sum.ClientRandom = info.Random
-		s.earlyData = info.EarlyData
-		s.clientSID = info.SessionID
-		s.clientTicket = info.SessionTicket
-		if r := s.rsa; r != nil {
-			r.clientVersion, r.clientEMS = info.Version, info.ExtendedMasterSecret
-		}
-		s.resolve()
+		s.onClientHello(info)
 
 	case typ == tlsHSServerHello && dir == ServerToClient:
 		if s.serverHello {
-			detail("a second ServerHello: a renegotiation, not followed")
-			return // renegotiation
+			if s.tls13() == 0 {
+				detail("%s", s.renegServerHello(body))
+			} else {
+				detail("a second ServerHello: not followed")
+			}
+			return
 		}
 		h, err := parseTLSServerHello(body)
 		if err != nil {
@@ -156,7 +156,9 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 
 	case typ == tlsHSCertificate:
 		names, n, leaf := s.certificates(dir, body)
-		if dir == ServerToClient {
+		if dir == ServerToClient && s.sum.Renegotiations > 0 {
+			s.sum.RenegotiatedCertificates = names
+		} else if dir == ServerToClient {
 			s.sum.Certificates = names
 			if r := s.rsa; r != nil && r.leaf == nil {
 				r.leaf = leaf
@@ -231,6 +233,41 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 	default:
 		detail("%s", s.describeMessage(dir, typ, body))
 	}
+}
+
+// onClientHello takes in the connection's (first) ClientHello.
+func (s *Stream) onClientHello(info ClientHelloInfo) {
+	s.clientHello = true
+	s.sum.SNI = info.ServerName
+	s.sum.ALPNOffered = info.ALPN
+	s.sum.ClientRandom = info.Random
+	s.earlyData = info.EarlyData
+	s.clientSID = info.SessionID
+	s.clientTicket = info.SessionTicket
+	if r := s.rsa; r != nil {
+		r.clientVersion, r.clientEMS = info.Version, info.ExtendedMasterSecret
+	}
+	s.resolve()
+}
+
+// sslv2Hello handles an SSLv2-compatible ClientHello, msg without its
+// first 3 bytes (type and version), which are in d.hdr[2:].
+func (s *Stream) sslv2Hello(dir Direction, d *tlsDir, rest []byte) {
+	msg := append(append(make([]byte, 0, 3+len(rest)), d.hdr[2:]...), rest...)
+	i := s.list(dir, tlsHSClientHello, "ClientHello", false, "")
+	info, err := ParseSSLv2ClientHello(msg)
+	if err != nil {
+		s.problem(err)
+		return
+	}
+	if i >= 0 {
+		s.sum.Handshake[i].Detail = "SSLv2-compatible (RFC 5246 appendix E.2): " + tlsDescribeClientHello(info)
+	}
+	// The transcript of the session hash covers the SSL 2.0 message
+	// itself (E.2), which only matters with the extended master secret,
+	// which such a hello cannot offer.
+	s.rsa.track(dir, tlsHSClientHello, msg[1:])
+	s.onClientHello(info)
 }
 
 // certificates returns the names in a Certificate message: TLS 1.2 (RFC

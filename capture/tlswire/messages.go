@@ -28,6 +28,10 @@ type ClientHelloInfo struct {
 	KeyShares            []uint16
 	ExtendedMasterSecret bool     // RFC 7627 offered
 	Extensions           []uint16 // extension types in order
+	// SSLv2: the hello came in SSL 2.0's format (ParseSSLv2ClientHello),
+	// with SSLv2CipherSpecs its SSL 2.0 cipher kinds (3 bytes each).
+	SSLv2            bool
+	SSLv2CipherSpecs []uint32
 }
 
 // ErrMalformedHello wraps every error ParseClientHello returns.
@@ -388,4 +392,50 @@ func parseKeyUpdate(body []byte) (requested, ok bool) {
 		return false, false
 	}
 	return body[0] == 1, true
+}
+
+// ParseSSLv2ClientHello parses an SSL 2.0-compatible ClientHello (RFC 5246
+// appendix E.2, RFC 6101 appendix E): msg, the message after its 2-byte
+// record header, is msg_type 1, the highest version the client offers,
+// the lengths of its cipher specs, session ID and challenge, then those.
+// A cipher spec of 3 bytes whose first is 0 is a TLS cipher suite, listed
+// in CipherSuites; the others are SSL 2.0 kinds, in SSLv2CipherSpecs. The
+// challenge, right-aligned in 32 zero bytes, is the ClientHello.random.
+// There are no extensions: no SNI, no ALPN. Like ParseClientHello it reads
+// untrusted bytes without panicking, and the result does not alias msg.
+func ParseSSLv2ClientHello(msg []byte) (ClientHelloInfo, error) {
+	var info ClientHelloInfo
+	fail := func(what string) (ClientHelloInfo, error) {
+		return info, fmt.Errorf("capture: SSLv2-compatible client hello: %s: %w", what, ErrMalformedHello)
+	}
+	s := cryptobyte.String(msg)
+	var typ uint8
+	var specLen, sidLen, chalLen uint16
+	if !s.ReadUint8(&typ) || typ != 1 || !s.ReadUint16(&info.Version) ||
+		!s.ReadUint16(&specLen) || !s.ReadUint16(&sidLen) || !s.ReadUint16(&chalLen) {
+		return fail("short")
+	}
+	var specs, sid, chal []byte
+	switch {
+	case specLen%3 != 0 || specLen == 0:
+		return fail("cipher specs")
+	case sidLen > 32:
+		return fail("session id")
+	case chalLen < 16 || chalLen > 32:
+		return fail("challenge")
+	case !s.ReadBytes(&specs, int(specLen)) || !s.ReadBytes(&sid, int(sidLen)) || !s.ReadBytes(&chal, int(chalLen)) || !s.Empty():
+		return fail("length")
+	}
+	info.SSLv2 = true
+	info.SessionID = bytes.Clone(sid)
+	info.Random = make([]byte, 32)
+	copy(info.Random[32-len(chal):], chal)
+	for ; len(specs) >= 3; specs = specs[3:] {
+		if specs[0] == 0 {
+			info.CipherSuites = append(info.CipherSuites, uint16(specs[1])<<8|uint16(specs[2]))
+		} else {
+			info.SSLv2CipherSpecs = append(info.SSLv2CipherSpecs, uint32(specs[0])<<16|uint32(specs[1])<<8|uint32(specs[2]))
+		}
+	}
+	return info, nil
 }

@@ -58,6 +58,7 @@ type Stream struct {
 	// server key; keysResolved is false meanwhile.
 	awaitRSA bool
 	listFull bool // the Handshake list reached its bound
+	reneg    *tlsReneg
 }
 
 // tlsDir is the state of one direction.
@@ -80,7 +81,8 @@ type tlsDir struct {
 	noWait  bool // holding is over for good
 	lost    bool // protected records went by before keys were known: sequence numbers unknown
 
-	ccs int // ChangeCipherSpec records seen
+	ccs int  // ChangeCipherSpec records seen
+	v2  bool // the record being read is an SSLv2-compatible ClientHello
 
 	cur     *recordKeys // keys for the current protected records, or nil
 	next    *recordKeys // TLS 1.3: application keys while cur has the handshake keys
@@ -169,6 +171,7 @@ func (s *Stream) Summary() Summary {
 	sum.ClientRandom = bytes.Clone(sum.ClientRandom)
 	sum.Certificates = slices.Clone(sum.Certificates)
 	sum.ClientCertificates = slices.Clone(sum.ClientCertificates)
+	sum.RenegotiatedCertificates = slices.Clone(sum.RenegotiatedCertificates)
 	sum.Alerts = slices.Clone(sum.Alerts)
 	sum.Handshake = slices.Clone(sum.Handshake)
 	sum.Notes = slices.Clone(sum.Notes)
@@ -377,7 +380,18 @@ func (s *Stream) feed(dir Direction, data []byte) {
 			s.stop(dir, err)
 			return
 		}
-		act := s.begin(dir, d, typ, n)
+		if d.v2 {
+			// RFC 5246 appendix E.2: the 2-byte header's length covers the
+			// message from its type on, 3 bytes of which are in d.hdr.
+			n = int(binary.BigEndian.Uint16(d.hdr[:2])&0x7fff) - 3
+			d.records++
+			s.sum.Records[dir]++
+			d.protected, d.appData = false, false
+		}
+		act := tlsActCollect
+		if !d.v2 {
+			act = s.begin(dir, d, typ, n)
+		}
 		if act == tlsActHold && tlsHeaderLen+len(data) > tlsMaxHold {
 			d.noWait = true // too much to hold: go on without waiting
 			act = s.begin(dir, d, typ, n)
@@ -422,6 +436,11 @@ func (s *Stream) checkHeader(dir Direction, d *tlsDir) error {
 	ok := typ >= tlsTypeChangeCipherSpec && typ <= tlsTypeHeartbeat && major == 3 && minor <= 4 && n <= tlsMaxRecord
 	if !d.started {
 		d.started = true
+		if dir == ClientToServer && LooksLikeSSLv2Hello(d.hdr[:]) {
+			d.v2 = true
+			s.sum.IsTLS = true
+			return nil
+		}
 		// A plaintext first record holds at most 2^14 bytes, and is not empty.
 		if !ok || n == 0 || n > tlsMaxPlaintext+256 {
 			d.notTLS = true
@@ -436,6 +455,20 @@ func (s *Stream) checkHeader(dir Direction, d *tlsDir) error {
 		return fmt.Errorf("capture: %v: record %d: bad header % x", dir, d.records+1, d.hdr[:])
 	}
 	return nil
+}
+
+// LooksLikeSSLv2Hello reports whether data starts like an SSL
+// 2.0-compatible ClientHello offering SSL 3.0 or TLS (RFC 5246 appendix
+// E.2): a 2-byte record header with the high bit set and a length that
+// holds the smallest such hello, then msg_type 1 and a version 3.x. A
+// hello offering SSL 2.0 only (version 0x0002) is not: its server answers
+// in SSL 2.0, which is not read.
+func LooksLikeSSLv2Hello(data []byte) bool {
+	if len(data) < 5 || data[0]&0x80 == 0 || data[2] != 1 || data[3] != 3 || data[4] > 4 {
+		return false
+	}
+	n := int(binary.BigEndian.Uint16(data[:2]) & 0x7fff)
+	return n >= 3+6+3+16 && n <= 3+6+3*1024+32+32
 }
 
 // begin accounts for a record whose header is in d.hdr and decides what to
@@ -466,13 +499,17 @@ func (s *Stream) begin(dir Direction, d *tlsDir, typ uint8, n int) int {
 			// Before a ServerHello only a TLS 1.3 client sends one.
 			detail = "changes nothing in TLS 1.3: sent for middlebox compatibility (RFC 8446 appendix D.4)"
 		}
-		s.list(dir, 0, "ChangeCipherSpec", false, detail)
-		if d.ccs == 2 && s.tls13() == 0 {
-			// A second CCS is a renegotiation (RFC 5746), whose new keys
-			// come from a handshake this engine does not follow.
-			s.note("%v: TLS 1.2 renegotiation is not followed; later records are not decrypted", dir)
-			d.cur = nil
+		if d.ccs >= 2 && s.tls13() == 0 {
+			// A later CCS ends a renegotiation (RFC 5746): the new keys
+			// come from its handshake, if it was read and the key log
+			// has its secrets.
+			followed := s.renegCCS(dir, d)
+			if !followed {
+				d.cur = nil
+			}
+			detail = renegDetail(followed)
 		}
+		s.list(dir, 0, "ChangeCipherSpec", false, detail)
 		return tlsActSkip
 	case !protected && (typ == tlsTypeHeartbeat || typ == tlsTypeApplicationData):
 		// Application data in the clear breaks RFC 5246: just count it. A
@@ -493,6 +530,11 @@ func (s *Stream) begin(dir Direction, d *tlsDir, typ uint8, n int) int {
 
 // record handles a record's payload, of the type in d.hdr.
 func (s *Stream) record(dir Direction, d *tlsDir, payload []byte) {
+	if d.v2 {
+		d.v2 = false
+		s.sslv2Hello(dir, d, payload)
+		return
+	}
 	typ := d.hdr[0]
 	encrypted := d.protected
 	if encrypted {

@@ -31,6 +31,14 @@ type Summary struct {
 	Certificates       []CertName
 	ClientCertificates []CertName
 
+	// Renegotiations counts the TLS 1.2 renegotiations whose ClientHello
+	// was read (decrypted: it travels under the first handshake's keys);
+	// RenegotiatedCertificates is the server chain of the last one, when
+	// it sent one. A client certificate sent in a renegotiation is in
+	// ClientCertificates.
+	Renegotiations           int
+	RenegotiatedCertificates []CertName
+
 	Alerts []Alert // alerts read, plaintext or decrypted, in the order fed
 	// OpaqueAlerts counts TLS 1.2 alert records per direction that stayed
 	// encrypted (no keys): Wireshark's "Encrypted Alert". TLS 1.3 hides an

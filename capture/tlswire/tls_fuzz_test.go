@@ -251,3 +251,22 @@ func FuzzParseKeyLog(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSSLv2ClientHello: the SSLv2-compatible hello parser reads untrusted
+// bytes without panicking, and what it returns is bounded by its input.
+func FuzzSSLv2ClientHello(f *testing.F) {
+	f.Add([]byte{1, 3, 3, 0, 6, 0, 0, 0, 16, 0, 0, 0x9c, 0x07, 0, 0xc0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	f.Add([]byte{1, 3, 1, 0, 3, 0, 16, 0, 32})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		info, err := tlswire.ParseSSLv2ClientHello(msg)
+		if err == nil && (len(info.Random) != 32 || 3*(len(info.CipherSuites)+len(info.SSLv2CipherSpecs)) > len(msg)) {
+			t.Fatalf("random %d bytes, %d suites from %d bytes", len(info.Random), len(info.CipherSuites), len(msg))
+		}
+		// As a connection's first bytes, with the 2-byte header.
+		s := tlswire.NewStream(nil, nil)
+		rec := append([]byte{0x80 | byte(len(msg)>>8&0x7f), byte(len(msg))}, msg...)
+		s.Feed(tlswire.ClientToServer, rec)
+		s.Close()
+		_ = s.Summary()
+	})
+}

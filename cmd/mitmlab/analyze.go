@@ -35,9 +35,12 @@ func (a *app) newAnalyzeCmd(runF func(*analyzeOptions) error) *cobra.Command {
 		Long: `Read a pcap or pcapng file (from mitmlab, tcpdump, tshark or Wireshark; Ethernet,
 Linux cooked SLL and SLL2, raw IP and loopback link types) and report every TCP
 connection: endpoints, duration, bytes each way, what it carries (TLS with its
-version, cipher suite, SNI, ALPN, certificates when visible and alerts; cleartext
-HTTP with its requests and their responses' status; or other), and the payload's
-entropy, which shows what ciphertext looks like next to plaintext.
+version, cipher suite, SNI, ALPN, server and client certificates when visible and
+alerts, also after a STARTTLS of SMTP, IMAP, POP3, FTP or PostgreSQL; cleartext
+HTTP with its requests and their responses' status, h2c after an Upgrade too; or
+other), and the payload's entropy, which shows what ciphertext looks like next
+to plaintext. --handshake lists the TLS handshake and the commands before a
+STARTTLS.
 
 With a key log (--keylog, NSS format, or the decryption secrets a pcapng file
 embeds) TLS 1.3 and TLS 1.2 AEAD sessions are decrypted and their HTTP shown,
@@ -142,6 +145,15 @@ func runAnalyze(opts *analyzeOptions) error {
 	return nil
 }
 
+// certChain prints a certificate chain, leaf first, and its issuer.
+func certChain(certs []tlswire.CertName) string {
+	var chain []string
+	for _, cert := range certs {
+		chain = append(chain, cert.Subject)
+	}
+	return fmt.Sprintf("%s (issued by %s)", strings.Join(chain, " ← "), certs[len(certs)-1].Issuer)
+}
+
 func writeReport(w io.Writer, rep *analysis.Report, handshake bool) {
 	dur := rep.End.Sub(rep.Start)
 	fmt.Fprintf(w, "%s: %s, %s, %s (%d TCP), %s, %.2f s\n", rep.File, rep.Format, strings.Join(rep.LinkTypes, " + "),
@@ -151,15 +163,26 @@ func writeReport(w io.Writer, rep *analysis.Report, handshake bool) {
 		fmt.Fprintf(w, "\n#%d %s → %s  %s\n", c.ID, c.Client, c.Server, connHeadline(c))
 		fmt.Fprintf(w, "   %s, %s, up %s, down %s, entropy up %.2f down %.2f bits/byte\n",
 			c.Start.Local().Format("15:04:05.000"), durationMS(c.DurationMS), humanBytes(c.BytesUp), humanBytes(c.BytesDown), c.EntropyUp, c.EntropyDown)
+		if handshake || c.TLS == nil {
+			for _, l := range c.Cleartext {
+				fmt.Fprintf(w, "     %s → %s  %s\n", l.From, map[string]string{"client": "server", "server": "client"}[l.From], l.Line)
+			}
+		}
 		if t := c.TLS; t != nil {
 			if len(t.Certificates) > 0 {
-				var chain []string
-				for _, cert := range t.Certificates {
-					chain = append(chain, cert.Subject)
-				}
-				fmt.Fprintf(w, "   certificates: %s (issued by %s)\n", strings.Join(chain, " ← "), t.Certificates[len(t.Certificates)-1].Issuer)
+				fmt.Fprintf(w, "   certificates: %s\n", certChain(t.Certificates))
 			} else if strings.HasPrefix(t.Version, "TLS 1.3") && !t.Decrypted {
 				fmt.Fprintln(w, "   certificates: encrypted (TLS 1.3 hides the server's certificate)")
+			}
+			if len(t.ClientCertificates) > 0 {
+				fmt.Fprintf(w, "   client certificates: %s\n", certChain(t.ClientCertificates))
+			}
+			if t.Renegotiations > 0 {
+				fmt.Fprintf(w, "   renegotiated %s", plural(t.Renegotiations, "time"))
+				if len(t.RenegotiatedCertificates) > 0 {
+					fmt.Fprintf(w, "; certificates: %s", certChain(t.RenegotiatedCertificates))
+				}
+				fmt.Fprintln(w)
 			}
 			for _, al := range t.Alerts {
 				enc := ""
@@ -279,6 +302,9 @@ func connHeadlineInner(c *analysis.ConnReport) string {
 		}
 		if len(kept) == 0 {
 			return "TLS (handshake not seen)"
+		}
+		if c.TLS.StartTLS != "" {
+			return strings.ToUpper(c.TLS.StartTLS) + ", then TLS (STARTTLS): " + strings.Join(kept, ", ")
 		}
 		return "TLS: " + strings.Join(kept, ", ")
 	case c.Protocol == "http":
