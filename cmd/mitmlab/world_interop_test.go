@@ -11,7 +11,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
@@ -30,7 +29,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mitmlab/mitmlab/capture"
+	"github.com/mitmlab/mitmlab/capture/analysis"
+	"github.com/mitmlab/mitmlab/capture/tlswire"
 )
 
 const worldDir = "../../capture/testdata/world"
@@ -140,11 +140,7 @@ func (c *worldConn) pair() string {
 func (c *worldConn) label() string { return c.client + " → " + c.server }
 
 // mitmlabConns turns the JSON report into worldConns.
-func mitmlabConns(rep capture.Report) []*worldConn {
-	names := map[string]uint16{}
-	for _, s := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
-		names[s.Name] = s.ID
-	}
+func mitmlabConns(rep analysis.Report) []*worldConn {
 	var out []*worldConn
 	for _, c := range rep.Connections {
 		w := &worldConn{client: c.Client, server: c.Server, start: c.Start, protocol: c.Protocol, tunnel: c.Tunnel,
@@ -163,13 +159,7 @@ func mitmlabConns(rep capture.Report) []*worldConn {
 		if t := c.TLS; t != nil {
 			w.tls = true
 			w.sni, w.version, w.decrypted = t.SNI, t.Version, t.Decrypted
-			if id, ok := names[t.CipherSuite]; ok {
-				w.cipher = fmt.Sprintf("0x%04x", id)
-			} else if v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(t.CipherSuite), "0x"), 16, 16); err == nil {
-				w.cipher = fmt.Sprintf("0x%04x", v)
-			} else {
-				w.cipher = t.CipherSuite
-			}
+			w.cipher = t.CipherSuite
 			for _, a := range t.Alerts {
 				w.alerts = append(w.alerts, fmt.Sprintf("%s %s %d", a.From, a.Level, a.Code))
 			}
@@ -349,10 +339,16 @@ func tsharkWorld(t *testing.T, file, keylog, serverKey string) ([]*worldConn, in
 					v = sv[0]
 				}
 				if n, err := strconv.ParseUint(strings.TrimPrefix(v, "0x"), 16, 16); err == nil {
-					s.version = capture.VersionName(uint16(n))
+					s.version = tlswire.VersionName(uint16(n))
 				}
 				if cs := l["tls.handshake.ciphersuite"]; len(cs) > 0 {
-					s.cipher = strings.ToLower(cs[0])
+					// tshark gives the suite's number: named as mitmlab
+					// names it (the IANA name), so a wrong number shows.
+					if n, err := strconv.ParseUint(strings.TrimPrefix(cs[0], "0x"), 16, 16); err == nil {
+						s.cipher = tlswire.SuiteName(uint16(n))
+					} else {
+						s.cipher = cs[0]
+					}
 				}
 			}
 			s.certs = append(s.certs, certSubjects(l["tls.handshake.certificate"])...)
@@ -420,7 +416,7 @@ func worldAt(list []string, i int) string {
 }
 
 // certSubjects names the certificates tshark shows (hex DER) as mitmlab
-// names them (capture.NameString), reading only the subject: a certificate
+// names them (tlswire.NameString), reading only the subject: a certificate
 // Go's x509 refuses still has one.
 func certSubjects(hexDER []string) []string {
 	var out []string
@@ -451,7 +447,7 @@ func certSubjects(hexDER []string) []string {
 			continue
 		}
 		name.FillFromRDNSequence(&tbs.Subject)
-		out = append(out, capture.NameString(name))
+		out = append(out, tlswire.NameString(name))
 	}
 	return out
 }
