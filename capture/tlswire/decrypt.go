@@ -102,7 +102,7 @@ func (s *Stream) useMaster12(master []byte, source string) {
 		s.unsupported(source)
 		return
 	}
-	s.setKeys12(master)
+	s.setKeys12(s.keys12(master))
 }
 
 // tls12Decrypts reports whether the engine decrypts records of suite under
@@ -111,11 +111,9 @@ func tls12Decrypts(v uint16, suite *suite) bool {
 	return suite.decrypts() && !suite.tls13 && v >= tls.VersionTLS10 && v <= tls.VersionTLS12
 }
 
-// setKeys12 sets up the record keys of both directions from a TLS 1.0-1.2
-// master secret.
-func (s *Stream) setKeys12(master []byte) {
+// setKeys12 sets up the record keys of both directions.
+func (s *Stream) setKeys12(c, sv *recordKeys) {
 	suite := suiteByID(s.sum.CipherSuite)
-	c, sv := s.keys12(master)
 	for i, ci := range [2]*recordKeys{c, sv} {
 		d := &s.dir[i]
 		if d.lost {
@@ -169,7 +167,9 @@ func (s *Stream) tryPSKAlts(dir Direction, d *tlsDir, payload []byte) (uint8, []
 		if len(s.serverSID) > 0 {
 			s.sessions.learn("i"+string(s.serverSID), m, KeySourcePSK)
 		}
-		s.setKeys12(m)
+		// The keys that opened the record: a TLS 1.0 CBC key chains its
+		// IV on.
+		s.setKeys12(c, sv)
 		d.ok = true
 		return s.opened(dir, d, d.cur, pt)
 	}
