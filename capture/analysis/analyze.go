@@ -93,6 +93,7 @@ func newAnalyzer(r *capture.Reader, opts Options) *analyzer {
 	}
 	a.rep.Keys.Sessions = a.keys.Len()
 	a.rep.Keys.ServerKeys = a.keys.ServerKeys()
+	a.rep.Keys.PSKs = a.keys.PSKs()
 	for _, s := range opts.Secrets {
 		a.search = append(a.search, newSearcher(s))
 	}
@@ -207,9 +208,12 @@ func (a *analyzer) finish() *Report {
 		}
 		rep.Connections = append(rep.Connections, c.rep)
 		if c.rep.TLS != nil { // nil too when a stream began like TLS but was not (conn.finish)
-			if c.rep.TLS.Decrypted {
+			switch {
+			case c.rep.TLS.Decrypted:
 				rep.Keys.Decrypted++
-			} else if !c.rep.TLS.KeysFound {
+			case c.rep.TLS.UnsupportedSuite:
+				rep.Keys.UnsupportedSuite++
+			case !c.rep.TLS.KeysFound:
 				rep.Keys.WithoutKeys++
 			}
 		}

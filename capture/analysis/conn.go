@@ -328,7 +328,7 @@ func (c *conn) finish() {
 		t := &TLSReport{
 			Version: tlswire.VersionName(s.Version), CipherSuite: cipherSuiteName(s.CipherSuite), SNI: s.SNI, ALPN: s.ALPN,
 			ALPNOffered: s.ALPNOffered, Certificates: s.Certificates, KeysFound: s.KeysFound, Decrypted: s.Decrypted,
-			DecryptFailures: s.DecryptFailures, Error: s.Err,
+			DecryptFailures: s.DecryptFailures, Error: s.Err, UnsupportedSuite: s.UnsupportedSuite,
 			ClientCertificates: s.ClientCertificates, Renegotiations: s.Renegotiations,
 			RenegotiatedCertificates: s.RenegotiatedCertificates,
 		}

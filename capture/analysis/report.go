@@ -32,6 +32,10 @@ type KeysReport struct {
 	ServerKeys  int `json:"server_keys"`  // server private keys given (TLS 1.2 RSA key transport)
 	Decrypted   int `json:"decrypted"`    // TLS connections decrypted
 	WithoutKeys int `json:"without_keys"` // TLS connections whose secrets were not in the key log
+	// UnsupportedSuite counts the TLS connections whose secrets were found
+	// but whose cipher suite (or version) the engine does not decrypt.
+	UnsupportedSuite int `json:"unsupported_suite"`
+	PSKs             int `json:"psks"` // pre-shared keys given (TLS 1.0-1.2 plain PSK suites)
 }
 
 // ConnReport describes one TCP connection.
@@ -105,8 +109,12 @@ type TLSReport struct {
 	// PSK"; Group the curve or DH size.
 	KeyExchange string `json:"key_exchange,omitempty"`
 	Group       string `json:"group,omitempty"`
-	// KeySource says what decrypted it: "key log" or "server private key".
+	// KeySource says what decrypted it: "key log", "server private key"
+	// or "pre-shared key".
 	KeySource string `json:"key_source,omitempty"`
+	// UnsupportedSuite: the secrets were found, but the engine does not
+	// decrypt this cipher suite (a note names it).
+	UnsupportedSuite bool `json:"unsupported_suite,omitempty"`
 	// Handshake lists the handshake messages in order, as far as they
 	// could be read.
 	Handshake []HandshakeStep `json:"handshake,omitempty"`

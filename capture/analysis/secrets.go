@@ -126,11 +126,15 @@ func (s *searcher) verdict(a *analyzer) SecretFound {
 		// Say what decrypted it: a leaked key log and a stolen server key
 		// are different lessons (the second one only works without
 		// forward secrecy).
-		var byLog, byServerKey []int
+		var byLog, byServerKey, byPSK []int
 		for _, id := range f.Connections {
-			if c := a.connection(id); c != nil && c.TLS != nil && c.TLS.KeySource == tlswire.KeySourceServerKey {
+			c := a.connection(id)
+			switch {
+			case c != nil && c.TLS != nil && c.TLS.KeySource == tlswire.KeySourceServerKey:
 				byServerKey = append(byServerKey, id)
-			} else {
+			case c != nil && c.TLS != nil && c.TLS.KeySource == tlswire.KeySourcePSK:
+				byPSK = append(byPSK, id)
+			default:
 				byLog = append(byLog, id)
 			}
 		}
@@ -141,9 +145,19 @@ func (s *searcher) verdict(a *analyzer) SecretFound {
 		if len(byServerKey) > 0 {
 			how = append(how, "visible once decrypted with the server's private key, "+connectionList(byServerKey))
 		}
+		if len(byPSK) > 0 {
+			how = append(how, "visible once decrypted with the pre-shared key, "+connectionList(byPSK))
+		}
 		f.Verdict = fmt.Sprintf("%s: NOT visible on the wire (only ciphertext); %s", f.Name, strings.Join(how, "; "))
+	case a.rep.Keys.UnsupportedSuite > 0 && a.rep.Keys.WithoutKeys == 0:
+		// The keys are there; what is missing is this engine's support
+		// for the suite: say which, not that the keys are missing.
+		f.Verdict = fmt.Sprintf("%s: NOT visible on the wire (only ciphertext); %s", f.Name, a.unsupportedSuites())
 	case a.rep.Keys.WithoutKeys > 0 || (a.rep.Keys.Decrypted == 0 && a.hasTLS()):
 		f.Verdict = fmt.Sprintf("%s: NOT visible on the wire (only ciphertext); without the session keys it cannot be read", f.Name)
+		if a.rep.Keys.UnsupportedSuite > 0 {
+			f.Verdict += "; " + a.unsupportedSuites()
+		}
 	default:
 		f.Verdict = fmt.Sprintf("%s: not found, on the wire or after decryption", f.Name)
 	}
@@ -197,4 +211,34 @@ func isIdent(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// unsupportedSuites says which connections had their secrets found but use
+// a suite the engine does not decrypt: "TLS 1.2 with
+// TLS_RSA_WITH_CAMELLIA_128_CBC_SHA: the key log has this connection's
+// secrets, but this engine does not decrypt that suite (connection 1)".
+func (a *analyzer) unsupportedSuites() string {
+	by := map[string][]int{}
+	var order []string
+	for _, c := range a.rep.Connections {
+		if c.TLS == nil || !c.TLS.UnsupportedSuite || c.TLS.Decrypted {
+			continue
+		}
+		what := c.TLS.Version + " with " + c.TLS.CipherSuite
+		if _, ok := by[what]; !ok {
+			order = append(order, what)
+		}
+		by[what] = append(by[what], c.ID)
+	}
+	var parts []string
+	for _, what := range order {
+		ids := by[what]
+		these := "this connection's"
+		if len(ids) > 1 {
+			these = "these connections'"
+		}
+		parts = append(parts, fmt.Sprintf("%s: the key log has %s secrets, but this engine does not decrypt that suite (%s)",
+			what, these, connectionList(ids)))
+	}
+	return strings.Join(parts, "; ")
 }

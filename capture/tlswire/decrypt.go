@@ -24,7 +24,7 @@ func (s *Stream) resolve() {
 		}
 		s.sum.KeysFound, s.sum.KeySource = true, KeySourceKeyLog
 		if !suite.decrypts() || !suite.tls13 {
-			s.note("TLS 1.3 cipher suite %s is not decrypted", name)
+			s.unsupported(KeySourceKeyLog)
 			return
 		}
 		for i, idx := range [2][2]int{
@@ -98,12 +98,22 @@ func (s *Stream) useMaster12(master []byte, source string) {
 		s.sessions.learn("i"+string(s.serverSID), master, source)
 	}
 	suite := suiteByID(s.sum.CipherSuite)
-	if v := s.sum.Version; !suite.decrypts() || suite.tls13 || v != tls.VersionTLS12 {
-		s.note("%s with %s: records are counted, not decrypted (only AES-GCM and ChaCha20-Poly1305 suites of TLS 1.2 and 1.3 are)",
-			VersionName(v), SuiteName(s.sum.CipherSuite))
+	if !tls12Decrypts(s.sum.Version, suite) {
+		s.unsupported(source)
 		return
 	}
-	c, sv := suite.tls12Keys(master, s.sum.ClientRandom, s.serverRandom)
+	s.setKeys12(s.keys12(master))
+}
+
+// tls12Decrypts reports whether the engine decrypts records of suite under
+// TLS version v (1.0 to 1.2: SSL 3.0's MAC and padding differ).
+func tls12Decrypts(v uint16, suite *suite) bool {
+	return suite.decrypts() && !suite.tls13 && v >= tls.VersionTLS10 && v <= tls.VersionTLS12
+}
+
+// setKeys12 sets up the record keys of both directions.
+func (s *Stream) setKeys12(c, sv *recordKeys) {
+	suite := suiteByID(s.sum.CipherSuite)
 	for i, ci := range [2]*recordKeys{c, sv} {
 		d := &s.dir[i]
 		if d.lost {
@@ -112,6 +122,58 @@ func (s *Stream) useMaster12(master []byte, source string) {
 		}
 		d.cur, d.suite = ci, suite
 	}
+}
+
+// keys12 derives the connection's record keys from a master secret.
+func (s *Stream) keys12(master []byte) (client, server *recordKeys) {
+	return suiteByID(s.sum.CipherSuite).tls12Keys(master, s.sum.ClientRandom, s.serverRandom,
+		s.sum.Version, s.clientETM && s.serverETM)
+}
+
+// unsupported marks a connection whose secrets were found, in source, but
+// whose suite or version this engine does not decrypt, and says so.
+func (s *Stream) unsupported(source string) {
+	s.sum.UnsupportedSuite = true
+	what := "the key log has this connection's secrets"
+	if source != KeySourceKeyLog {
+		what = "its secrets are known (" + source + ")"
+	}
+	that := "that suite"
+	if v := s.sum.Version; v < tls.VersionTLS10 || v > tls.VersionTLS13 {
+		that = "that version"
+	}
+	s.note("%s with %s: %s, but this engine does not decrypt %s",
+		VersionName(s.sum.Version), SuiteName(s.sum.CipherSuite), what, that)
+}
+
+// tryPSKAlts opens the first encrypted record of dir, which the keys of
+// the first PSK did not, with those of the others; the one that opens it
+// is the connection's.
+func (s *Stream) tryPSKAlts(dir Direction, d *tlsDir, payload []byte) (uint8, []byte, bool) {
+	alts := s.pskAlts
+	s.pskAlts = nil
+	for _, m := range alts {
+		c, sv := s.keys12(m)
+		k := [2]*recordKeys{c, sv}[dir]
+		if k == nil {
+			continue
+		}
+		pt, ok := k.open(d.pt, d.hdr[:], payload)
+		if !ok {
+			continue
+		}
+		s.master = m
+		s.sessions.learn("r"+string(s.sum.ClientRandom), m, KeySourcePSK)
+		if len(s.serverSID) > 0 {
+			s.sessions.learn("i"+string(s.serverSID), m, KeySourcePSK)
+		}
+		// The keys that opened the record: a TLS 1.0 CBC key chains its
+		// IV on.
+		s.setKeys12(c, sv)
+		d.ok = true
+		return s.opened(dir, d, d.cur, pt)
+	}
+	return 0, nil, false
 }
 
 // open decrypts a protected record of dir whose header is in d.hdr, and
@@ -131,7 +193,7 @@ func (s *Stream) open(dir Direction, d *tlsDir, payload []byte) (uint8, []byte, 
 	}
 	if c := d.cur; c != nil {
 		if pt, ok := c.open(d.pt, d.hdr[:], payload); ok {
-			d.ok, d.early = true, nil
+			d.ok, d.early, s.pskAlts = true, nil, nil
 			return s.opened(dir, d, c, pt)
 		}
 	}
@@ -153,6 +215,11 @@ func (s *Stream) open(dir Direction, d *tlsDir, payload []byte) (uint8, []byte, 
 	}
 	if d.cur == nil {
 		return 0, nil, false // no keys for this record: not a failure
+	}
+	if len(s.pskAlts) > 0 && !d.ok {
+		if typ, pt, ok := s.tryPSKAlts(dir, d, payload); ok {
+			return typ, pt, true
+		}
 	}
 	d.cur.seq++
 	s.sum.DecryptFailures++

@@ -126,6 +126,7 @@ func (s *Stream) handshakeMessage(dir Direction, d *tlsDir, typ uint8, body []by
 		s.serverHello = true
 		s.serverRandom = bytes.Clone(h.random)
 		s.serverSID = bytes.Clone(h.sessionID)
+		s.serverETM = h.etm
 		if h.version != tls.VersionTLS13 {
 			s.sum.ALPN = h.alpn
 			s.sum.Resumed = len(h.sessionID) > 0 && bytes.Equal(h.sessionID, s.clientSID)
@@ -244,6 +245,7 @@ func (s *Stream) onClientHello(info ClientHelloInfo) {
 	s.earlyData = info.EarlyData
 	s.clientSID = info.SessionID
 	s.clientTicket = info.SessionTicket
+	s.clientETM = info.EncryptThenMAC
 	if r := s.rsa; r != nil {
 		r.clientVersion, r.clientEMS = info.Version, info.ExtendedMasterSecret
 	}

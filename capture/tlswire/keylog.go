@@ -42,6 +42,7 @@ import (
 type KeyLog struct {
 	conns      map[[32]byte]*tlsSecrets
 	serverKeys []tlsServerKey
+	psks       [][]byte // pre-shared keys for the plain PSK suites (AddPSK)
 }
 
 // tlsSecrets are the secrets of one connection, by client random.
@@ -243,7 +244,51 @@ func (k *KeyLog) Merge(other *KeyLog) {
 	for _, sk := range other.serverKeys {
 		k.addServerKey(sk)
 	}
+	for _, p := range other.psks {
+		k.addPSK(p)
+	}
 }
+
+// AddPSK adds a pre-shared key, as Wireshark's tls.psk preference gives
+// one: Streams sharing k decrypt with it the TLS 1.0-1.2 connections of a
+// plain PSK suite (TLS_PSK_WITH_*, RFC 4279 section 2, RFC 5487, RFC 6655)
+// that k has no key log line for. Their ClientKeyExchange names only the
+// PSK's identity, so the premaster secret is made of the key and the
+// master secret of the hellos' randoms; with several keys, the one whose
+// keys authenticate the first encrypted record is used. The DHE_PSK,
+// ECDHE_PSK and RSA_PSK suites mix in another secret and need the key log.
+// AddPSK returns an error for an empty key or one longer than 2^16-1
+// bytes; adding a key twice adds it once. Like Merge, it must not run
+// while Streams use k.
+func (k *KeyLog) AddPSK(psk []byte) error {
+	if k == nil {
+		return errors.New("capture: PSK: nil KeyLog")
+	}
+	if len(psk) == 0 || len(psk) > 1<<16-1 {
+		return fmt.Errorf("capture: PSK: a key of %d bytes; want 1 to 65535", len(psk))
+	}
+	k.addPSK(psk)
+	return nil
+}
+
+func (k *KeyLog) addPSK(psk []byte) {
+	for _, p := range k.psks {
+		if bytes.Equal(p, psk) {
+			return
+		}
+	}
+	k.psks = append(k.psks, bytes.Clone(psk))
+}
+
+// PSKs returns how many distinct pre-shared keys k holds.
+func (k *KeyLog) PSKs() int {
+	if k == nil {
+		return 0
+	}
+	return len(k.psks)
+}
+
+func (k *KeyLog) hasPSKs() bool { return k != nil && len(k.psks) > 0 }
 
 // Len returns the number of connections (distinct client randoms) with at
 // least one secret that is used.
@@ -273,7 +318,7 @@ func (k *KeyLog) lookup(clientRandom []byte) *tlsSecrets {
 }
 
 // usable reports whether k holds anything that could decrypt a
-// connection: secrets by client random or server keys.
+// connection: secrets by client random, server keys or PSKs.
 func (k *KeyLog) usable() bool {
-	return k != nil && (len(k.conns) > 0 || len(k.serverKeys) > 0)
+	return k != nil && (len(k.conns) > 0 || len(k.serverKeys) > 0 || len(k.psks) > 0)
 }

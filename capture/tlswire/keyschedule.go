@@ -3,7 +3,11 @@ package tlswire
 import (
 	"crypto/hkdf"
 	"crypto/hmac"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/tls"
 	"encoding/binary"
+	"hash"
 )
 
 // hashLen is the output size of the suite's hash.
@@ -37,7 +41,7 @@ func (suite *suite) tls13Keys(secret []byte) *recordKeys {
 	if key == nil || len(iv) != 12 {
 		return nil
 	}
-	p := suite.protection(suite, key, iv)
+	p := suite.protection(suite, keyMaterial{key: key, iv: iv, version: tls.VersionTLS13})
 	if p == nil {
 		return nil
 	}
@@ -53,8 +57,27 @@ func (suite *suite) nextSecret(secret []byte) []byte {
 // prf12 is the TLS 1.2 PRF, P_hash of RFC 5246 section 5, with the suite's
 // hash (SHA-256, or SHA-384 for the *_SHA384 suites).
 func (suite *suite) prf12(secret []byte, label string, seed []byte, n int) []byte {
+	return pHash(suite.hash, secret, label, seed, n)
+}
+
+// prf10 is the PRF of TLS 1.0 and 1.1 (RFC 2246 section 5, RFC 4346
+// section 5): P_MD5 of the secret's first half XOR P_SHA-1 of its second
+// half, the halves sharing a byte when the length is odd.
+func prf10(secret []byte, label string, seed []byte, n int) []byte {
+	half := (len(secret) + 1) / 2
+	out := pHash(md5.New, secret[:half], label, seed, n)
+	sha := pHash(sha1.New, secret[len(secret)-half:], label, seed, n)
+	for i := range out {
+		out[i] ^= sha[i]
+	}
+	return out
+}
+
+// pHash is P_hash of RFC 5246 section 5: HMAC(secret, A(i) + label + seed)
+// for A(i) = HMAC(secret, A(i-1)), A(0) = label + seed, cut to n bytes.
+func pHash(h func() hash.Hash, secret []byte, label string, seed []byte, n int) []byte {
 	labelSeed := append([]byte(label), seed...)
-	mac := hmac.New(suite.hash, secret)
+	mac := hmac.New(h, secret)
 	mac.Write(labelSeed)
 	a := mac.Sum(nil) // A(1)
 	out := make([]byte, 0, n+mac.Size())
@@ -70,23 +93,54 @@ func (suite *suite) prf12(secret []byte, label string, seed []byte, n int) []byt
 	return out[:n]
 }
 
-// tls12Keys derives the client and server write keys of a TLS 1.2 suite
-// from the master secret (RFC 5246 section 6.3): the key block is
+// prf is the PRF of version v: TLS 1.2's with the suite's hash, or the
+// MD5 and SHA-1 one of TLS 1.0 and 1.1.
+func (suite *suite) prf(v uint16) func(secret []byte, label string, seed []byte, n int) []byte {
+	if v < tls.VersionTLS12 {
+		return prf10
+	}
+	return suite.prf12
+}
+
+// sessionHash is the hash of the handshake messages that the extended
+// master secret covers (RFC 7627 section 3): the PRF hash in TLS 1.2, MD5
+// and SHA-1 concatenated before.
+func (suite *suite) sessionHash(v uint16, msgs ...[]byte) []byte {
+	if v < tls.VersionTLS12 {
+		m, s := md5.New(), sha1.New()
+		for _, b := range msgs {
+			m.Write(b)
+			s.Write(b)
+		}
+		return s.Sum(m.Sum(nil))
+	}
+	h := suite.hash()
+	for _, b := range msgs {
+		h.Write(b)
+	}
+	return h.Sum(nil)
+}
+
+// tls12Keys derives the client and server record keys of a TLS 1.0-1.2
+// suite from the master secret (RFC 5246 section 6.3): the key block is
 // PRF(master, "key expansion", server_random + client_random), cut into
-// MAC keys (none for AEAD), keys and IVs, client's first.
-func (suite *suite) tls12Keys(master, clientRandom, serverRandom []byte) (client, server *recordKeys) {
+// MAC keys (none for AEAD), keys and IVs, client's first. etm says that
+// encrypt_then_mac was negotiated.
+func (suite *suite) tls12Keys(master, clientRandom, serverRandom []byte, v uint16, etm bool) (client, server *recordKeys) {
 	if !suite.decrypts() {
 		return nil, nil
 	}
-	k, iv := suite.keyLen, suite.ivLen
+	m, k, iv := suite.macLen(), suite.keyLen, suite.ivLen
 	seed := append(append([]byte{}, serverRandom...), clientRandom...)
-	kb := suite.prf12(master, "key expansion", seed, 2*k+2*iv)
-	mk := func(key, iv []byte) *recordKeys {
-		p := suite.protection(suite, key, iv)
+	kb := suite.prf(v)(master, "key expansion", seed, 2*m+2*k+2*iv)
+	mk := func(mac, key, iv []byte) *recordKeys {
+		p := suite.protection(suite, keyMaterial{macKey: mac, key: key, iv: iv, version: v, etm: etm && suite.mac != nil})
 		if p == nil {
 			return nil
 		}
 		return &recordKeys{protection: p}
 	}
-	return mk(kb[:k], kb[2*k:2*k+iv]), mk(kb[k:2*k], kb[2*k+iv:])
+	keys := kb[2*m:]
+	ivs := keys[2*k:]
+	return mk(kb[:m], keys[:k], ivs[:iv]), mk(kb[m:2*m], keys[k:2*k], ivs[iv:])
 }

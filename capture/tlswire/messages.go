@@ -27,6 +27,7 @@ type ClientHelloInfo struct {
 	SupportedGroups      []uint16
 	KeyShares            []uint16
 	ExtendedMasterSecret bool     // RFC 7627 offered
+	EncryptThenMAC       bool     // RFC 7366 offered
 	Extensions           []uint16 // extension types in order
 	// SSLv2: the hello came in SSL 2.0's format (ParseSSLv2ClientHello),
 	// with SSLv2CipherSpecs its SSL 2.0 cipher kinds (3 bytes each).
@@ -129,6 +130,8 @@ func ParseClientHello(handshakeBody []byte) (ClientHelloInfo, error) {
 			info.EarlyData = true
 		case tlsExtExtendedMasterSecret:
 			info.ExtendedMasterSecret = true
+		case tlsExtEncryptThenMAC:
+			info.EncryptThenMAC = true
 		case tlsExtSupportedGroups:
 			var list cryptobyte.String
 			if !body.ReadUint16LengthPrefixed(&list) || !body.Empty() || len(list)%2 != 0 {
@@ -169,6 +172,7 @@ type tlsServerHello struct {
 	psk       bool
 	retry     bool   // a HelloRetryRequest
 	ems       bool   // extended_master_secret (RFC 7627)
+	etm       bool   // encrypt_then_mac (RFC 7366)
 	group     uint16 // key_share: the server's share, or a HelloRetryRequest's selected group
 }
 
@@ -210,6 +214,8 @@ func parseTLSServerHello(body []byte) (tlsServerHello, error) {
 			h.psk = true
 		case tlsExtExtendedMasterSecret:
 			h.ems = true
+		case tlsExtEncryptThenMAC:
+			h.etm = true
 		case tlsExtKeyShare:
 			// RFC 8446 section 4.2.8: a KeyShareEntry, or in a
 			// HelloRetryRequest only the group; both start with it.

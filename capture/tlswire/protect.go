@@ -9,8 +9,8 @@ import (
 )
 
 // protection opens the protected records of one direction under one key:
-// an AEAD today (TLS 1.3; TLS 1.2 GCM and ChaCha20-Poly1305), CBC with a
-// MAC next. The record layer knows only this interface.
+// an AEAD (TLS 1.3; TLS 1.2 GCM, CCM and ChaCha20-Poly1305) or CBC with an
+// HMAC (TLS 1.0-1.2). The record layer knows only this interface.
 type protection interface {
 	// open authenticates and decrypts payload, the body of the record
 	// whose 5-byte header is hdr and whose sequence number is seq, into
@@ -50,8 +50,8 @@ type aead struct {
 }
 
 // aesGCM is the protection of the AES-GCM suites (RFC 5288, RFC 8446).
-func aesGCM(s *suite, key, iv []byte) protection {
-	b, err := aes.NewCipher(key)
+func aesGCM(s *suite, k keyMaterial) protection {
+	b, err := aes.NewCipher(k.key)
 	if err != nil {
 		return nil
 	}
@@ -59,17 +59,35 @@ func aesGCM(s *suite, key, iv []byte) protection {
 	if err != nil {
 		return nil
 	}
-	return newAEAD(a, iv, !s.tls13, s.tls13)
+	return newAEAD(a, k.iv, !s.tls13, s.tls13)
+}
+
+// aesCCM16 and aesCCM8 are the protections of the AES-CCM suites, with a
+// 16-byte and an 8-byte tag (RFC 6655 section 3, RFC 8446 appendix B.4):
+// nonces as for GCM.
+func aesCCM16(s *suite, k keyMaterial) protection { return aesCCM(s, k, 16) }
+func aesCCM8(s *suite, k keyMaterial) protection  { return aesCCM(s, k, 8) }
+
+func aesCCM(s *suite, k keyMaterial, tagSize int) protection {
+	b, err := aes.NewCipher(k.key)
+	if err != nil {
+		return nil
+	}
+	a, err := newCCM(b, 12, tagSize)
+	if err != nil {
+		return nil
+	}
+	return newAEAD(a, k.iv, !s.tls13, s.tls13)
 }
 
 // chaCha20Poly1305 is the protection of the ChaCha20-Poly1305 suites (RFC
 // 7905, RFC 8446).
-func chaCha20Poly1305(s *suite, key, iv []byte) protection {
-	a, err := chacha20poly1305.New(key)
+func chaCha20Poly1305(s *suite, k keyMaterial) protection {
+	a, err := chacha20poly1305.New(k.key)
 	if err != nil {
 		return nil
 	}
-	return newAEAD(a, iv, false, s.tls13)
+	return newAEAD(a, k.iv, false, s.tls13)
 }
 
 func newAEAD(a cipher.AEAD, iv []byte, explicit, tls13 bool) protection {
@@ -79,9 +97,11 @@ func newAEAD(a cipher.AEAD, iv []byte, explicit, tls13 bool) protection {
 }
 
 func (c *aead) open(dst, hdr, payload []byte, seq uint64) ([]byte, bool) {
+	tag := c.aead.Overhead()
 	if c.explicit {
-		// RFC 5288 section 3: nonce = salt || explicit nonce from the record.
-		if len(payload) < 8+16 {
+		// RFC 5288 section 3 (RFC 6655 section 3 likewise): nonce = salt
+		// || explicit nonce from the record.
+		if len(payload) < 8+tag {
 			return nil, false
 		}
 		copy(c.nonce[:4], c.iv[:4])
@@ -90,7 +110,7 @@ func (c *aead) open(dst, hdr, payload []byte, seq uint64) ([]byte, bool) {
 	} else {
 		// RFC 8446 section 5.3, RFC 7905 section 2: the IV XOR the
 		// sequence number, left-padded to 12 bytes.
-		if len(payload) < 16 {
+		if len(payload) < tag {
 			return nil, false
 		}
 		c.nonce = c.iv
@@ -106,7 +126,7 @@ func (c *aead) open(dst, hdr, payload []byte, seq uint64) ([]byte, bool) {
 		// the plaintext.
 		binary.BigEndian.PutUint64(c.ad[:8], seq)
 		c.ad[8], c.ad[9], c.ad[10] = hdr[0], hdr[1], hdr[2]
-		binary.BigEndian.PutUint16(c.ad[11:], uint16(len(payload)-16))
+		binary.BigEndian.PutUint16(c.ad[11:], uint16(len(payload)-tag))
 		ad = c.ad[:]
 	}
 	out, err := c.aead.Open(dst[:0], c.nonce[:], payload, ad)

@@ -13,6 +13,7 @@ import (
 // its next ChangeCipherSpec.
 type tlsReneg struct {
 	clientRandom []byte
+	clientETM    bool           // the renegotiation's ClientHello offered encrypt_then_mac
 	keys         [2]*recordKeys // the new keys, until the direction's CCS
 	suite        *suite
 }
@@ -26,7 +27,7 @@ func (s *Stream) renegClientHello(body []byte) string {
 		return "a renegotiation: malformed ClientHello"
 	}
 	s.sum.Renegotiations++
-	s.reneg = &tlsReneg{clientRandom: info.Random}
+	s.reneg = &tlsReneg{clientRandom: info.Random, clientETM: info.EncryptThenMAC}
 	return "renegotiation (RFC 5746): " + tlsDescribeClientHello(info)
 }
 
@@ -57,7 +58,7 @@ func (s *Stream) renegServerHello(body []byte) string {
 		s.note("renegotiation to %s with %s: not decrypted", VersionName(h.version), SuiteName(h.suite))
 	default:
 		r.suite = suite
-		r.keys[ClientToServer], r.keys[ServerToClient] = suite.tls12Keys(master, r.clientRandom, bytes.Clone(h.random))
+		r.keys[ClientToServer], r.keys[ServerToClient] = suite.tls12Keys(master, r.clientRandom, bytes.Clone(h.random), h.version, r.clientETM && h.etm)
 		if len(h.sessionID) > 0 {
 			s.sessions.learn("i"+string(h.sessionID), master, KeySourceKeyLog)
 		}

@@ -13,7 +13,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/pem"
@@ -28,6 +27,7 @@ import (
 const (
 	KeySourceKeyLog    = "key log"            // secrets of a key log (or learned from a connection that had them)
 	KeySourceServerKey = "server private key" // the RSA key exchange decrypted with a server key
+	KeySourcePSK       = "pre-shared key"     // a PSK suite's master secret derived from a key given (KeyLog.AddPSK)
 )
 
 // tlsMaxTranscript bounds the handshake messages a Stream keeps for the
@@ -305,15 +305,28 @@ func (r *tlsRSA) buffered() int {
 // has nothing for it may come from its ClientKeyExchange, decrypted with a
 // server key: a full handshake with an RSA key exchange and a suite that
 // is decrypted. When a server key was given for nothing, a note says why.
+//
+// The same goes for a plain PSK suite given PSKs (KeyLog.AddPSK): its
+// master secret is derived from them once the ClientKeyExchange (and,
+// for the extended master secret, the transcript) is in.
 func (s *Stream) rsaAwait() bool {
-	if s.rsa == nil || s.sum.KeyExchange != "RSA" {
+	if s.rsa == nil {
+		return false
+	}
+	with := ""
+	switch kx := s.sum.KeyExchange; {
+	case kx == "RSA" && s.keys.hasServerKeys():
+		with = "the server's private key"
+	case kx == "PSK" && s.keys.hasPSKs():
+		with = "the pre-shared key"
+	default:
 		return false
 	}
 	v, suite := s.sum.Version, suiteByID(s.sum.CipherSuite)
 	switch {
-	case v != tls.VersionTLS12 || !suite.decrypts() || suite.tls13:
-		s.note("%s with %s: only the AES-GCM suites of TLS 1.2 are decrypted with the server's private key",
-			VersionName(v), SuiteName(s.sum.CipherSuite))
+	case !tls12Decrypts(v, suite):
+		s.note("%s with %s: this engine does not decrypt that suite, with %s or otherwise",
+			VersionName(v), SuiteName(s.sum.CipherSuite), with)
 		return false
 	case s.sum.Resumed:
 		s.note("a resumed session has no key exchange: its master secret is known only if the connection that made it was decrypted first")
@@ -350,6 +363,21 @@ func (s *Stream) rsaDerive() {
 		return // the session hash needs the server's flight
 	}
 	s.awaitRSA, s.keysResolved, s.rsa = false, true, nil
+	if s.sum.KeyExchange == "PSK" {
+		if ems && (r.incomplete || r.clientHello == nil) {
+			s.note("the handshake is too large to keep for the extended master secret's session hash: not decrypted with the pre-shared key")
+			return
+		}
+		masters := make([][]byte, 0, len(s.keys.psks))
+		for _, psk := range s.keys.psks {
+			masters = append(masters, s.master12(r, ems, pskPremaster(psk)))
+		}
+		// The first PSK's keys until a record says otherwise (tryPSKAlts).
+		s.sessions.learn("r"+string(s.sum.ClientRandom), masters[0], KeySourcePSK)
+		s.useMaster12(masters[0], KeySourcePSK)
+		s.pskAlts = masters[1:]
+		return
+	}
 	master, err := s.rsaMaster(r, ems)
 	if err != nil {
 		s.note("%s", err)
@@ -362,6 +390,17 @@ func (s *Stream) rsaDerive() {
 	if i := r.ckeEntry; i >= 0 && i < len(s.sum.Handshake) {
 		s.sum.Handshake[i].Detail += "; decrypted with the server's private key"
 	}
+}
+
+// pskPremaster is the premaster secret of a plain PSK suite (RFC 4279
+// section 2): uint16(N), N zero bytes, uint16(N), the PSK.
+func pskPremaster(psk []byte) []byte {
+	n := len(psk)
+	pre := make([]byte, 0, 4+2*n)
+	pre = binary.BigEndian.AppendUint16(pre, uint16(n))
+	pre = append(pre, make([]byte, n)...)
+	pre = binary.BigEndian.AppendUint16(pre, uint16(n))
+	return append(pre, psk...)
 }
 
 // rsaMaster returns the master secret of the connection: RFC 5246 section
@@ -385,14 +424,17 @@ func (s *Stream) rsaMaster(r *tlsRSA, ems bool) ([]byte, error) {
 		s.note("the premaster secret names %s, the ClientHello offered %s (RFC 5246 section 7.4.7.1)",
 			VersionName(v), VersionName(r.clientVersion))
 	}
-	suite := suiteByID(s.sum.CipherSuite)
+	return s.master12(r, ems, pre), nil
+}
+
+// master12 derives the master secret of the connection from its premaster
+// secret: RFC 5246 section 8.1 (RFC 2246's PRF before TLS 1.2), or RFC
+// 7627 section 4 with the extended master secret.
+func (s *Stream) master12(r *tlsRSA, ems bool, pre []byte) []byte {
+	suite, v := suiteByID(s.sum.CipherSuite), s.sum.Version
 	if ems {
-		h := suite.hash()
-		h.Write(r.clientHello)
-		h.Write(r.server)
-		h.Write(r.client)
-		return suite.prf12(pre, "extended master secret", h.Sum(nil), 48), nil
+		return suite.prf(v)(pre, "extended master secret", suite.sessionHash(v, r.clientHello, r.server, r.client), 48)
 	}
 	seed := append(bytes.Clone(s.sum.ClientRandom), s.serverRandom...)
-	return suite.prf12(pre, "master secret", seed, 48), nil
+	return suite.prf(v)(pre, "master secret", seed, 48)
 }

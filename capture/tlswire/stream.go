@@ -48,10 +48,17 @@ type Stream struct {
 	closed       bool
 	keysResolved bool   // the key log was consulted, after both hellos
 	master       []byte // TLS 1.2 master secret, once known
+	// clientETM and serverETM: the hellos carried encrypt_then_mac (RFC
+	// 7366), which a CBC suite then uses.
+	clientETM, serverETM bool
+	// pskAlts are the master secrets of the other PSKs while the first
+	// encrypted record has not told which one the connection uses.
+	pskAlts [][]byte
 
 	// rsa keeps what decrypting a TLS 1.2 RSA key exchange with a server
-	// key needs, from the ClientHello on; only with server keys, and only
-	// until it is known whether the connection needs it.
+	// key, or deriving a PSK suite's master secret, needs, from the
+	// ClientHello on; only with server keys or PSKs, and only until it is
+	// known whether the connection needs it.
 	rsa *tlsRSA
 	// awaitRSA: the keys wait for the ClientKeyExchange (and, for the
 	// extended master secret, the server's flight), to be decrypted with a
@@ -109,7 +116,7 @@ func NewStream(keys *KeyLog, sessions *Sessions) *Stream {
 		sessions = NewSessions()
 	}
 	s := &Stream{keys: keys, sessions: sessions}
-	if keys.hasServerKeys() {
+	if keys.hasServerKeys() || keys.hasPSKs() {
 		s.rsa = &tlsRSA{ckeEntry: -1}
 	}
 	return s

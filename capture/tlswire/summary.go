@@ -64,9 +64,12 @@ type Summary struct {
 	// KeySource is KeySourceKeyLog or KeySourceServerKey when KeysFound
 	// (a resumed connection has the source of the connection it resumes),
 	// else "".
-	KeySource       string
-	Decrypted       bool // at least one record was decrypted and authenticated
-	DecryptFailures int  // records that failed to authenticate: wrong keys or corruption
+	KeySource string
+	// UnsupportedSuite: the secrets were found, but this engine does not
+	// decrypt the connection's cipher suite (or version); a note names it.
+	UnsupportedSuite bool
+	Decrypted        bool // at least one record was decrypted and authenticated
+	DecryptFailures  int  // records that failed to authenticate: wrong keys or corruption
 
 	Records [2]int // records seen per direction, ChangeCipherSpec included
 	// AppData counts the payload bytes of records whose outer type is

@@ -74,6 +74,15 @@ var tlsFixtures = []struct {
 	{"openssl-tls13-unknown-ca", nil, "TestInteropOpenSSLTLSUnknownCA", false},
 	// The second of two s_client connections: resumed, with 0-RTT data.
 	{"openssl-tls13-early-data", nil, "TestInteropOpenSSLTLSEarlyData", false},
+	// s_client and s_server with the CBC, CCM and PSK suites.
+	{"openssl-tls10-aes128-sha-etm", nil, "TestInteropOpenSSLTLSCBCCCMPSK/TLS10-AES128-SHA-ETM", false},
+	{"openssl-tls11-ecdhe-rsa-aes256-sha-no-etm", nil, "TestInteropOpenSSLTLSCBCCCMPSK/TLS11-ECDHE-RSA-AES256-SHA-MtE", false},
+	{"openssl-tls12-ecdhe-rsa-aes128-sha256-etm", nil, "TestInteropOpenSSLTLSCBCCCMPSK/TLS12-ECDHE-RSA-AES128-SHA256-ETM", false},
+	{"openssl-tls12-rsa-aes128-ccm", nil, "TestInteropOpenSSLTLSCBCCCMPSK/TLS12-AES128-CCM", false},
+	{"openssl-tls13-aes128-ccm", nil, "TestInteropOpenSSLTLSCBCCCMPSK/TLS13-AES128-CCM", false},
+	{"openssl-tls12-psk-aes128-cbc-sha", nil, "TestInteropOpenSSLTLSCBCCCMPSK/TLS12-PSK-AES128-CBC-SHA", false},
+	// A Camellia suite: secrets in the key log, not decrypted.
+	{"openssl-tls12-camellia128-sha-unsupported", nil, "TestInteropOpenSSLTLSUnsupportedSuite", false},
 }
 
 // recordTLSFixture writes a recording and its key log as fixture name,

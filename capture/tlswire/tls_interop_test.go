@@ -366,6 +366,11 @@ func TestInteropOpenSSLTLSUnknownCA(t *testing.T) {
 func TestInteropGoTLSTshark(t *testing.T) {
 	for _, fx := range tlsFixtures {
 		t.Run(fx.name, func(t *testing.T) {
+			if strings.HasSuffix(fx.name, "-unsupported") {
+				// tshark decrypts what the engine does not; compared in
+				// TestInteropOpenSSLTLSUnsupportedSuite.
+				t.Skip("a suite the engine does not decrypt")
+			}
 			rec, keyLog := readTLSFixture(t, fx.name)
 			tlsTsharkAgrees(t, rec, keyLog)
 			if fx.serverKey {

@@ -466,24 +466,70 @@ func TestTLSStreamDirectionOrder(t *testing.T) {
 	}
 }
 
-// TestTLSStreamCBC: a CBC suite is recorded, not decrypted, with one note
-// and no failures.
+// TestTLSStreamCBC: crypto/tls sessions of the CBC suites, MAC-then-
+// encrypt, in TLS 1.0 (implicit IVs chained from record to record, the
+// MD5/SHA-1 PRF), 1.1 and 1.2 (explicit IVs), with AES and 3DES: all of the
+// plaintext and both encrypted close_notify alerts are read, fed whole or a
+// byte at a time, with the key log or, for RSA key transport, with only the
+// server's private key.
 func TestTLSStreamCBC(t *testing.T) {
 	t.Parallel()
-	suite := tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA
-	sess := runTLSGoSession(t, tlsGoSessionOptions{
-		client: &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}},
-	})
-	sum, got := tlsFeed(sess.rec, tlsParseKeyLog(t, sess.keyLog), 1)
-	if sum.CipherSuite != suite || !sum.KeysFound || sum.Decrypted || sum.DecryptFailures != 0 || !tlsNoPlaintext(got) {
-		t.Errorf("CBC: suite %s KeysFound %v Decrypted %v failures %d plaintext %q",
-			tls.CipherSuiteName(sum.CipherSuite), sum.KeysFound, sum.Decrypted, sum.DecryptFailures, got)
-	}
-	if len(sum.Notes) != 1 || !strings.Contains(sum.Notes[0], "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA") {
-		t.Errorf("Notes = %q, want one naming the suite", sum.Notes)
-	}
-	if sum.OpaqueAlerts != [2]int{1, 1} {
-		t.Errorf("OpaqueAlerts = %v, want [1 1]", sum.OpaqueAlerts)
+	pki := tlsTestPKI(t)
+	for _, tc := range []struct {
+		v     uint16
+		suite uint16
+		rsa   bool
+	}{
+		{tls.VersionTLS10, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, false},
+		{tls.VersionTLS11, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, false},
+		{tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, false},
+		{tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, false},
+		{tls.VersionTLS10, tls.TLS_RSA_WITH_AES_128_CBC_SHA, true},
+		{tls.VersionTLS12, tls.TLS_RSA_WITH_AES_256_CBC_SHA, true},
+		{tls.VersionTLS12, tls.TLS_RSA_WITH_AES_128_CBC_SHA256, true},
+		{tls.VersionTLS10, tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA, true},
+		{tls.VersionTLS12, tls.TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA, true},
+	} {
+		name := tlswire.VersionName(tc.v) + " " + tlswire.SuiteName(tc.suite)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sess := runTLSGoSession(t, tlsGoSessionOptions{rsa: tc.rsa,
+				client: &tls.Config{MinVersion: tc.v, MaxVersion: tc.v, CipherSuites: []uint16{tc.suite}},
+				server: &tls.Config{MinVersion: tc.v, CipherSuites: []uint16{tc.suite}},
+			})
+			if sess.clientErr != nil || sess.serverErr != nil {
+				t.Fatalf("session failed: client %v, server %v", sess.clientErr, sess.serverErr)
+			}
+			keys := map[string]*tlswire.KeyLog{"key log": tlsParseKeyLog(t, sess.keyLog)}
+			if tc.rsa && strings.HasPrefix(tlswire.SuiteName(tc.suite), "TLS_RSA_") {
+				keys["server key"] = tlsKeysOf(t, pki.rsa.PrivateKey)
+			}
+			for how, k := range keys {
+				for _, chunk := range []int{1, 1460} {
+					sum, got := tlsFeed(sess.rec, k, chunk)
+					if sum.Version != tc.v || sum.CipherSuite != tc.suite || !sum.KeysFound || !sum.Decrypted ||
+						sum.DecryptFailures != 0 || sum.UnsupportedSuite || sum.Err != "" {
+						t.Errorf("%s, chunk %d: %s %s KeysFound %v Decrypted %v failures %d unsupported %v Err %q Notes %q", how, chunk,
+							tlswire.VersionName(sum.Version), tlswire.SuiteName(sum.CipherSuite), sum.KeysFound, sum.Decrypted,
+							sum.DecryptFailures, sum.UnsupportedSuite, sum.Err, sum.Notes)
+					}
+					if string(got[0]) != string(sess.request) || string(got[1]) != string(sess.response) {
+						t.Errorf("%s, chunk %d: plaintext %q / %q", how, chunk, got[0], got[1])
+					}
+					if len(sum.Alerts) != 2 || !sum.Alerts[0].Encrypted || sum.Alerts[0].Name != "close_notify" || sum.OpaqueAlerts != [2]int{} {
+						t.Errorf("%s, chunk %d: Alerts %+v, opaque %v; want both close_notify decrypted", how, chunk, sum.Alerts, sum.OpaqueAlerts)
+					}
+				}
+			}
+			// A flipped bit in the client's last record (its close_notify)
+			// fails its MAC or padding: one failure, the rest still read.
+			bad := tlsPatch(sess.rec, tlswire.ClientToServer, len(sess.rec.bytes[0])-3,
+				[]byte{sess.rec.bytes[0][len(sess.rec.bytes[0])-3] ^ 0x01})
+			sum, got := tlsFeed(bad, keys["key log"], 1460)
+			if sum.DecryptFailures != 1 || string(got[0]) != string(sess.request) || string(got[1]) != string(sess.response) {
+				t.Errorf("corrupted close_notify: failures %d, plaintext %q / %q", sum.DecryptFailures, got[0], got[1])
+			}
+		})
 	}
 }
 

@@ -34,6 +34,7 @@ const (
 	tlsExtServerName           = 0  // RFC 6066 section 3
 	tlsExtSupportedGroups      = 10 // RFC 8446 section 4.2.7 (RFC 4492's elliptic_curves)
 	tlsExtALPN                 = 16 // RFC 7301
+	tlsExtEncryptThenMAC       = 22 // RFC 7366
 	tlsExtExtendedMasterSecret = 23 // RFC 7627
 	tlsExtSessionTicket        = 35 // RFC 5077
 	tlsExtPreSharedKey         = 41 // RFC 8446 section 4.2.11

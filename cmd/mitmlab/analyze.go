@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ type analyzeOptions struct {
 	file       string
 	keylogs    []string
 	serverKeys []string
+	psks       []string
 	secrets    []string
 	json       bool
 	handshake  bool
@@ -43,10 +45,15 @@ to plaintext. --handshake lists the TLS handshake and the commands before a
 STARTTLS.
 
 With a key log (--keylog, NSS format, or the decryption secrets a pcapng file
-embeds) TLS 1.3 and TLS 1.2 AEAD sessions are decrypted and their HTTP shown,
+embeds) TLS 1.3 and TLS 1.0-1.2 sessions are decrypted and their HTTP shown,
 every request of a connection with its response's status. With a server's
 private key (--server-key) the TLS 1.2 sessions that used RSA key transport
 are decrypted too; (EC)DHE and TLS 1.3 sessions are not (forward secrecy).
+With a pre-shared key (--psk HEX, as Wireshark's tls.psk) the TLS 1.0-1.2
+sessions of the plain PSK suites (TLS_PSK_WITH_*) are decrypted without a
+key log. The suites decrypted are AES-GCM, AES-CCM, ChaCha20-Poly1305 and,
+in TLS 1.0-1.2, AES and 3DES CBC with HMAC; a session whose secrets are
+known but whose suite is another (Camellia, ARIA) is named as such.
 
 For each --secret (NAME=VALUE, or just VALUE) a verdict says whether it is
 visible in cleartext, visible only once decrypted, or not found.`,
@@ -65,6 +72,7 @@ visible in cleartext, visible only once decrypted, or not found.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&opts.keylogs, "keylog", nil, "NSS key log to decrypt TLS with (repeatable)")
 	f.StringArrayVar(&opts.serverKeys, "server-key", nil, "a server's private key (PEM) to decrypt TLS 1.2 RSA key-transport sessions with (repeatable)")
+	f.StringArrayVar(&opts.psks, "psk", nil, "a pre-shared key in hex to decrypt TLS 1.0-1.2 PSK-suite sessions with (repeatable)")
 	f.StringArrayVar(&opts.secrets, "secret", nil, "a secret to look for, NAME=VALUE or VALUE (repeatable)")
 	f.BoolVar(&opts.handshake, "handshake", false, "list each TLS connection's handshake messages")
 	f.BoolVar(&opts.json, "json", false, "print the report as JSON (schema in docs/capture.md)")
@@ -117,6 +125,15 @@ func runAnalyze(opts *analyzeOptions) error {
 		}
 		if err := keys.AddServerKeyPEM(data); err != nil {
 			return fmt.Errorf("%s: %v; give the server's private key in PEM (PKCS#1, PKCS#8 or SEC 1), unencrypted", path, err)
+		}
+	}
+	for _, h := range opts.psks {
+		psk, err := hex.DecodeString(strings.TrimPrefix(strings.TrimPrefix(h, "0x"), "0X"))
+		if err == nil {
+			err = keys.AddPSK(psk)
+		}
+		if err != nil {
+			return usageError{fmt.Errorf("--psk %q: %v; give the key in hex, as openssl -psk takes it", h, err)}
 		}
 	}
 	f, err := os.Open(expandTilde(opts.file))
@@ -214,8 +231,12 @@ func writeReport(w io.Writer, rep *analysis.Report, handshake bool) {
 			switch {
 			case t.Decrypted && t.KeySource == tlswire.KeySourceServerKey:
 				fmt.Fprintln(w, "   decrypted with the server's private key")
+			case t.Decrypted && t.KeySource == tlswire.KeySourcePSK:
+				fmt.Fprintln(w, "   decrypted with the pre-shared key")
 			case t.Decrypted:
 				fmt.Fprintln(w, "   decrypted with the session keys")
+			case t.UnsupportedSuite:
+				fmt.Fprintln(w, "   keys found, but this cipher suite is not decrypted here")
 			case t.KeysFound:
 				fmt.Fprintf(w, "   keys found, but %d records failed to decrypt\n", t.DecryptFailures)
 			}
@@ -271,10 +292,17 @@ func keysLine(k analysis.KeysReport) string {
 	case k.ServerKeys > 1:
 		have = append(have, fmt.Sprintf("%d servers' private keys (they decrypt TLS 1.2 sessions with RSA key transport, not (EC)DHE or TLS 1.3 ones: forward secrecy)", k.ServerKeys))
 	}
+	if k.PSKs > 0 {
+		have = append(have, plural(k.PSKs, "pre-shared key"))
+	}
 	if len(have) == 0 {
 		return "keys: none (give --keylog, or a pcapng with decryption secrets, to decrypt TLS)"
 	}
-	return fmt.Sprintf("keys: %s; %s decrypted", strings.Join(have, "; "), plural(k.Decrypted, "connection"))
+	line := fmt.Sprintf("keys: %s; %s decrypted", strings.Join(have, "; "), plural(k.Decrypted, "connection"))
+	if k.UnsupportedSuite > 0 {
+		line += fmt.Sprintf(", %s with keys but a cipher suite not decrypted here", plural(k.UnsupportedSuite, "connection"))
+	}
+	return line
 }
 
 func connHeadline(c *analysis.ConnReport) string {
