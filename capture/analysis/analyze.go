@@ -243,6 +243,13 @@ func (a *analyzer) finish() *Report {
 	a.finishUDP()
 	for _, c := range a.conns {
 		c.finish()
+		if !c.sawSYN && c.rep.BytesUp+c.rep.BytesDown == 0 && c.tailOf != nil {
+			c.tailOf.rep.Packets += c.rep.Packets
+			if c.last.After(c.tailOf.last) {
+				c.tailOf.rep.DurationMS = float64(c.last.Sub(c.tailOf.rep.Start).Microseconds()) / 1000
+			}
+			continue
+		}
 		if !c.sawSYN && c.rep.BytesUp+c.rep.BytesDown == 0 {
 			// Stray segments with neither a handshake nor data: the last
 			// ACK of a connection already closed, keep-alives, a

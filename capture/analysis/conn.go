@@ -33,6 +33,7 @@ type conn struct {
 	base       [2]uint32
 	baseSet    [2]bool
 	ended      bool
+	tailOf     *conn          // the closed connection whose last segments these are
 	http       [2]*httpStream // cleartext, by direction
 	decrypted  [2]*httpStream // from TLS plaintext
 	pairs      httpPairs      // responses to requests

@@ -93,6 +93,12 @@ func (a *analyzer) track(c *conn) {
 		tp = &tuple{}
 		a.tuples[k] = tp
 	}
+	if p := tp.cur; p != nil && p.done && p.ended && !a.dec.tcp.SYN {
+		// The assembler closed the connection at its FINs: what follows
+		// without a SYN (the last ACK) is still that connection's, as in
+		// tshark, and a SYN after it starts a new one.
+		c.tailOf, c.ended = p, true
+	}
 	tp.cur = c
 }
 

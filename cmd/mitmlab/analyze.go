@@ -205,6 +205,22 @@ func writeReport(w io.Writer, rep *analysis.Report, handshake bool) {
 			fmt.Fprintf(w, "   note: %s\n", c.Note)
 		}
 	}
+	if rep.PortReuses > 0 {
+		fmt.Fprintf(w, "\n%s reused the addresses and ports of an earlier one (a new SYN after FIN/RST or with a new sequence number): listed apart\n", plural(rep.PortReuses, "connection"))
+	}
+	if rep.ACKOnly > 0 {
+		fmt.Fprintf(w, "\n%s carried neither data nor a SYN (ACKs only: the end of a connection begun before the capture, keep-alives): not listed\n", plural(rep.ACKOnly, "TCP flow"))
+	}
+	if len(rep.UDP) > 0 {
+		fmt.Fprintf(w, "\nUDP (not analysed): %s\n", plural(len(rep.UDP), "flow"))
+		for _, u := range rep.UDP {
+			kind := u.Kind
+			if u.Version != "" {
+				kind += " " + u.Version
+			}
+			fmt.Fprintf(w, "  #%d %s → %s  %s, %s, %s\n", u.ID, u.Client, u.Server, kind, plural(u.Packets, "datagram"), humanBytes(u.Bytes))
+		}
+	}
 	if len(rep.Secrets) > 0 {
 		fmt.Fprintln(w, "\nSecrets:")
 		for _, s := range rep.Secrets {
