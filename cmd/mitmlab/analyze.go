@@ -31,11 +31,15 @@ func (a *app) newAnalyzeCmd(runF func(*analyzeOptions) error) *cobra.Command {
 		Use:   "analyze FILE",
 		Short: "Report what a capture shows: connections, TLS, HTTP, and whether secrets are visible",
 		Long: `Read a pcap or pcapng file (from mitmlab, tcpdump, tshark or Wireshark; Ethernet,
-Linux cooked SLL and SLL2, raw IP and loopback link types) and report every TCP
-connection: endpoints, duration, bytes each way, what it carries (TLS with its
-version, cipher suite, SNI, ALPN, certificates when visible and alerts; cleartext
-HTTP with its requests and their responses' status; or other), and the payload's
-entropy, which shows what ciphertext looks like next to plaintext.
+with 802.1Q or PPPoE, Linux cooked SLL and SLL2, raw IP, loopback and Cisco HDLC
+link types; IP fragments reassembled) and report every TCP connection:
+endpoints, duration, bytes each way, what it carries (TLS with its version,
+cipher suite, SNI, ALPN, certificates when visible and alerts; cleartext HTTP
+with its requests and their responses' status; or other), and the payload's
+entropy, which shows what ciphertext looks like next to plaintext. A port
+reused for a new connection gives a connection of its own, as in tshark's
+tcp.stream. UDP flows are listed by kind (QUIC, DTLS, DNS, other); whatever
+else is not decoded is named and counted in a warning.
 
 With a key log (--keylog, NSS format, or the decryption secrets a pcapng file
 embeds) TLS 1.3 and TLS 1.2 AEAD sessions are decrypted and their HTTP shown,
