@@ -18,6 +18,7 @@ const (
 	LinkNull     LinkType = 0   // BSD loopback: 4-byte address family, host byte order
 	LinkEthernet LinkType = 1   // Ethernet II, possibly with 802.1Q tags
 	LinkRaw      LinkType = 101 // raw IPv4 or IPv6
+	LinkCHDLC    LinkType = 104 // Cisco HDLC: address, control, ethertype
 	LinkLoop     LinkType = 108 // OpenBSD loopback: 4-byte family, network byte order
 	LinkSLL      LinkType = 113 // Linux cooked capture v1 (tcpdump -i any, older)
 	LinkIPv4     LinkType = 228
@@ -33,6 +34,8 @@ func (l LinkType) String() string {
 		return "Ethernet"
 	case LinkRaw:
 		return "raw IP"
+	case LinkCHDLC:
+		return "Cisco HDLC"
 	case LinkLoop:
 		return "OpenBSD loopback"
 	case LinkSLL:
@@ -50,7 +53,7 @@ func (l LinkType) String() string {
 // Supported reports whether packets of this link type can be decoded.
 func (l LinkType) Supported() bool {
 	switch l {
-	case LinkNull, LinkEthernet, LinkRaw, LinkLoop, LinkSLL, LinkIPv4, LinkIPv6, LinkSLL2:
+	case LinkNull, LinkEthernet, LinkRaw, LinkCHDLC, LinkLoop, LinkSLL, LinkIPv4, LinkIPv6, LinkSLL2:
 		return true
 	}
 	return false

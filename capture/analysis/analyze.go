@@ -71,6 +71,19 @@ type analyzer struct {
 	links    map[capture.LinkType]bool
 	skipped  map[skipReason]int
 	search   []*searcher
+	// Port reuse (reuse.go): the current connection of each 4-tuple, and
+	// how many 4-tuples carried more than one.
+	tuples map[tupleKey]*tuple
+	reused int
+	frags  defrag
+	udp    map[udpKey]*UDPReport
+	// udpOver counts datagrams past maxUDPFlows.
+	udpOver int
+	// What was not decoded, by kind (decoded.kind), and the packets
+	// whose IP length was 0.
+	notIP, notTCP map[uint32]int
+	zeroLen       int
+	unsupported   map[capture.LinkType]int
 }
 
 func newAnalyzer(r *capture.Reader, opts Options) *analyzer {
@@ -79,11 +92,16 @@ func newAnalyzer(r *capture.Reader, opts Options) *analyzer {
 	}
 	a := &analyzer{
 		r: r, opts: opts, log: opts.Logger,
-		rep:      &Report{Format: r.Format().String(), Connections: []*ConnReport{}, Secrets: []SecretFound{}, Warnings: []string{}},
-		keys:     opts.Keys,
-		sessions: tlswire.NewSessions(),
-		links:    map[capture.LinkType]bool{},
-		skipped:  map[skipReason]int{},
+		rep:         &Report{Format: r.Format().String(), Connections: []*ConnReport{}, UDP: []*UDPReport{}, Secrets: []SecretFound{}, Warnings: []string{}},
+		keys:        opts.Keys,
+		sessions:    tlswire.NewSessions(),
+		links:       map[capture.LinkType]bool{},
+		skipped:     map[skipReason]int{},
+		tuples:      map[tupleKey]*tuple{},
+		udp:         map[udpKey]*UDPReport{},
+		notIP:       map[uint32]int{},
+		notTCP:      map[uint32]int{},
+		unsupported: map[capture.LinkType]int{},
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -132,17 +150,46 @@ func (a *analyzer) packet(p capture.Packet) {
 		a.secrets = len(s)
 		rep.Keys.Sessions = a.keys.Len()
 	}
-	if !a.dec.decode(p.LinkType, p.Data) {
-		a.skipped[a.dec.why]++
+	ok := a.dec.decode(p.LinkType, p.Data)
+	if !ok && a.dec.why == skipFragment {
+		whole := a.frags.add(a.dec.ip, p.Time)
+		if whole == nil {
+			return
+		}
+		ok = a.dec.decodeIP(whole)
+	}
+	if a.dec.zeroLen {
+		a.zeroLen++
+	}
+	if !ok {
+		switch a.dec.why {
+		case skipUDP:
+			a.udpPacket(&a.dec, p.Time)
+		case skipNotIP:
+			a.notIP[a.dec.kind]++
+		case skipNotTCP:
+			a.notTCP[a.dec.kind]++
+		case skipLink:
+			if !p.LinkType.Supported() {
+				a.unsupported[p.LinkType]++
+			} else {
+				a.skipped[skipLink]++
+			}
+		default:
+			a.skipped[a.dec.why]++
+		}
 		return
 	}
 	rep.TCPPackets++
+	a.generation()
 	ci := gopacket.CaptureInfo{Timestamp: p.Time, CaptureLength: len(p.Data), Length: p.OrigLen}
 	a.asm.AssembleWithContext(a.dec.netFlow, &a.dec.tcp, (*asmContext)(&ci))
 	// Flush on the capture's clock: connections idle for two minutes are
 	// done, and their buffers go back to the pool.
 	if rep.TCPPackets%65536 == 0 {
-		a.asm.FlushCloseOlderThan(p.Time.Add(-2 * time.Minute))
+		cutoff := p.Time.Add(-2 * time.Minute)
+		a.asm.FlushCloseOlderThan(cutoff)
+		a.pruneTuples(cutoff)
 	}
 }
 
@@ -165,7 +212,8 @@ func (a *analyzer) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reass
 	default:
 		firstIsClient = tcp.SrcPort > tcp.DstPort
 	}
-	c := &conn{a: a, firstIsClient: firstIsClient}
+	c := &conn{a: a, firstIsClient: firstIsClient, firstSrc: src}
+	a.track(c)
 	client, server := src, dst
 	if !firstIsClient {
 		client, server = dst, src
@@ -185,25 +233,30 @@ func (a *analyzer) finish() *Report {
 	for l := range a.links {
 		rep.LinkTypes = append(rep.LinkTypes, l.String())
 		if !l.Supported() {
-			a.warn("packets of %s cannot be decoded and were skipped", l)
+			a.warn("%d packets of %s cannot be decoded and were skipped", a.unsupported[l], l)
 		}
 	}
 	if len(rep.LinkTypes) == 0 {
 		rep.LinkTypes = append(rep.LinkTypes, a.r.LinkType().String())
 	}
 	sort.Strings(rep.LinkTypes)
-	if n := a.skipped[skipFragment]; n > 0 {
-		a.warn("%d IP fragments were not reassembled", n)
-	}
-	if n := a.skipped[skipBad]; n > 0 {
-		a.warn("%d packets had damaged or cut headers and were skipped", n)
-	}
+	a.warnUndecoded()
+	a.finishUDP()
 	for _, c := range a.conns {
 		c.finish()
+		if !c.sawSYN && c.rep.BytesUp+c.rep.BytesDown == 0 && c.tailOf != nil {
+			c.tailOf.rep.Packets += c.rep.Packets
+			if c.last.After(c.tailOf.last) {
+				c.tailOf.rep.DurationMS = float64(c.last.Sub(c.tailOf.rep.Start).Microseconds()) / 1000
+			}
+			continue
+		}
 		if !c.sawSYN && c.rep.BytesUp+c.rep.BytesDown == 0 {
 			// Stray segments with neither a handshake nor data: the last
-			// ACK of a connection already closed, keep-alives. Nothing to
-			// report.
+			// ACK of a connection already closed, keep-alives, a
+			// connection idle through the capture. Not listed, but
+			// counted (tshark's conv,tcp lists them).
+			rep.ACKOnly++
 			continue
 		}
 		rep.Connections = append(rep.Connections, c.rep)
@@ -231,6 +284,59 @@ func (a *analyzer) finish() *Report {
 		rep.Secrets = append(rep.Secrets, s.verdict(a))
 	}
 	return rep
+}
+
+// warnUndecoded names and counts, one line per kind, what was not
+// decoded or decoded with a repair.
+func (a *analyzer) warnUndecoded() {
+	if a.zeroLen > 0 {
+		a.warn("%d IP packets gave a length of 0 (segmentation offload on the capturing host): their length was taken from the capture", a.zeroLen)
+	}
+	f := &a.frags
+	if f.datagrams > 0 {
+		a.warn("%d IP fragments were reassembled into %d datagrams", f.fragments-f.incomplete()-f.timedOut-f.overlap-f.overCap-f.tooBig, f.datagrams)
+	}
+	if n := f.incomplete() + f.timedOut; n > 0 {
+		a.warn("%d IP fragments were not reassembled: their datagram was incomplete (missing fragments, or none within %v)", n, fragTimeout)
+	}
+	if f.overlap > 0 {
+		a.warn("%d IP fragments were not reassembled: they overlapped with different bytes (RFC 5722)", f.overlap)
+	}
+	if n := f.overCap + f.tooBig; n > 0 {
+		a.warn("%d IP fragments were not reassembled: over the limits (datagram over 64 KB, more than %d fragments, %d datagrams or %d MB pending)", n, fragMaxPerDgram, fragMaxPending, fragMaxBytes>>20)
+	}
+	if n := a.skipped[skipBad]; n > 0 {
+		a.warn("%d packets had damaged or cut headers and were skipped", n)
+	}
+	if n := a.skipped[skipLink]; n > 0 {
+		a.warn("%d packets had a cut or unknown link header and were skipped", n)
+	}
+	for _, kv := range byCount(a.notIP) {
+		a.warn("%d %s packets (not IP) were not analysed", kv.n, etherName(kv.k))
+	}
+	for _, kv := range byCount(a.notTCP) {
+		a.warn("%d %s packets (neither TCP nor UDP) were not analysed", kv.n, ipProtoName(kv.k))
+	}
+}
+
+type kindCount struct {
+	k uint32
+	n int
+}
+
+// byCount sorts the kinds by count (most first), then by kind.
+func byCount(m map[uint32]int) []kindCount {
+	var out []kindCount
+	for k, n := range m {
+		out = append(out, kindCount{k, n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].n != out[j].n {
+			return out[i].n > out[j].n
+		}
+		return out[i].k < out[j].k
+	})
+	return out
 }
 
 // connection returns the reported connection numbered id, or nil.

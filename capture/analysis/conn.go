@@ -3,6 +3,7 @@ package analysis
 import (
 	"bytes"
 	"math"
+	"net/netip"
 	"time"
 
 	"github.com/google/gopacket"
@@ -27,15 +28,22 @@ type conn struct {
 	feeding       []byte // the wire bytes being fed to the TLS stream (samples)
 	sampled       bool   // the samples hold a secret
 	sawSYN        bool
-	http          [2]*httpStream // cleartext, by direction
-	decrypted     [2]*httpStream // from TLS plaintext
-	pairs         httpPairs      // responses to requests
-	h2cAsked      bool           // a cleartext request asked for an upgrade to h2c
-	h2cIdx        int            // its index in Requests (-1 past the cap)
-	hist          [2][256]uint64
-	tails         [2][][]byte // per direction, per searcher: the last bytes seen on the wire
-	plainTails    [2][][]byte // the same for decrypted data
-	done          bool
+	// For a port's reuse (reuse.go): the sender of the first segment, the
+	// sequence number each direction started with, a FIN or RST seen.
+	firstSrc   netip.AddrPort
+	base       [2]uint32
+	baseSet    [2]bool
+	ended      bool
+	tailOf     *conn          // the closed connection whose last segments these are
+	http       [2]*httpStream // cleartext, by direction
+	decrypted  [2]*httpStream // from TLS plaintext
+	pairs      httpPairs      // responses to requests
+	h2cAsked   bool           // a cleartext request asked for an upgrade to h2c
+	h2cIdx     int            // its index in Requests (-1 past the cap)
+	hist       [2][256]uint64
+	tails      [2][][]byte // per direction, per searcher: the last bytes seen on the wire
+	plainTails [2][][]byte // the same for decrypted data
+	done       bool
 }
 
 func (c *conn) dir(d reassembly.TCPFlowDirection) capture.Direction {
@@ -49,6 +57,14 @@ func (c *conn) dir(d reassembly.TCPFlowDirection) capture.Direction {
 func (c *conn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
 	c.rep.Packets++
 	c.sawSYN = c.sawSYN || tcp.SYN
+	c.ended = c.ended || tcp.FIN || tcp.RST
+	d := 0 // the direction of the first segment
+	if dir != reassembly.TCPDirClientToServer {
+		d = 1
+	}
+	if !c.baseSet[d] {
+		c.base[d], c.baseSet[d] = tcp.Seq, true
+	}
 	if ci.Timestamp.After(c.last) {
 		c.last = ci.Timestamp
 	}

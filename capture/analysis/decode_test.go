@@ -52,7 +52,8 @@ func TestDecodeLinkTypes(t *testing.T) {
 	}{
 		"arp":      {capture.LinkEthernet, append(make([]byte, 12), 0x08, 0x06, 0, 1), skipNotIP},
 		"short":    {capture.LinkEthernet, make([]byte, 10), skipLink},
-		"udp":      {capture.LinkRaw, func() []byte { b := capturetest.TCPSegment(t, client4, server4, nil); b[9] = 17; return b }(), skipNotTCP},
+		"udp":      {capture.LinkRaw, func() []byte { b := capturetest.TCPSegment(t, client4, server4, nil); b[9] = 17; return b }(), skipUDP},
+		"icmp":     {capture.LinkRaw, func() []byte { b := capturetest.TCPSegment(t, client4, server4, nil); b[9] = 1; return b }(), skipNotTCP},
 		"fragment": {capture.LinkRaw, func() []byte { b := capturetest.TCPSegment(t, client4, server4, nil); b[6] |= 0x20; return b }(), skipFragment},
 		"cut tcp":  {capture.LinkRaw, capturetest.TCPSegment(t, client4, server4, nil)[:30], skipBad},
 		"bad ihl":  {capture.LinkRaw, func() []byte { b := capturetest.TCPSegment(t, client4, server4, nil); b[0] = 0x42; return b }(), skipBad},

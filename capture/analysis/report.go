@@ -20,8 +20,19 @@ type Report struct {
 	End         time.Time     `json:"end"`
 	Keys        KeysReport    `json:"keys"`
 	Connections []*ConnReport `json:"connections"`
-	Secrets     []SecretFound `json:"secrets"`
-	Warnings    []string      `json:"warnings"`
+	// ACKOnly counts TCP flows that carried neither payload nor a SYN
+	// (the last ACKs of a connection closed before, keep-alives): not
+	// listed in Connections.
+	ACKOnly int `json:"ack_only_flows"`
+	// PortReuses counts connections that reused the 4-tuple of an earlier
+	// one in the capture (a new SYN after a FIN or RST, or with a new
+	// sequence number), each listed as a connection of its own.
+	PortReuses int `json:"port_reuses"`
+	// UDP lists UDP flows (QUIC, DTLS, DNS, others), which are not
+	// analysed further.
+	UDP      []*UDPReport  `json:"udp"`
+	Secrets  []SecretFound `json:"secrets"`
+	Warnings []string      `json:"warnings"`
 }
 
 // KeysReport says where the TLS secrets came from.

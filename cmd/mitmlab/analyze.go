@@ -35,14 +35,17 @@ func (a *app) newAnalyzeCmd(runF func(*analyzeOptions) error) *cobra.Command {
 		Use:   "analyze FILE",
 		Short: "Report what a capture shows: connections, TLS, HTTP, and whether secrets are visible",
 		Long: `Read a pcap or pcapng file (from mitmlab, tcpdump, tshark or Wireshark; Ethernet,
-Linux cooked SLL and SLL2, raw IP and loopback link types) and report every TCP
-connection: endpoints, duration, bytes each way, what it carries (TLS with its
-version, cipher suite, SNI, ALPN, server and client certificates when visible and
-alerts, also after a STARTTLS of SMTP, IMAP, POP3, FTP or PostgreSQL; cleartext
-HTTP with its requests and their responses' status, h2c after an Upgrade too; or
-other), and the payload's entropy, which shows what ciphertext looks like next
-to plaintext. --handshake lists the TLS handshake and the commands before a
-STARTTLS.
+with 802.1Q or PPPoE, Linux cooked SLL and SLL2, raw IP, loopback and Cisco HDLC
+link types; IP fragments reassembled) and report every TCP connection:
+endpoints, duration, bytes each way, what it carries (TLS with its version,
+cipher suite, SNI, ALPN, server and client certificates when visible and alerts,
+also after a STARTTLS of SMTP, IMAP, POP3, FTP or PostgreSQL; cleartext HTTP with
+its requests and their responses' status, h2c after an Upgrade too; or other),
+and the payload's entropy, which shows what ciphertext looks like next to
+plaintext. --handshake lists the TLS handshake and the commands before a
+STARTTLS. A port reused for a new connection gives a connection of its own, as
+in tshark's tcp.stream. UDP flows are listed by kind (QUIC, DTLS, DNS, other);
+whatever else is not decoded is named and counted in a warning.
 
 With a key log (--keylog, NSS format, or the decryption secrets a pcapng file
 embeds) TLS 1.3 and TLS 1.0-1.2 sessions are decrypted and their HTTP shown,
@@ -263,6 +266,22 @@ func writeReport(w io.Writer, rep *analysis.Report, handshake bool) {
 		}
 		if c.Note != "" {
 			fmt.Fprintf(w, "   note: %s\n", c.Note)
+		}
+	}
+	if rep.PortReuses > 0 {
+		fmt.Fprintf(w, "\n%s reused the addresses and ports of an earlier one (a new SYN after FIN/RST or with a new sequence number): listed apart\n", plural(rep.PortReuses, "connection"))
+	}
+	if rep.ACKOnly > 0 {
+		fmt.Fprintf(w, "\n%s carried neither data nor a SYN (ACKs only: the end of a connection begun before the capture, keep-alives): not listed\n", plural(rep.ACKOnly, "TCP flow"))
+	}
+	if len(rep.UDP) > 0 {
+		fmt.Fprintf(w, "\nUDP (not analysed): %s\n", plural(len(rep.UDP), "flow"))
+		for _, u := range rep.UDP {
+			kind := u.Kind
+			if u.Version != "" {
+				kind += " " + u.Version
+			}
+			fmt.Fprintf(w, "  #%d %s → %s  %s, %s, %s\n", u.ID, u.Client, u.Server, kind, plural(u.Packets, "datagram"), humanBytes(u.Bytes))
 		}
 	}
 	if len(rep.Secrets) > 0 {
