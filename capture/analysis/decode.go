@@ -109,15 +109,21 @@ func (d *decoded) ether(etype uint16, data []byte) bool {
 			return d.skip(skipBad)
 		}
 		n := int(binary.BigEndian.Uint16(data[4:6]))
-		proto := binary.BigEndian.Uint16(data[6:8])
+		if n >= 2 && 6+n < len(data) {
+			data = data[:6+n] // Ethernet padding
+		}
+		// The PPP protocol: two bytes, or one with protocol field
+		// compression (RFC 1661 section 6.5), which an odd first byte
+		// marks: 0x21 is IPv4, 0x57 IPv6.
+		proto, hdr := uint16(data[6]), 7
+		if data[6]&1 == 0 {
+			proto, hdr = binary.BigEndian.Uint16(data[6:8]), 8
+		}
 		if proto != pppIPv4 && proto != pppIPv6 {
 			d.kind = pppKind | uint32(proto)
 			return d.skip(skipNotIP)
 		}
-		if n >= 2 && 6+n < len(data) {
-			data = data[:6+n] // Ethernet padding
-		}
-		return d.decodeIP(data[8:])
+		return d.decodeIP(data[hdr:])
 	}
 	d.kind = uint32(etype)
 	return d.skip(skipNotIP)

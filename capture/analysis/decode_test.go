@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -96,4 +97,21 @@ func FuzzReader(f *testing.F) {
 			d.decode(p.LinkType, p.Data)
 		}
 	})
+}
+
+// TestPPPoEProtocolCompression: a PPPoE session packet whose PPP protocol
+// is one byte (protocol field compression, RFC 1661 section 6.5, as in
+// suricata-verify's pppoe-session-http) is IP, as with the two-byte field.
+func TestPPPoEProtocolCompression(t *testing.T) {
+	ip := capturetest.TCPSegment(t, netip.MustParseAddrPort("10.0.0.1:1"), netip.MustParseAddrPort("10.0.0.2:80"), []byte("GET /"))
+	for name, proto := range map[string][]byte{"compressed": {0x21}, "full": {0x00, 0x21}} {
+		ppp := append(append([]byte{}, proto...), ip...)
+		frame := append(make([]byte, 12), 0x88, 0x64, 0x11, 0x00, 0x00, 0x3d)
+		frame = binary.BigEndian.AppendUint16(frame, uint16(len(ppp)))
+		frame = append(append(frame, ppp...), 0, 0, 0) // Ethernet padding
+		var d decoded
+		if !d.decode(capture.LinkEthernet, frame) || string(d.tcp.Payload) != "GET /" {
+			t.Errorf("%s PPP protocol field: decoded %v, payload %q", name, d.why, d.tcp.Payload)
+		}
+	}
 }

@@ -15,13 +15,13 @@ import (
 	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
 )
 
-// TestFragmentsInNamespace: two network namespaces made for the test,
+// TestInteropFragmentsInNamespace: two network namespaces made for the test,
 // joined by a veth pair with an MTU of 1280; Python sends UDP datagrams
 // of 3000 and 5000 bytes over IPv4 and IPv6, which the kernel fragments
 // (IPv6 at the source only, RFC 8200 4.5); tcpdump captures them in the
 // receiving namespace. The analyzer's UDP flows have tshark's datagram
 // count (tshark reassembles) and byte count, and no fragment is left over.
-func TestFragmentsInNamespace(t *testing.T) {
+func TestInteropFragmentsInNamespace(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test makes network namespaces: run it as root")
 	}

@@ -19,13 +19,13 @@ import (
 	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
 )
 
-// TestUDPFlowsByKind: DTLS between openssl s_client and s_server, DNS
+// TestInteropUDPFlowsByKind: DTLS between openssl s_client and s_server, DNS
 // from Go's resolver to a small responder on port 53 of a loopback
 // address, and QUIC Initial packets from golang.org/x/net/quic, captured
 // by tcpdump on lo. Each is a UDP flow of its kind, with tshark's
 // datagram count (udp.stream) and tshark's dissector agreeing on the
 // kind.
-func TestUDPFlowsByKind(t *testing.T) {
+func TestInteropUDPFlowsByKind(t *testing.T) {
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {
 		t.Fatal("openssl is not installed")

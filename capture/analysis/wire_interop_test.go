@@ -160,9 +160,9 @@ func closingServer(t *testing.T) net.Listener {
 	return ln
 }
 
-// TestPortReuseCurl: curl binds the same local port for one request after
+// TestInteropPortReuseCurl: curl binds the same local port for one request after
 // another. Four connections, as tshark's tcp.stream has them.
-func TestPortReuseCurl(t *testing.T) {
+func TestInteropPortReuseCurl(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
 		t.Fatal("curl is not installed")
@@ -188,11 +188,11 @@ func TestPortReuseCurl(t *testing.T) {
 	compareStreams(t, file, rep)
 }
 
-// TestPortReuseAfterReset: a Go client binds the same port with
+// TestInteropPortReuseAfterReset: a Go client binds the same port with
 // SO_REUSEADDR and ends each connection with a RST (SO_LINGER 0), so no
 // TIME-WAIT holds the port: the assembler never closes the 4-tuple, and
 // each new SYN must start a new connection.
-func TestPortReuseAfterReset(t *testing.T) {
+func TestInteropPortReuseAfterReset(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

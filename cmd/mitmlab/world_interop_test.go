@@ -163,8 +163,13 @@ func mitmlabConns(rep analysis.Report) []*worldConn {
 			for _, a := range t.Alerts {
 				w.alerts = append(w.alerts, fmt.Sprintf("%s %s %d", a.From, a.Level, a.Code))
 			}
-			for _, cert := range t.Certificates {
+			// tshark lists every chain the connection carried: the
+			// first handshake's and a renegotiation's.
+			for _, cert := range append(t.Certificates, t.RenegotiatedCertificates...) {
 				w.certs = append(w.certs, cert.Subject)
+			}
+			for _, cert := range t.ClientCertificates {
+				w.clientCerts = append(w.clientCerts, cert.Subject)
 			}
 			for _, h := range t.Handshake {
 				if h.Name == "ClientHello" {
@@ -454,7 +459,7 @@ func certSubjects(hexDER []string) []string {
 
 // compareWorld lists the differences between the two tools' views of a
 // capture.
-func compareWorld(file string, ours, theirs []*worldConn, udpFlows int) []worldDiff {
+func compareWorld(file string, ours, theirs []*worldConn, ourUDP, udpFlows int) []worldDiff {
 	var diffs []worldDiff
 	add := func(conn, field, m, t string) {
 		if m != t {
@@ -462,9 +467,7 @@ func compareWorld(file string, ours, theirs []*worldConn, udpFlows int) []worldD
 		}
 	}
 	add("-", "tcp connections", strconv.Itoa(len(ours)), strconv.Itoa(len(theirs)))
-	if udpFlows > 0 {
-		add("-", "udp flows", "not reported", strconv.Itoa(udpFlows))
-	}
+	add("-", "udp flows", strconv.Itoa(ourUDP), strconv.Itoa(udpFlows))
 
 	// Pair connections: the same endpoints and the same first packet; a
 	// lone leftover on each side with the same endpoints is paired too
@@ -562,17 +565,10 @@ func compareWorld(file string, ours, theirs []*worldConn, udpFlows int) []worldD
 		add(conn, "http requests", worldList(mc.requests), worldList(tc.requests))
 		add(conn, "tls alerts", worldList(mc.alerts), worldList(tc.alerts))
 		add(conn, "tls server certificates", worldList(mc.certs), worldList(tc.certs))
-		add(conn, "tls client certificates", "not reported", worldOrNone(tc.clientCerts))
+		add(conn, "tls client certificates", worldList(mc.clientCerts), worldList(tc.clientCerts))
 		add(conn, "tls client hellos", strconv.Itoa(mc.clientHellos), strconv.Itoa(tc.clientHellos))
 	}
 	return diffs
-}
-
-func worldOrNone(l []string) string {
-	if len(l) == 0 {
-		return "not reported"
-	}
-	return worldList(l)
 }
 
 // list renders a list in one short deterministic line.
@@ -669,7 +665,7 @@ func TestInteropWorld(t *testing.T) {
 			}
 			rep := analyzeJSON(t, args...)
 			theirs, udp := tsharkWorld(t, file, keylogs[name], serverKeys[name])
-			diffs := compareWorld(name, mitmlabConns(rep), theirs, udp)
+			diffs := compareWorld(name, mitmlabConns(rep), theirs, len(rep.UDP), udp)
 			found := map[string]bool{}
 			for _, d := range diffs {
 				listed := ""
