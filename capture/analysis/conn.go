@@ -98,10 +98,7 @@ func (c *conn) data(dir capture.Direction, data []byte, afterGap bool) {
 	} else {
 		c.rep.BytesDown += int64(len(data))
 	}
-	h := &c.hist[dir]
-	for _, b := range data {
-		h[b]++
-	}
+	countBytes(&c.hist[dir], data)
 	for i, s := range c.a.search {
 		if c.tails[dir] == nil {
 			c.tails[dir] = make([][]byte, len(c.a.search))
@@ -386,6 +383,33 @@ func cipherSuiteName(id uint16) string {
 		return ""
 	}
 	return tlswire.SuiteName(id)
+}
+
+// countBytes adds the bytes of data to the histogram h. A long chunk is
+// counted into four tables in turn, so that a run of equal bytes (which
+// ciphertext has not, but headers, zero padding and text do) does not make
+// each increment wait for the one before; a short one directly.
+func countBytes(h *[256]uint64, data []byte) {
+	if len(data) < 4096 {
+		for _, b := range data {
+			h[b]++
+		}
+		return
+	}
+	var t [4][256]uint32 // len(data) < 2^32 per table and call
+	for len(data) >= 4 {
+		t[0][data[0]]++
+		t[1][data[1]]++
+		t[2][data[2]]++
+		t[3][data[3]]++
+		data = data[4:]
+	}
+	for _, b := range data {
+		h[b]++
+	}
+	for i := range h {
+		h[i] += uint64(t[0][i]) + uint64(t[1][i]) + uint64(t[2][i]) + uint64(t[3][i])
+	}
 }
 
 func entropy(h *[256]uint64) float64 {
