@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/google/gopacket"
@@ -41,6 +42,7 @@ type conn struct {
 	h2cAsked   bool           // a cleartext request asked for an upgrade to h2c
 	h2cIdx     int            // its index in Requests (-1 past the cap)
 	hist       [2][256]uint64
+	histN      [2]int      // bytes counted in hist, at most entropyWindow
 	tails      [2][][]byte // per direction, per searcher: the last bytes seen on the wire
 	plainTails [2][][]byte // the same for decrypted data
 	done       bool
@@ -98,7 +100,14 @@ func (c *conn) data(dir capture.Direction, data []byte, afterGap bool) {
 	} else {
 		c.rep.BytesDown += int64(len(data))
 	}
-	countBytes(&c.hist[dir], data)
+	// The entropy is of the first entropyWindow bytes each way: enough to
+	// tell ciphertext from plaintext, and a large download is not counted
+	// byte by byte (it was a sixth of an analysis).
+	if seen := c.histN[dir]; seen < entropyWindow {
+		n := min(len(data), entropyWindow-seen)
+		countBytes(&c.hist[dir], data[:n])
+		c.histN[dir] += n
+	}
 	for i, s := range c.a.search {
 		if c.tails[dir] == nil {
 			c.tails[dir] = make([][]byte, len(c.a.search))
@@ -385,6 +394,9 @@ func cipherSuiteName(id uint16) string {
 	return tlswire.SuiteName(id)
 }
 
+// entropyWindow is how many bytes of each direction the entropy is of.
+const entropyWindow = 1 << 20
+
 // countBytes adds the bytes of data to the histogram h. A long chunk is
 // counted into four tables in turn, so that a run of equal bytes (which
 // ciphertext has not, but headers, zero padding and text do) does not make
@@ -420,12 +432,26 @@ func entropy(h *[256]uint64) float64 {
 	if n == 0 {
 		return 0
 	}
-	var e float64
+	// H = -Σ p log2 p = log2 n - (Σ c log2 c) / n, with c log2 c from a
+	// table for the small counts most connections have.
+	table := clog2c()
+	var sum float64
 	for _, c := range h {
-		if c > 0 {
-			p := float64(c) / float64(n)
-			e -= p * math.Log2(p)
+		if c < uint64(len(table)) {
+			sum += table[c]
+		} else {
+			sum += float64(c) * math.Log2(float64(c))
 		}
 	}
+	e := math.Log2(float64(n)) - sum/float64(n)
 	return math.Round(e*1000) / 1000
 }
+
+// clog2c is c·log2(c) for c below 4096 (0 for 0).
+var clog2c = sync.OnceValue(func() *[4096]float64 {
+	var t [4096]float64
+	for c := 1; c < len(t); c++ {
+		t[c] = float64(c) * math.Log2(float64(c))
+	}
+	return &t
+})

@@ -1,6 +1,9 @@
 package analysis
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 // TestCountBytes: the four-table count equals one increment per byte, at
 // every length around the switch and the table rounds, and adds to what
@@ -24,6 +27,41 @@ func TestCountBytes(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("%d bytes: histogram differs", n)
+		}
+	}
+}
+
+// TestEntropyFormula: the table form gives -Σ p log2 p to the reported
+// precision.
+func TestEntropyFormula(t *testing.T) {
+	x := uint32(1)
+	for round := 0; round < 200; round++ {
+		var h [256]uint64
+		for i := range h {
+			x = x*1664525 + 1013904223
+			switch round % 3 {
+			case 0:
+				h[i] = uint64(x >> 20) // small counts: the table
+			case 1:
+				h[i] = uint64(x >> 8) // large ones: Log2
+			default:
+				if i%5 == 0 {
+					h[i] = uint64(x >> 24)
+				}
+			}
+		}
+		var n, want float64
+		for _, c := range h {
+			n += float64(c)
+		}
+		for _, c := range h {
+			if c > 0 {
+				p := float64(c) / n
+				want -= p * math.Log2(p)
+			}
+		}
+		if got := entropy(&h); math.Abs(got-want) > 0.0006 {
+			t.Fatalf("round %d: entropy %v, want %v", round, got, want)
 		}
 	}
 }

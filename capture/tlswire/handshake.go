@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 )
 
@@ -286,15 +285,15 @@ func (s *Stream) certificates(dir Direction, body []byte) (names []CertName, n i
 		if n > tlsMaxCertificates {
 			continue // counted, not parsed
 		}
-		c, err := x509.ParseCertificate(der)
+		c, err := s.sessions.certificate(der)
 		if err != nil {
 			s.note("%v: certificate %d does not parse: %v", dir, n, err)
 			continue
 		}
 		if n == 1 {
-			leaf = c.PublicKey
+			leaf = c.pub
 		}
-		names = append(names, CertName{Subject: NameString(c.Subject), Issuer: NameString(c.Issuer)})
+		names = append(names, c.name)
 	}
 	return names, n, leaf
 }

@@ -1,6 +1,10 @@
 package tlswire
 
-import "sync"
+import (
+	"crypto"
+	"crypto/x509"
+	"sync"
+)
 
 // Sessions is what Streams learn as they decrypt, as Wireshark does: the
 // TLS 1.2 master secret of every connection decrypted, under its session
@@ -16,6 +20,48 @@ type Sessions struct {
 	mu sync.Mutex
 	// "i"+session ID, "t"+ticket, or "r"+client random -> master secret.
 	m map[string]learned
+	// certs are the certificates parsed, by DER: a capture shows the same
+	// chain on every connection to a server, and parsing it is most of a
+	// short connection's cost.
+	certs map[string]parsedCert
+}
+
+// parsedCert is what the report takes of a certificate.
+type parsedCert struct {
+	name CertName
+	pub  crypto.PublicKey
+}
+
+// maxCerts bounds the certificates remembered.
+const maxCerts = 4096
+
+// certificate parses der, or returns what an earlier parse of the same
+// bytes gave.
+func (c *Sessions) certificate(der []byte) (parsedCert, error) {
+	if c != nil {
+		c.mu.Lock()
+		p, ok := c.certs[string(der)]
+		c.mu.Unlock()
+		if ok {
+			return p, nil
+		}
+	}
+	x, err := x509.ParseCertificate(der)
+	if err != nil {
+		return parsedCert{}, err
+	}
+	p := parsedCert{CertName{Subject: NameString(x.Subject), Issuer: NameString(x.Issuer)}, x.PublicKey}
+	if c != nil {
+		c.mu.Lock()
+		if c.certs == nil {
+			c.certs = make(map[string]parsedCert)
+		}
+		if len(c.certs) < maxCerts {
+			c.certs[string(der)] = p
+		}
+		c.mu.Unlock()
+	}
+	return p, nil
 }
 
 // learned is a TLS 1.2 master secret, and where the connection it was
