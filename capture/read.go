@@ -81,6 +81,7 @@ type Reader struct {
 	r       *bufio.Reader
 	format  Format
 	buf     []byte
+	pending int // bytes of the last record still in r, passed over by advance
 	packets int
 
 	// pcap
@@ -177,6 +178,7 @@ func (r *Reader) Next() (Packet, error) {
 func (r *Reader) Packets() int { return r.packets }
 
 func (r *Reader) nextPcap() (Packet, error) {
+	r.advance()
 	var hdr [16]byte
 	n, err := io.ReadFull(r.r, hdr[:])
 	if err == io.EOF {
@@ -202,8 +204,18 @@ func (r *Reader) nextPcap() (Packet, error) {
 	return Packet{Time: time.Unix(int64(sec), nsec), Data: data, OrigLen: int(orig), LinkType: r.link}, nil
 }
 
-// read returns the next n bytes in the reused buffer.
+// read returns the next n bytes, valid until the next call of Next. Those
+// that fit in the buffered reader are not copied: they are left there, and
+// passed over when the next record is read (advance).
 func (r *Reader) read(n int) ([]byte, error) {
+	if n <= r.r.Size() {
+		b, err := r.r.Peek(n)
+		if err != nil {
+			return nil, io.ErrUnexpectedEOF
+		}
+		r.pending = n
+		return b, nil
+	}
 	if cap(r.buf) < n {
 		r.buf = make([]byte, n)
 	}
@@ -212,6 +224,14 @@ func (r *Reader) read(n int) ([]byte, error) {
 		return nil, err
 	}
 	return r.buf, nil
+}
+
+// advance passes over the bytes read returned last without copying.
+func (r *Reader) advance() {
+	if r.pending > 0 {
+		r.r.Discard(r.pending)
+		r.pending = 0
+	}
 }
 
 // pcapng (draft-ietf-opsawg-pcapng): blocks of type, total length, body,
@@ -256,6 +276,7 @@ func (r *Reader) nextNg() (Packet, error) {
 // packet blocks, nil for blocks it consumed (headers, interfaces, secrets,
 // anything unknown), io.EOF at a clean end.
 func (r *Reader) nextNgBlock(first bool) (Packet, error) {
+	r.advance()
 	head, err := r.r.Peek(8)
 	if len(head) == 0 && err == io.EOF {
 		return Packet{}, io.EOF

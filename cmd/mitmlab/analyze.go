@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mitmlab/mitmlab/capture/analysis"
 	"github.com/mitmlab/mitmlab/capture/tlswire"
@@ -154,9 +159,7 @@ func runAnalyze(opts *analyzeOptions) error {
 	}
 	rep.File = opts.file
 	if opts.json {
-		enc := json.NewEncoder(a.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeReportJSON(a.out, rep)
 	}
 	writeReport(a.out, rep, opts.handshake)
 	for _, w := range rep.Warnings {
@@ -375,4 +378,56 @@ func durationMS(ms float64) string {
 		return fmt.Sprintf("%.2f s", ms/1000)
 	}
 	return fmt.Sprintf("%.0f ms", ms)
+}
+
+// writeReportJSON writes rep as json.Encoder with a two-space indent would,
+// byte for byte, but encodes the connections on every CPU: on a capture of
+// thousands of connections the encoding was a fifth of the run.
+func writeReportJSON(w io.Writer, rep *analysis.Report) error {
+	conns := rep.Connections
+	rep.Connections = nil
+	head, err := json.MarshalIndent(rep, "", "  ")
+	rep.Connections = conns
+	if err != nil {
+		return err
+	}
+	const slot = "\n  \"connections\": null,\n"
+	i := bytes.Index(head, []byte(slot))
+	if i < 0 || len(conns) == 0 {
+		// No connections (an empty list encodes as []), or a layout this
+		// does not know: the plain encoder.
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	parts := make([][]byte, len(conns))
+	errs := make([]error, len(conns))
+	workers := min(runtime.GOMAXPROCS(0), len(conns))
+	var wg sync.WaitGroup
+	for k := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := k; j < len(conns); j += workers {
+				parts[j], errs[j] = json.MarshalIndent(conns[j], "    ", "  ")
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	bw.Write(head[:i])
+	bw.WriteString("\n  \"connections\": [\n    ")
+	for j, p := range parts {
+		if j > 0 {
+			bw.WriteString(",\n    ")
+		}
+		bw.Write(p)
+	}
+	bw.WriteString("\n  ],\n")
+	bw.Write(head[i+len(slot):])
+	bw.WriteByte('\n') // Encode ends with a newline
+	return bw.Flush()
 }
