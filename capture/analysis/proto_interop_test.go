@@ -29,7 +29,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,41 +43,8 @@ func loCapture(t *testing.T, port int) (file string, stop func()) {
 	if os.Geteuid() != 0 {
 		t.Skip("tcpdump needs root to capture on lo")
 	}
-	bin, err := exec.LookPath("tcpdump")
-	if err != nil {
-		t.Fatal("tcpdump is not installed")
-	}
 	file = filepath.Join(t.TempDir(), "lo.pcap")
-	cmd := exec.Command(bin, "-i", "lo", "--immediate-mode", "-U", "-w", file, "tcp", "port", strconv.Itoa(port))
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening on") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("tcpdump did not start")
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			time.Sleep(300 * time.Millisecond)
-			cmd.Process.Signal(syscall.SIGINT)
-			cmd.Wait()
-		})
-	}
-	t.Cleanup(stop)
-	return file, stop
+	return file, tcpdumpTo(t, file, "tcp port "+strconv.Itoa(port))
 }
 
 // interopCerts writes a CA-less self-signed server certificate and a

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,11 +31,22 @@ import (
 // called; stop returns the capture's path.
 func tcpdump(t *testing.T, filter string) (stop func() string) {
 	t.Helper()
+	file := filepath.Join(t.TempDir(), "lo.pcap")
+	stopTo := tcpdumpTo(t, file, filter)
+	return func() string {
+		stopTo()
+		return file
+	}
+}
+
+// tcpdumpTo runs tcpdump on lo with filter, writing file, until stop is
+// called (or the test ends).
+func tcpdumpTo(t *testing.T, file, filter string) (stop func()) {
+	t.Helper()
 	path, err := exec.LookPath("tcpdump")
 	if err != nil {
 		t.Fatal("tcpdump is not installed; interop tests need it")
 	}
-	file := filepath.Join(t.TempDir(), "lo.pcap")
 	cmd := exec.Command(path, "-i", "lo", "--immediate-mode", "-U", "-n", "-w", file, filter)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -64,12 +76,14 @@ func tcpdump(t *testing.T, filter string) (stop func() string) {
 			cmd.Wait()
 		}
 	})
-	return func() string {
-		time.Sleep(200 * time.Millisecond) // let the last packets be written
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		done = true
-		return file
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			time.Sleep(200 * time.Millisecond) // let the last packets be written
+			cmd.Process.Signal(os.Interrupt)
+			cmd.Wait()
+			done = true
+		})
 	}
 }
 
