@@ -31,8 +31,9 @@ func tcpdumpCapture(t *testing.T, iface, port, out string) (stop func()) {
 	}
 	// --immediate-mode: with TPACKET_V3, packets wait in a kernel block until it
 	// fills or times out, and a tcpdump stopped right after the exchange
-	// writes none of them.
-	cmd := exec.Command(need(t, "tcpdump"), "-i", iface, "--immediate-mode", "-U", "-w", out, "tcp", "port", port)
+	// writes none of them. -B: in immediate mode tcpdump's default 2 MiB
+	// buffer holds few slots, and on "any" it was seen to drop packets.
+	cmd := exec.Command(need(t, "tcpdump"), "-i", iface, "--immediate-mode", "-B", "65536", "-U", "-w", out, "tcp", "port", port)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
