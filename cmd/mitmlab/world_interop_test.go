@@ -196,9 +196,12 @@ var tsharkFields = []string{
 
 // tsharkWorld runs tshark on a capture and returns its TCP connections in
 // stream order, and the number of UDP flows.
-func tsharkWorld(t *testing.T, file, keylog, serverKey string) ([]*worldConn, int) {
+func tsharkWorld(t *testing.T, file, keylog, serverKey, psk string) ([]*worldConn, int) {
 	t.Helper()
 	args := []string{"-n", "-r", file, "-T", "json"}
+	if psk != "" {
+		args = append(args, "-o", "tls.psk:"+psk)
+	}
 	if keylog != "" {
 		args = append(args, "-o", "tls.keylog_file:"+keylog)
 	}
@@ -589,13 +592,13 @@ func absDuration(d time.Duration) time.Duration {
 
 // worldCaptures lists the captures of the corpus with their key log and
 // server key, when they have them.
-func worldCaptures(t *testing.T) (names []string, keylog, serverKey map[string]string) {
+func worldCaptures(t *testing.T) (names []string, keylog, serverKey, psk map[string]string) {
 	t.Helper()
 	entries, err := os.ReadDir(worldDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keylog, serverKey = map[string]string{}, map[string]string{}
+	keylog, serverKey, psk = map[string]string{}, map[string]string{}, map[string]string{}
 	for _, e := range entries {
 		n := e.Name()
 		ext := filepath.Ext(n)
@@ -610,8 +613,12 @@ func worldCaptures(t *testing.T) (names []string, keylog, serverKey map[string]s
 		if _, err := os.Stat(base + ".key"); err == nil {
 			serverKey[n], _ = filepath.Abs(base + ".key")
 		}
+		// NAME.psk: a pre-shared key in hex, given as --psk and tls.psk.
+		if b, err := os.ReadFile(base + ".psk"); err == nil {
+			psk[n] = strings.TrimSpace(string(b))
+		}
 	}
-	return names, keylog, serverKey
+	return names, keylog, serverKey, psk
 }
 
 // TestInteropWorld compares `mitmlab analyze --json` with tshark, given the
@@ -626,7 +633,7 @@ func TestInteropWorld(t *testing.T) {
 	need(t, "tshark")
 	isolate(t)
 	known := readKnownDiffs(t, filepath.Join(worldDir, "known-differences.md"))
-	names, keylogs, serverKeys := worldCaptures(t)
+	names, keylogs, serverKeys, psks := worldCaptures(t)
 	if len(names) == 0 {
 		t.Fatal("no captures in " + worldDir)
 	}
@@ -663,8 +670,11 @@ func TestInteropWorld(t *testing.T) {
 			if k := serverKeys[name]; k != "" {
 				args = append(args, "--server-key", k)
 			}
+			if k := psks[name]; k != "" {
+				args = append(args, "--psk", k)
+			}
 			rep := analyzeJSON(t, args...)
-			theirs, udp := tsharkWorld(t, file, keylogs[name], serverKeys[name])
+			theirs, udp := tsharkWorld(t, file, keylogs[name], serverKeys[name], psks[name])
 			diffs := compareWorld(name, mitmlabConns(rep), theirs, len(rep.UDP), udp)
 			found := map[string]bool{}
 			for _, d := range diffs {

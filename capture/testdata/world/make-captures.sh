@@ -221,6 +221,10 @@ done
 PSK=6d69746d6c61622d776f726c642d70736b
 tls lo-tls12-psk-aes128-gcm -tls1_2 -nocert -psk "$PSK" -psk_hint world -cipher PSK-AES128-GCM-SHA256 -- \
 	-tls1_2 -psk "$PSK" -psk_identity alice -cipher PSK-AES128-GCM-SHA256
+# The same capture with only the PSK: the analyzer and tshark derive the
+# keys from it (--psk, tls.psk), without a key log line.
+cp "$OUT/lo-tls12-psk-aes128-gcm.pcap" "$OUT/lo-tls12-psk-aes128-gcm-psk-only.pcap"
+echo "$PSK" > "$OUT/lo-tls12-psk-aes128-gcm-psk-only.psk"
 # TLS 1.3 with an external PSK: OpenSSL's server picks psk_dhe_ke (a key share
 # besides the PSK) from the modes the client offers.
 tls lo-tls13-psk-external -tls1_3 -psk "$PSK" -psk_identity alice -ciphersuites TLS_AES_128_GCM_SHA256 -- \
