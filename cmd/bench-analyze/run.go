@@ -265,7 +265,7 @@ func bench(ctx context.Context, o *options, progressOut io.Writer) (*result, err
 	if o.profile {
 		progress("profiling mitmlab analyze --keylog")
 		r.profilePath = filepath.Join(tmp, "analyze.cpu.pprof")
-		pt := &timing{name: "profile", out: os.DevNull,
+		pt := &timing{name: "profile", out: filepath.Join(tmp, "profile.out"),
 			argv: []string{r.mitmlab, "analyze", "--keylog", gen.keylog, "--json", "--cpuprofile", r.profilePath, gen.pcap}}
 		if err := timeOne(ctx, sup, pt, tmp); err != nil {
 			return r, err
@@ -283,6 +283,12 @@ func bench(ctx context.Context, o *options, progressOut io.Writer) (*result, err
 // timeOne runs t once as a supervised child and records its wall and CPU
 // time (its own and its children's, from wait4's rusage).
 func timeOne(ctx context.Context, sup *benchkit.Supervisor, t *timing, tmp string) error {
+	// t.out is a file of the run's own directory, never a device: it is
+	// removed first (the profile run once wrote to os.DevNull, and this
+	// removed /dev/null, as root, for the whole machine).
+	if filepath.Dir(t.out) != filepath.Clean(tmp) {
+		return fmt.Errorf("bench-analyze: %s output %s is outside the run's directory", t.name, t.out)
+	}
 	os.Remove(t.out)
 	errPath := filepath.Join(tmp, "stderr.log")
 	os.Remove(errPath)
