@@ -6,15 +6,10 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/hex"
-	"fmt"
-	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/mitmlab/mitmlab/capture"
 	"github.com/mitmlab/mitmlab/capture/internal/capturetest"
 	"github.com/mitmlab/mitmlab/capture/tlswire"
 )
@@ -85,21 +80,8 @@ func TestInteropOpenSSLTLSCBCCCMPSK(t *testing.T) {
 			}
 			tlsWriteTemp(t, dir, "ca.pem", tlsCAPEM(t, pki))
 			addr := tlsOpenSSLServer(t, openssl, dir, cert, tc.server...)
-			relay := newTLSRelay(t, addr)
-			keyLogFile := filepath.Join(dir, "keylog.txt")
-			c := tlsStartOpenSSLClient(t, openssl, relay.Addr(), filepath.Join(dir, "ca.pem"), keyLogFile, tc.client...)
 			secret := "GET /login?" + tlsTestRequestSecret + " HTTP/1.1"
-			fmt.Fprintf(c.stdin, "%s\n", secret)
-			tlsWaitFor(t, "s_client", c.out, tlsReverse(secret))
-			c.stdin.Close()
-			if err := c.wait(t); err != nil {
-				t.Fatalf("s_client: %v\n%s", err, c.out.String())
-			}
-			rec := relay.wait(t)
-			keyLog, err := os.ReadFile(keyLogFile)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rec, keyLog := tlsOpenSSLExchange(t, openssl, addr, dir, secret, tc.client...)
 			if bytes.Contains(rec.bytes[0], []byte(secret)) || bytes.Contains(rec.bytes[1], []byte(tlsReverse(secret))) {
 				t.Fatalf("the secret is on the wire in clear")
 			}
@@ -200,22 +182,9 @@ func TestInteropOpenSSLTLSUnsupportedSuite(t *testing.T) {
 	dir := t.TempDir()
 	tlsWriteTemp(t, dir, "ca.pem", tlsCAPEM(t, pki))
 	addr := tlsOpenSSLServer(t, openssl, dir, pki.rsa, "-cipher", "CAMELLIA128-SHA:@SECLEVEL=0")
-	relay := newTLSRelay(t, addr)
-	keyLogFile := filepath.Join(dir, "keylog.txt")
-	c := tlsStartOpenSSLClient(t, openssl, relay.Addr(), filepath.Join(dir, "ca.pem"), keyLogFile,
-		"-tls1_2", "-cipher", "CAMELLIA128-SHA:@SECLEVEL=0")
 	secret := "GET /login?" + tlsTestRequestSecret + " HTTP/1.1"
-	fmt.Fprintf(c.stdin, "%s\n", secret)
-	tlsWaitFor(t, "s_client", c.out, tlsReverse(secret))
-	c.stdin.Close()
-	if err := c.wait(t); err != nil {
-		t.Fatalf("s_client: %v\n%s", err, c.out.String())
-	}
-	rec := relay.wait(t)
-	keyLog, err := os.ReadFile(keyLogFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec, keyLog := tlsOpenSSLExchange(t, openssl, addr, dir, secret, "-tls1_2", "-cipher", "CAMELLIA128-SHA:@SECLEVEL=0")
+	keyLogFile := filepath.Join(dir, "keylog.txt") // what tlsOpenSSLExchange's client wrote
 	sum, got := tlsFeed(rec, tlsParseKeyLog(t, keyLog), 1460)
 	if sum.CipherSuite != 0x0041 || !sum.KeysFound || sum.Decrypted || !sum.UnsupportedSuite || sum.DecryptFailures != 0 || !tlsNoPlaintext(got) {
 		t.Errorf("%s: KeysFound %v Decrypted %v unsupported %v failures %d plaintext %q", tlswire.SuiteName(sum.CipherSuite),
@@ -237,29 +206,5 @@ func TestInteropOpenSSLTLSUnsupportedSuite(t *testing.T) {
 // tshark on it with the preference pref and args.
 func tlsTsharkRun(t *testing.T, rec tlsRecording, pref string, args ...string) (string, string) {
 	t.Helper()
-	var file bytes.Buffer
-	w, err := capture.NewWriter(&file, capture.PCAP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	conv, err := w.NewConversation(netip.MustParseAddrPort("10.0.0.1:50000"), netip.MustParseAddrPort("10.0.0.2:443"), at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range rec.events {
-		at = at.Add(time.Millisecond)
-		if err := conv.Write(ev.dir, ev.data, at); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conv.Close(tlswire.ClientToServer, at.Add(time.Millisecond))
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	pcap := filepath.Join(t.TempDir(), "tls.pcap")
-	if err := os.WriteFile(pcap, file.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return capturetest.Tshark(t, append([]string{"-n", "-r", pcap, "-o", pref}, args...)...)
+	return capturetest.Tshark(t, append([]string{"-n", "-r", tlsRecordingPcap(t, rec), "-o", pref}, args...)...)
 }

@@ -398,13 +398,32 @@ func tlsTsharkAgrees(t *testing.T, rec tlsRecording, keyLog []byte) {
 	tlsTsharkCompare(t, rec, tlsParseKeyLog(t, keyLog), "tls.keylog_file:"+filepath.Join(dir, "keylog.txt"))
 }
 
-// tlsTsharkCompare writes rec as a pcap and checks that tshark, given the
-// preference pref (-o), and the engine, given keys, agree.
-func tlsTsharkCompare(t *testing.T, rec tlsRecording, keys *tlswire.KeyLog, pref string) {
+// tlsOpenSSLExchange runs s_client (with args) through a relay to the
+// s_server -rev at addr, sends line and waits for it reversed, and returns
+// what the relay recorded and the client's key log.
+func tlsOpenSSLExchange(t *testing.T, openssl, addr, dir, line string, args ...string) (tlsRecording, []byte) {
 	t.Helper()
-	tsharkPath := tlsTool(t, "tshark")
-	dir := t.TempDir()
-	pcap := filepath.Join(dir, "tls.pcap")
+	relay := newTLSRelay(t, addr)
+	keyLogFile := filepath.Join(dir, "keylog.txt")
+	c := tlsStartOpenSSLClient(t, openssl, relay.Addr(), filepath.Join(dir, "ca.pem"), keyLogFile, args...)
+	fmt.Fprintf(c.stdin, "%s\n", line)
+	tlsWaitFor(t, "s_client", c.out, tlsReverse(line))
+	c.stdin.Close()
+	if err := c.wait(t); err != nil {
+		t.Fatalf("s_client: %v\n%s", err, c.out.String())
+	}
+	rec := relay.wait(t)
+	keyLog, err := os.ReadFile(keyLogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec, keyLog
+}
+
+// tlsRecordingPcap writes rec as one TCP conversation to 10.0.0.2:443 in a
+// pcap file of the test's and returns its path.
+func tlsRecordingPcap(t *testing.T, rec tlsRecording) string {
+	t.Helper()
 	var file bytes.Buffer
 	w, err := capture.NewWriter(&file, capture.PCAP)
 	if err != nil {
@@ -425,7 +444,17 @@ func tlsTsharkCompare(t *testing.T, rec tlsRecording, keys *tlswire.KeyLog, pref
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir()
 	tlsWriteTemp(t, dir, "tls.pcap", file.Bytes())
+	return filepath.Join(dir, "tls.pcap")
+}
+
+// tlsTsharkCompare writes rec as a pcap and checks that tshark, given the
+// preference pref (-o), and the engine, given keys, agree.
+func tlsTsharkCompare(t *testing.T, rec tlsRecording, keys *tlswire.KeyLog, pref string) {
+	t.Helper()
+	tsharkPath := tlsTool(t, "tshark")
+	pcap := tlsRecordingPcap(t, rec)
 	run := func(args ...string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -74,21 +73,8 @@ func TestInteropOpenSSLTLSServerKey(t *testing.T) {
 				env = []string{"OPENSSL_CONF=" + filepath.Join(dir, "no-ems.cnf")}
 			}
 			addr := tlsOpenSSLServerEnv(t, openssl, dir, pki.rsa, env, "-naccept", "1", "-rev", "-cipher", tc.cipher)
-			relay := newTLSRelay(t, addr)
-			keyLogFile := filepath.Join(dir, "keylog.txt")
-			c := tlsStartOpenSSLClient(t, openssl, relay.Addr(), filepath.Join(dir, "ca.pem"), keyLogFile, "-tls1_2", "-cipher", tc.cipher)
 			secret := "secret: " + tlsTestRequestSecret
-			fmt.Fprintf(c.stdin, "%s\n", secret)
-			tlsWaitFor(t, "s_client", c.out, tlsReverse(secret))
-			c.stdin.Close()
-			if err := c.wait(t); err != nil {
-				t.Fatalf("s_client: %v\n%s", err, c.out.String())
-			}
-			rec := relay.wait(t)
-			keyLog, err := os.ReadFile(keyLogFile)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rec, keyLog := tlsOpenSSLExchange(t, openssl, addr, dir, secret, "-tls1_2", "-cipher", tc.cipher)
 			// Read off the wire, not from the engine: the path under test.
 			if got := tlsServerHelloEMS(t, rec); got != tc.ems {
 				t.Fatalf("the ServerHello's extended_master_secret: %v, want %v", got, tc.ems)
