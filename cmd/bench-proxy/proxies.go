@@ -70,7 +70,7 @@ func findProxyKind(name string) *proxyKind {
 // users run it, and why: printed in the header and in README.md.
 func (b *bench) adjustments() []string {
 	gp := "goproxy " + moduleVersion("github.com/elazarl/goproxy")
-	return []string{
+	adj := []string{
 		"direct: no proxy; the load client dials 127.0.0.1:ORIGIN for *.lab.test itself and trusts the lab PKI root.",
 		"mitmdump " + b.mitmdumpVersion + ": `mitmdump --listen-host 127.0.0.1 --listen-port PORT --set confdir=TMP/mitmdump --set ssl_verify_upstream_trusted_ca=TMP/root.pem -s TMP/lab_resolve.py`; " +
 			"the addon's server_connect hook sends *.lab.test to 127.0.0.1 (no DNS); the client trusts TMP/mitmdump/mitmproxy-ca-cert.pem. Otherwise defaults (it prints a line per flow to its log, as mitmdump does).",
@@ -82,6 +82,10 @@ func (b *bench) adjustments() []string {
 		"mitmlab recording: the same plus `--flows CELL/flows.jsonl --har CELL/flows.har --keylog CELL/keys.log` (default body cap), a fresh CELL directory per run.",
 		"every proxy is a fresh process per (rep, scenario); its environment has no *_PROXY (and no MITMLAB_*) variables.",
 	}
+	if len(b.opts.recFlags) > 0 {
+		adj = append(adj, "this run adds to mitmlab recording: `"+strings.Join(b.opts.recFlags, " ")+"` (-rec-flags).")
+	}
+	return adj
 }
 
 func moduleVersion(path string) string {
@@ -211,6 +215,7 @@ func startMitmlabKind(ctx context.Context, b *bench, dir string, record bool) (*
 	var extra []string
 	if record {
 		extra = []string{"--flows", filepath.Join(dir, "flows.jsonl"), "--har", filepath.Join(dir, "flows.har"), "--keylog", filepath.Join(dir, "keys.log")}
+		extra = append(extra, b.opts.recFlags...)
 	}
 	c, addr, err := b.startMitmlab(ctx, "mitmlab", filepath.Join(dir, "mitmlab.log"), extra...)
 	if err != nil {

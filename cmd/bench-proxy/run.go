@@ -31,6 +31,7 @@ type options struct {
 	conc     int
 	body     string
 	perfDir  string
+	recFlags []string // more mitmlab proxy flags for the recording column
 	keep     bool
 	deadline time.Duration
 	rssLimit int64
@@ -112,6 +113,10 @@ func parseOptions(args []string, errOut io.Writer) (*options, error) {
 	fs.DurationVar(&o.gibLimit, "gib-timeout", 60*time.Second, "time bound of each 1 GiB transfer")
 	fs.IntVar(&o.conc, "c", 8, "concurrent connections of the load scenarios")
 	fs.StringVar(&o.body, "body", "text", "origin body content: text (printable words and lines) or binary (random bytes)")
+	fs.Func("rec-flags", "more `flags` for the mitmlab recording column, space-separated (for example '--body-inline 1MiB'); said in the report's header", func(v string) error {
+		o.recFlags = strings.Fields(v)
+		return nil
+	})
 	fs.StringVar(&o.perfDir, "perf", "", "run `perf record -g -p PID` on the proxy during each measured window and keep the data files in this directory")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (logs, CAs, recordings) and say where it is")
 	fs.DurationVar(&o.deadline, "deadline", 20*time.Minute, "global time bound; the run stops cleanly when it passes")
