@@ -41,6 +41,10 @@ type flowEncoder struct {
 	buf     bytes.Buffer
 	enc     *json.Encoder
 	scratch map[*fieldRun]reflect.Value
+	// beside, when set, may put a body beside the line: it returns where
+	// it wrote the body's bytes and how many, or ok false to write the
+	// body in the line.
+	beside func(b *Body) (offset, n int64, ok bool, err error)
 }
 
 func newFlowEncoder() *flowEncoder {
@@ -239,7 +243,20 @@ func (e *flowEncoder) encodeStruct(w jsonWriter, v reflect.Value, p *structPlan)
 		comma()
 		w.WriteString(part.key)
 		if part.body {
-			if err := fv.Interface().(*Body).encodeJSON(w); err != nil {
+			b := fv.Interface().(*Body)
+			if e.beside != nil {
+				at, n, ok, err := e.beside(b)
+				if err != nil {
+					return err
+				}
+				if ok {
+					if err := b.encodeBesideRef(w, at, n); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+			if err := b.encodeJSON(w); err != nil {
 				return err
 			}
 			continue

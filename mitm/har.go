@@ -131,8 +131,9 @@ func (h *HAR) build() error {
 	w := bufio.NewWriterSize(tmp, 64<<10)
 	fmt.Fprintf(w, `{"log":{"version":"1.2","creator":%s,"pages":[],"entries":[`, creator)
 	conv := newHARConverter(w)
-	for _, r := range segments {
-		if err := conv.convert(r); err != nil {
+	for _, sg := range segments {
+		conv.bodies, conv.bodiesName = sg.bodies, sg.bodiesName
+		if err := conv.convert(sg.r); err != nil {
 			return fail(err)
 		}
 	}

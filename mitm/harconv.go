@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"os"
 )
 
 // harConverter turns lines of flows.jsonl into HAR entries at the speed of
@@ -25,6 +26,10 @@ type harConverter struct {
 	n        int // entries written
 	out      bytes.Buffer
 	enc      *json.Encoder
+	// bodies is the file of large bodies beside the flows being
+	// converted (nil when there is none).
+	bodies     *os.File
+	bodiesName string
 	// marks are the placeholders of the request's and the response's
 	// texts: JSON strings with a NUL and a random nonce, which no other
 	// string of an entry can be (the nonce is drawn after the flows were
@@ -99,14 +104,50 @@ func (c *harConverter) entry(line []byte) error {
 		bodies[1] = f.Response.Body
 	}
 	texts := [2]json.RawMessage{}
+	// Bodies in files of their own, opened, and what the HAR says of a
+	// file that cannot be read.
+	var files [2]*Body
+	var missing [2]string
+	defer func() {
+		for _, b := range files {
+			b.release()
+		}
+	}()
 	for i, b := range bodies {
-		if b == nil || spans[i][1] == 0 {
+		if b == nil {
+			continue
+		}
+		if _, _, ok := b.Beside(); ok {
+			if err := b.openBeside(c.bodies, c.bodiesName); err != nil {
+				missing[i] = err.Error()
+				continue
+			}
+			files[i] = b
+			b.mu.Lock()
+			binary, _ := b.classify()
+			b.mu.Unlock()
+			// The mark stands for the text in the entry encoding/json
+			// writes; the file is encoded where it is spliced in.
+			texts[i] = c.marks[i]
+			b.raw, b.rawLen = c.marks[i], b.n
+			if binary {
+				b.rawEnc = "base64"
+			}
+			continue
+		}
+		if spans[i][1] == 0 {
 			continue
 		}
 		texts[i] = line[spans[i][0]:spans[i][1]]
 		b.raw, b.rawLen = texts[i], rawLength(texts[i], b.rawEnc)
 	}
 	e := harEntryOf(&f)
+	if p := e.Request.PostData; p != nil && missing[0] != "" {
+		p.Comment = missing[0]
+	}
+	if missing[1] != "" {
+		e.Response.Content.Comment = missing[1]
+	}
 	// Placeholders where the texts go, spliced in below.
 	if p := e.Request.PostData; p != nil && texts[0] != nil {
 		p.Text = c.marks[0]
@@ -136,7 +177,17 @@ func (c *harConverter) entry(line []byte) error {
 			continue // cannot be: the entry was encoded with the mark
 		}
 		c.w.Write(out[:k])
-		c.w.Write(text)
+		if b := files[i]; b != nil {
+			b.mu.Lock()
+			b.raw = nil // the bytes are the file's, not the mark's
+			_, err := b.writeText(c.w)
+			b.mu.Unlock()
+			if err != nil {
+				return err
+			}
+		} else {
+			c.w.Write(text)
+		}
 		out = out[k+len(c.marks[i]):]
 	}
 	_, err := c.w.Write(out)

@@ -77,3 +77,31 @@ func removeRotated(path string, keep int) {
 		os.Remove(rotatedName(path, k))
 	}
 }
+
+// rotateBodies does to NAME.bodies what rotateNamed did to the flows file
+// at path: it shifts the completed ones up by one, deleting the one past
+// keep, and renames NAME.bodies to NAME.1.bodies when the current file
+// had one (had). A flows file without large bodies has no bodies file,
+// so gaps are normal: a missing one is not an error.
+func rotateBodies(path string, keep int, had bool) error {
+	bp := bodiesPath(path)
+	if keep <= 0 {
+		if err := os.Remove(bp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if err := os.Remove(rotatedName(bp, keep)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for k := keep - 1; k >= 1; k-- {
+		err := os.Rename(rotatedName(bp, k), rotatedName(bp, k+1))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if had {
+		return os.Rename(bp, rotatedName(bp, 1))
+	}
+	return nil
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/mitmlab/mitmlab/capture"
 )
@@ -97,6 +98,30 @@ type JSONL struct {
 	old       []*os.File // a spool's completed segments, oldest first
 	closed    bool
 	onlyHTTP  bool // the HAR's spool: flows without a request have no place there
+
+	// Large bodies (JSONLOptions.BodyFiles): the inline limit, and
+	// NAME.bodies, opened at the first such body of the current file,
+	// with its length.
+	inlineMax int64
+	bodies    *bodiesFile
+	timer     *time.Timer // writes lines held while their bodies wait in the batch
+}
+
+// JSONLOptions shape a named JSONL.
+type JSONLOptions struct {
+	Rotation Rotation
+	// BodyFiles writes each body of more than InlineMax recorded bytes,
+	// as the bytes crossed the proxy, to NAME.bodies beside the file
+	// (flows.jsonl → flows.bodies), one after the other, and the flow's
+	// line says where instead of holding the text (docs/proxy.md). The
+	// bodies count toward the rotation's size; NAME.bodies is rotated and
+	// deleted with NAME.EXT. A HAR built from the JSONL holds them in
+	// full.
+	BodyFiles bool
+	// InlineMax is the most recorded bytes a body keeps in its line with
+	// BodyFiles; 0 means DefaultInlineMax, a negative value none (every
+	// body with a recorded byte is a file).
+	InlineMax int64
 }
 
 // CreateJSONL creates (or truncates) path with mode 0600: flows hold
@@ -107,14 +132,60 @@ func CreateJSONL(path string) (*JSONL, error) { return CreateJSONLOptions(path, 
 // earlier run left beside path (NAME.1.EXT …) are deleted with it: a new
 // run replaces the last one's recording.
 func CreateJSONLOptions(path string, rot Rotation) (*JSONL, error) {
+	return CreateJSONLWith(path, JSONLOptions{Rotation: rot})
+}
+
+// CreateJSONLWith is CreateJSONL with options. The body files an earlier
+// run left in NAME.bodies are deleted too.
+func CreateJSONLWith(path string, o JSONLOptions) (*JSONL, error) {
 	f, err := openLocked(path)
 	if err != nil {
 		return nil, err
 	}
-	if rot.MaxSize > 0 {
-		removeRotated(path, rot.Keep)
+	if o.Rotation.MaxSize > 0 {
+		removeRotated(path, o.Rotation.Keep)
 	}
-	return newJSONL(f, path, "", rot), nil
+	os.Remove(bodiesPath(path))
+	if o.Rotation.MaxSize > 0 {
+		removeRotated(bodiesPath(path), o.Rotation.Keep)
+	}
+	j := newJSONL(f, path, "", o.Rotation)
+	if o.BodyFiles {
+		j.inlineMax = o.InlineMax
+		switch {
+		case j.inlineMax == 0:
+			j.inlineMax = DefaultInlineMax
+		case j.inlineMax < 0:
+			j.inlineMax = 0
+		}
+		j.enc.beside = j.writeBeside
+		j.cw.before = j.beforeLines
+	}
+	return j, nil
+}
+
+// writeBeside appends b to NAME.bodies when it has more than the inline
+// limit recorded. Called with j.mu held, from Record.
+func (j *JSONL) writeBeside(b *Body) (int64, int64, bool, error) {
+	b.mu.Lock()
+	n := b.recordedLen()
+	b.mu.Unlock()
+	if n <= j.inlineMax {
+		return 0, 0, false, nil
+	}
+	if j.bodies == nil {
+		f, err := createBodies(bodiesPath(j.path))
+		if err != nil {
+			return 0, 0, false, err
+		}
+		j.bodies = f
+	}
+	at, written, err := j.bodies.write(b)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	j.cw.n += written // the bodies' share of the rotation size
+	return at, written, true, nil
 }
 
 // newSpoolJSONL is a JSONL in files without names in dir (see
@@ -166,6 +237,10 @@ func (j *JSONL) Record(f *Flow) {
 	// Rotate before writing, not after: the newest flow is always in the
 	// current file, even with nothing kept (Keep 0).
 	if j.rot.MaxSize > 0 && j.cw.n > 0 && j.cw.n >= j.rot.MaxSize {
+		if err := j.w.Flush(); err != nil { // lines held with the batch
+			j.fail(err)
+			return
+		}
 		if err := j.rotate(); err != nil {
 			j.fail(err)
 			return
@@ -176,11 +251,47 @@ func (j *JSONL) Record(f *Flow) {
 		err = j.w.WriteByte('\n')
 	}
 	if err == nil {
+		if j.bodies != nil && j.bodies.pending() {
+			// The line waits (in the buffer) with its body in the batch:
+			// both are written when the batch is, at the latest
+			// batchDelay from now.
+			if j.timer == nil {
+				j.timer = time.AfterFunc(batchDelay, j.flushHeld)
+			} else {
+				j.timer.Reset(batchDelay)
+			}
+		} else {
+			err = j.w.Flush()
+		}
+	}
+	if err != nil {
+		j.fail(err)
+	}
+}
+
+// flushHeld writes the bodies batch and the lines held with it.
+func (j *JSONL) flushHeld() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil || j.closed {
+		return
+	}
+	err := j.beforeLines()
+	if err == nil {
 		err = j.w.Flush()
 	}
 	if err != nil {
 		j.fail(err)
 	}
+}
+
+// beforeLines is called before bytes of lines go to the file: the bodies
+// they may name are written first.
+func (j *JSONL) beforeLines() error {
+	if j.bodies != nil {
+		return j.bodies.flush()
+	}
+	return nil
 }
 
 // fail stops the recording at its first error, and says so at once: a
@@ -222,6 +333,18 @@ func (j *JSONL) rotate() error {
 			j.keepGoing(err)
 			return nil
 		}
+		if j.enc.beside != nil {
+			// NAME.bodies goes with NAME.EXT: shifted and deleted the
+			// same way (a file that had no large body has none).
+			had := j.bodies != nil
+			if had {
+				j.bodies.Close()
+				j.bodies = nil
+			}
+			if err := rotateBodies(j.path, j.rot.Keep, had); err != nil {
+				log.Error("cannot rotate the bodies file with its flows file: the lines of the rotated flows file may not find their bodies", "file", bodiesPath(j.path), "err", err)
+			}
+		}
 		if err := j.f.Close(); err != nil {
 			return fmt.Errorf("mitm: rotate %s: %w", j.path, err)
 		}
@@ -229,7 +352,7 @@ func (j *JSONL) rotate() error {
 			return err
 		}
 	}
-	j.cw = countWriter{w: j.f}
+	j.cw = countWriter{w: j.f, before: j.cw.before}
 	j.w.Reset(&j.cw)
 	j.rotations++
 	what := j.path
@@ -264,9 +387,17 @@ func (j *JSONL) keepGoing(err error) {
 	j.rot.logger().Warn("cannot start a new recording file at the size limit; this one goes on without a limit", "file", what, "err", err)
 }
 
-// segments returns the flows recorded, oldest first, as readers, and a
-// function that closes what it opened. The writer is flushed first.
-func (j *JSONL) segments() ([]io.Reader, func(), error) {
+// segment is one file of a JSONL's flows, and the file of the large
+// bodies its lines name (nil when it has none).
+type segment struct {
+	r          io.Reader
+	bodies     *os.File
+	bodiesName string
+}
+
+// segments returns the flows recorded, oldest first, and a function that
+// closes what it opened. The writer is flushed first.
+func (j *JSONL) segments() ([]segment, func(), error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if !j.closed {
@@ -275,13 +406,13 @@ func (j *JSONL) segments() ([]io.Reader, func(), error) {
 		}
 	}
 	if j.path == "" {
-		var rs []io.Reader
+		var rs []segment
 		for _, f := range append(append([]*os.File(nil), j.old...), j.f) {
 			fi, err := f.Stat()
 			if err != nil {
 				return nil, func() {}, fmt.Errorf("mitm: read spool: %w", err)
 			}
-			rs = append(rs, io.NewSectionReader(f, 0, fi.Size()))
+			rs = append(rs, segment{r: io.NewSectionReader(f, 0, fi.Size())})
 		}
 		return rs, func() {}, nil
 	}
@@ -296,7 +427,7 @@ func (j *JSONL) segments() ([]io.Reader, func(), error) {
 		names = append(names, rotatedName(j.path, k))
 	}
 	names = append(names, j.path)
-	var rs []io.Reader
+	var rs []segment
 	for _, name := range names {
 		f, err := os.Open(name)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -307,7 +438,15 @@ func (j *JSONL) segments() ([]io.Reader, func(), error) {
 			return nil, func() {}, fmt.Errorf("mitm: %w", err)
 		}
 		files = append(files, f)
-		rs = append(rs, f)
+		sg := segment{r: f, bodiesName: bodiesPath(name)}
+		if sg.bodies, err = openIfExists(sg.bodiesName); err != nil {
+			closeAll()
+			return nil, func() {}, fmt.Errorf("mitm: %w", err)
+		}
+		if sg.bodies != nil {
+			files = append(files, sg.bodies)
+		}
+		rs = append(rs, sg)
 	}
 	return rs, closeAll, nil
 }
@@ -320,7 +459,16 @@ func (j *JSONL) Close() error {
 		return j.closeErr()
 	}
 	j.closed = true
+	if j.timer != nil {
+		j.timer.Stop()
+	}
 	err := j.w.Flush()
+	if j.bodies != nil {
+		if cerr := j.bodies.Close(); err == nil {
+			err = cerr
+		}
+		j.bodies = nil
+	}
 	if j.path == "" {
 		for _, f := range j.old {
 			f.Close()
@@ -343,13 +491,20 @@ func (j *JSONL) closeErr() error {
 	return nil
 }
 
-// countWriter counts the bytes written through it.
+// countWriter counts the bytes written through it, calling before first
+// when set.
 type countWriter struct {
-	w io.Writer
-	n int64
+	w      io.Writer
+	n      int64
+	before func() error
 }
 
 func (c *countWriter) Write(p []byte) (int, error) {
+	if c.before != nil {
+		if err := c.before(); err != nil {
+			return 0, err
+		}
+	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err

@@ -89,6 +89,7 @@ HAR file is written.`,
 	f.String("plaintext-pcap", "", "write decrypted traffic as TCP conversations to this pcap/pcapng (0600)")
 	f.Bool("redact", false, "mask Authorization, Cookie and Set-Cookie values in --flows and --har")
 	f.String("body-cap", "1MiB", "record at most this much of each body (bodies always stream in full); 0 records none")
+	f.String("body-inline", "16KiB", "with --flows, write a recorded body larger than this to a file of its own in NAME.bodies/ beside the flows file, named in its line; as large as --body-cap keeps every body in the line")
 	f.String("record-max-size", "256MiB", "rotate --flows and --plaintext-pcap (and --har's spool, without --flows) at this size: the full file becomes NAME.1.EXT, older ones shift (0: no limit)")
 	f.Int("record-keep", 4, "rotated files kept of each of --flows and --plaintext-pcap (NAME.1.EXT … NAME.N.EXT); older ones are deleted")
 	f.Bool("http2", true, "offer HTTP/2 to intercepted clients")
@@ -108,7 +109,7 @@ HAR file is written.`,
 		{"rule", "proxy.rules"}, {"resolve", "proxy.resolve"}, {"upstream-ca", "proxy.upstream-ca"},
 		{"insecure-upstream", "proxy.insecure-upstream"}, {"flows", "proxy.flows"}, {"har", "proxy.har"},
 		{"keylog", "proxy.keylog"}, {"plaintext-pcap", "proxy.plaintext-pcap"}, {"redact", "proxy.redact"},
-		{"body-cap", "proxy.body-cap"}, {"record-max-size", "proxy.record-max-size"}, {"record-keep", "proxy.record-keep"}, {"http2", "proxy.http2"}, {"read-header-timeout", "proxy.read-header-timeout"},
+		{"body-cap", "proxy.body-cap"}, {"body-inline", "proxy.body-inline"}, {"record-max-size", "proxy.record-max-size"}, {"record-keep", "proxy.record-keep"}, {"http2", "proxy.http2"}, {"read-header-timeout", "proxy.read-header-timeout"},
 		{"handshake-timeout", "proxy.handshake-timeout"}, {"idle-timeout", "proxy.idle-timeout"},
 		{"dial-timeout", "proxy.dial-timeout"}, {"upstream-handshake-timeout", "proxy.upstream-handshake-timeout"},
 		{"response-header-timeout", "proxy.response-header-timeout"}, {"upstream-idle-timeout", "proxy.upstream-idle-timeout"},
@@ -386,7 +387,18 @@ func openProxyOutputs(a *app, cfg *mitm.Config) ([]closer, error) {
 	}
 	var flows *mitm.JSONL
 	if flowsPath != "" {
-		j, err := mitm.CreateJSONLOptions(flowsPath, rot)
+		inline, err := parseSize(a.v.GetString("proxy.body-inline"))
+		if err != nil {
+			return fail(usageError{fmt.Errorf("--body-inline: %v", err)})
+		}
+		opts := mitm.JSONLOptions{Rotation: rot, BodyFiles: true, InlineMax: inline}
+		if inline >= cfg.BodyCap && cfg.BodyCap > 0 {
+			opts.BodyFiles = false // every recorded body fits in its line
+		}
+		if inline == 0 {
+			opts.InlineMax = -1 // every body with a byte goes to a file
+		}
+		j, err := mitm.CreateJSONLWith(flowsPath, opts)
 		if err != nil {
 			if errors.Is(err, mitm.ErrInUse) {
 				return fail(fmt.Errorf("another process is writing --flows %s: stop it, or give this proxy another file", a.v.GetString("proxy.flows")))
