@@ -561,6 +561,12 @@ func checkFile(kind, path string) (string, bool) {
 		}
 		return fmt.Sprintf("parses as JSON, %d entries (%s)", len(har.Log.Entries), size), true
 	default:
+		// A body beside its line (past --body-inline) must be within
+		// flows.bodies.
+		bodiesSize := int64(-1)
+		if fi, err := os.Stat(strings.TrimSuffix(path, ".jsonl") + ".bodies"); err == nil {
+			bodiesSize = fi.Size()
+		}
 		br := bufio.NewReaderSize(f, 1<<20)
 		var lines, bad int
 		firstBad := ""
@@ -570,7 +576,7 @@ func checkFile(kind, path string) (string, bool) {
 				lines++
 				var ok bool
 				if kind == "flows" {
-					ok = json.Valid(line)
+					ok = json.Valid(line) && besideOK(line, bodiesSize)
 				} else {
 					// NSS key log: "LABEL CLIENT_RANDOM SECRET", or a # comment.
 					fs := strings.Fields(string(line))
@@ -597,8 +603,36 @@ func checkFile(kind, path string) (string, bool) {
 	}
 }
 
+// besideOK says whether the bodies a flows line puts beside it
+// (bodies_offset, length) are within the bodies file of size n (-1: none).
+func besideOK(line []byte, n int64) bool {
+	var fl struct {
+		Request, Response *struct {
+			Body *struct {
+				At     *int64 `json:"bodies_offset"`
+				Length int64  `json:"length"`
+			} `json:"body"`
+		}
+	}
+	if json.Unmarshal(line, &fl) != nil {
+		return false
+	}
+	for _, m := range []*struct {
+		Body *struct {
+			At     *int64 `json:"bodies_offset"`
+			Length int64  `json:"length"`
+		} `json:"body"`
+	}{fl.Request, fl.Response} {
+		if m != nil && m.Body != nil && m.Body.At != nil && *m.Body.At+m.Body.Length > n {
+			return false
+		}
+	}
+	return true
+}
+
 // leftovers lists what else the proxy left in its output directory (temp
-// files of a recorder, a spool) besides its three files and our log.
+// files of a recorder, a spool) besides its files (flows.jsonl with its
+// flows.bodies, flows.har, keys.log) and our log.
 func leftovers(dir string) string {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -607,7 +641,7 @@ func leftovers(dir string) string {
 	var extra []string
 	for _, e := range ents {
 		switch e.Name() {
-		case "flows.jsonl", "flows.har", "keys.log", "mitmlab.log":
+		case "flows.jsonl", "flows.bodies", "flows.har", "keys.log", "mitmlab.log":
 		default:
 			extra = append(extra, e.Name())
 		}
