@@ -250,9 +250,15 @@ func TestInteropAbuseOrigins(t *testing.T) {
 			t.Fatalf("%v", r)
 		}
 		p.stop(t)
-		for _, f := range []string{flows, pcap} {
-			if n := fileSize(f); n < 5<<20 {
-				t.Errorf("%s: %d bytes after the load, want over 5 MiB", filepath.Base(f), n)
+		// The flows are flows.jsonl and the bodies beside it.
+		bodies := strings.TrimSuffix(flows, ".jsonl") + ".bodies"
+		for _, f := range [][]string{{flows, bodies}, {pcap}} {
+			var n int64
+			for _, name := range f {
+				n += fileSize(name)
+			}
+			if n < 5<<20 {
+				t.Errorf("%s: %d bytes after the load, want over 5 MiB", filepath.Base(f[0]), n)
 			}
 		}
 	})

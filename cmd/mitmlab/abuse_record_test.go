@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -89,6 +90,21 @@ func abuseRecord(t *testing.T, w *abuseWorld) {
 				t.Errorf("stderr does not warn that %s rotated (no line naming %q and saying rotat… or warn…):\n%s", base, stem, tail(p.stderr.String(), 20))
 			}
 		}
+		// Each 100 KiB body is past --body-inline, so it is in the
+		// .bodies file beside its flows file: they rotate together, and
+		// together they keep to the size.
+		for _, stem := range []string{"flows", "flows.1", "flows.2"} {
+			lines, bodies := fileSize(filepath.Join(dir, stem+".jsonl")), fileSize(filepath.Join(dir, stem+".bodies"))
+			if bodies < 100<<10 {
+				t.Errorf("%s.bodies has %d bytes; want the 100 KiB bodies of %s.jsonl's flows", stem, bodies, stem)
+			}
+			if lines+bodies > maxSize+oneFlow {
+				t.Errorf("%s.jsonl and %s.bodies hold %d bytes; want at most --record-max-size 1MiB plus about one flow", stem, stem, lines+bodies)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, "flows.3.bodies")); err == nil {
+			t.Errorf("flows.3.bodies exists; --record-keep 2 keeps two rotated files, and their bodies")
+		}
 		for _, f := range listFiles(t, dir) {
 			switch {
 			case strings.Contains(f, ".pcap"):
@@ -103,37 +119,11 @@ func abuseRecord(t *testing.T, w *abuseWorld) {
 	})
 
 	t.Run("binary-body-base64", func(t *testing.T) {
-		dir := t.TempDir()
-		flows := filepath.Join(dir, "flows.jsonl")
-		p := mustStartProxy(t, w, launch{args: []string{"-q", "--resolve", "*.lab.test=127.0.0.1", "--upstream-ca", w.rootPEM, "--flows", flows}})
-		ctx := caseDeadline(t, 30*time.Second)
-		base := p.fds()
-		o := bulkOrigin(t, w)
-		r := curl(ctx, t, nil, 20, append(viaProxy(p), "--cacert", w.caFile, "-o", "/dev/null", "-w", "%{size_download}",
-			"https://"+hostPort("bank.lab.test", o.port)+"/zeros?n=1048576")...)
-		if r.code != 0 || r.out != "1048576" {
-			t.Fatalf("1 MiB of NUL bytes through the proxy: %v", r)
+		// In its line (--body-inline as large as the body) as base64;
+		// beside it (the default) as the bytes, and as base64 in the HAR.
+		for _, inline := range []string{"1MiB", "16KiB"} {
+			t.Run("body-inline-"+inline, func(t *testing.T) { binaryBody(t, w, inline) })
 		}
-		waitFlow(ctx, t, flows, "for /zeros", func(f map[string]any) bool { return strings.Contains(fieldString(f, "request.url"), "/zeros") })
-		o.srv.Close()
-		checkFDs(t, p, base)
-		p.stop(t)
-		data, _ := os.ReadFile(flows)
-		for _, line := range bytes.Split(data, []byte("\n")) {
-			if !bytes.Contains(line, []byte("/zeros")) {
-				continue
-			}
-			var f map[string]any
-			json.Unmarshal(line, &f)
-			if enc := fieldString(f, "response.body.encoding"); enc != "base64" {
-				t.Errorf("1 MiB of NUL bytes recorded with encoding %q; want base64", enc)
-			}
-			if len(line) >= 3<<19 {
-				t.Errorf("its flows.jsonl line is %d bytes; want under 1.5 MiB", len(line))
-			}
-			return
-		}
-		t.Errorf("no flow for /zeros in %s", flows)
 	})
 
 	t.Run("kill-9-leftovers", func(t *testing.T) {
@@ -276,5 +266,88 @@ func jsonLines(t *testing.T, path string) {
 	}
 	if sc.Err() != nil {
 		t.Errorf("%s: %v", filepath.Base(path), sc.Err())
+	}
+}
+
+// binaryBody records 1 MiB of NUL bytes with --body-inline inline: in the
+// line it must be base64 (never escaped control bytes) and the line under
+// 1.5 MiB; beside the line it must be the bytes themselves, within
+// flows.bodies; either way the HAR has it as base64.
+func binaryBody(t *testing.T, w *abuseWorld, inline string) {
+	dir := t.TempDir()
+	flows, har := filepath.Join(dir, "flows.jsonl"), filepath.Join(dir, "flows.har")
+	p := mustStartProxy(t, w, launch{args: []string{"-q", "--resolve", "*.lab.test=127.0.0.1", "--upstream-ca", w.rootPEM,
+		"--flows", flows, "--har", har, "--body-inline", inline}})
+	ctx := caseDeadline(t, 30*time.Second)
+	base := p.fds()
+	o := bulkOrigin(t, w)
+	r := curl(ctx, t, nil, 20, append(viaProxy(p), "--cacert", w.caFile, "-o", "/dev/null", "-w", "%{size_download}",
+		"https://"+hostPort("bank.lab.test", o.port)+"/zeros?n=1048576")...)
+	if r.code != 0 || r.out != "1048576" {
+		t.Fatalf("1 MiB of NUL bytes through the proxy: %v", r)
+	}
+	waitFlow(ctx, t, flows, "for /zeros", func(f map[string]any) bool { return strings.Contains(fieldString(f, "request.url"), "/zeros") })
+	o.srv.Close()
+	checkFDs(t, p, base)
+	p.stop(t)
+	zeros := make([]byte, 1<<20)
+	data, _ := os.ReadFile(flows)
+	found := false
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if !bytes.Contains(line, []byte("/zeros")) {
+			continue
+		}
+		found = true
+		var f struct {
+			Response struct {
+				Body struct {
+					Text     *string `json:"text"`
+					Encoding string  `json:"encoding"`
+					At       *int64  `json:"bodies_offset"`
+					Length   int64   `json:"length"`
+				} `json:"body"`
+			} `json:"response"`
+		}
+		json.Unmarshal(line, &f)
+		b := f.Response.Body
+		if len(line) >= 3<<19 {
+			t.Errorf("its flows.jsonl line is %d bytes; want under 1.5 MiB", len(line))
+		}
+		if inline == "1MiB" {
+			if b.Text == nil || b.Encoding != "base64" {
+				t.Errorf("1 MiB of NUL bytes in its line with encoding %q; want base64 text", b.Encoding)
+			}
+			continue
+		}
+		if b.At == nil || b.Text != nil {
+			t.Fatalf("1 MiB of NUL bytes past --body-inline %s: not beside its line: %s", inline, line[:min(len(line), 300)])
+		}
+		bodies, err := os.ReadFile(filepath.Join(dir, "flows.bodies"))
+		if err != nil || *b.At+b.Length > int64(len(bodies)) || !bytes.Equal(bodies[*b.At:*b.At+b.Length], zeros) {
+			t.Errorf("flows.bodies does not hold the 1 MiB of NUL bytes where the line says (%d at %d, file %d bytes, %v)", b.Length, *b.At, len(bodies), err)
+		}
+	}
+	if !found {
+		t.Errorf("no flow for /zeros in %s", flows)
+	}
+	var archive struct {
+		Log struct {
+			Entries []struct {
+				Response struct {
+					Content struct {
+						Text     string `json:"text"`
+						Encoding string `json:"encoding"`
+					} `json:"content"`
+				} `json:"response"`
+			} `json:"entries"`
+		} `json:"log"`
+	}
+	hdata, err := os.ReadFile(har)
+	if err != nil || json.Unmarshal(hdata, &archive) != nil || len(archive.Log.Entries) != 1 {
+		t.Fatalf("the HAR: %v, %d entries", err, len(archive.Log.Entries))
+	}
+	c := archive.Log.Entries[0].Response.Content
+	if got, err := base64.StdEncoding.DecodeString(c.Text); c.Encoding != "base64" || err != nil || !bytes.Equal(got, zeros) {
+		t.Errorf("the HAR has the 1 MiB of NUL bytes with encoding %q (decodes: %v, %d bytes); want them as base64", c.Encoding, err, len(got))
 	}
 }
