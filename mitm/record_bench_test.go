@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -64,21 +65,22 @@ func benchFlow(body []byte) *Flow {
 // BenchmarkRecord measures the recorder path alone: a response body captured
 // by the body recorder, then encoded and written by the recorders of
 // `--flows` (jsonl) and `--flows --har` (jsonl+har). ns/op and MB/s (of
-// body bytes) are the work per flow while the proxy runs; close-ns/op is
+// body bytes) are the work per flow while the proxy runs (beside: the
+// CLI's layout, bodies over the inline limit in flows.bodies); close-ns/op is
 // what the recorders' Close then takes, per flow (the HAR is assembled
 // there).
 func BenchmarkRecord(b *testing.B) {
 	for _, body := range benchBodies() {
-		for _, outputs := range []string{"jsonl", "jsonl+har"} {
+		for _, outputs := range []string{"jsonl", "jsonl+har", "beside", "beside+har"} {
 			b.Run(body.name+"/"+outputs, func(b *testing.B) {
 				dir := b.TempDir()
-				j, err := CreateJSONL(filepath.Join(dir, "flows.jsonl"))
+				j, err := CreateJSONLWith(filepath.Join(dir, "flows.jsonl"), JSONLOptions{BodyFiles: strings.HasPrefix(outputs, "beside")})
 				if err != nil {
 					b.Fatal(err)
 				}
 				recs := []Recorder{j}
 				var h *HAR
-				if outputs == "jsonl+har" {
+				if strings.HasSuffix(outputs, "+har") {
 					if h, err = benchHAR(filepath.Join(dir, "flows.har"), j); err != nil {
 						b.Fatal(err)
 					}
