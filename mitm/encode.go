@@ -45,6 +45,33 @@ type flowEncoder struct {
 	// it wrote the body's bytes and how many, or ok false to write the
 	// body in the line.
 	beside func(b *Body) (offset, n int64, ok bool, err error)
+	// tls holds each TLS leg's description as written: the flows of a
+	// connection share one *TLSInfo (both legs' certificates described
+	// once per connection), which made it most of a small flow's line and
+	// a fifth of the recorder's CPU under small requests. A TLSInfo is not
+	// changed once a flow holding it is recorded; the map holds it, so its
+	// address is not reused while it is a key. Bounded: emptied at
+	// tlsCacheMax.
+	tls map[*TLSInfo][]byte
+}
+
+const tlsCacheMax = 1024
+
+// tlsJSON returns t as encoding/json writes it (without HTML escaping).
+func (e *flowEncoder) tlsJSON(t *TLSInfo) ([]byte, error) {
+	if b, ok := e.tls[t]; ok {
+		return b, nil
+	}
+	e.buf.Reset()
+	if err := e.enc.Encode(t); err != nil {
+		return nil, err
+	}
+	b := bytes.Clone(bytes.TrimSuffix(e.buf.Bytes(), []byte("\n")))
+	if e.tls == nil || len(e.tls) >= tlsCacheMax {
+		e.tls = make(map[*TLSInfo][]byte)
+	}
+	e.tls[t] = b
+	return b, nil
 }
 
 func newFlowEncoder() *flowEncoder {
@@ -68,6 +95,7 @@ type planPart struct {
 	key       string // `"name":`
 	omitEmpty bool   // omitempty or omitzero: a nil pointer is left out
 	body      bool   // the field is a *Body
+	cached    bool   // the field is a *TLSInfo, written from the encoder's cache
 	sub       *structPlan
 	ptr       bool // the field is a pointer to the struct sub describes
 }
@@ -79,8 +107,9 @@ type fieldRun struct {
 }
 
 var (
-	bodyType = reflect.TypeFor[Body]()
-	plans    sync.Map // reflect.Type → *structPlan or error
+	bodyType    = reflect.TypeFor[Body]()
+	tlsInfoType = reflect.TypeFor[*TLSInfo]()
+	plans       sync.Map // reflect.Type → *structPlan or error
 )
 
 // planOf returns the plan of struct type t, built once.
@@ -125,7 +154,8 @@ func buildPlan(t reflect.Type) (*structPlan, error) {
 			continue
 		}
 		walk, ptr := leadsToBody(f.Type)
-		if !walk || f.Anonymous || strings.Contains(tag, ",string") {
+		cached := f.Type == tlsInfoType && !f.Anonymous && !strings.Contains(tag, ",string")
+		if (!walk && !cached) || f.Anonymous || strings.Contains(tag, ",string") {
 			run = append(run, reflect.StructField{Name: f.Name, Type: f.Type, Tag: f.Tag, Anonymous: f.Anonymous})
 			runIndex = append(runIndex, i)
 			continue
@@ -141,6 +171,11 @@ func buildPlan(t reflect.Type) (*structPlan, error) {
 		}
 		part := planPart{index: i, key: string(key) + ":", ptr: ptr,
 			omitEmpty: strings.Contains(","+opts+",", ",omitempty,") || strings.Contains(","+opts+",", ",omitzero,")}
+		if cached {
+			part.cached, part.ptr = true, true
+			p.parts = append(p.parts, part)
+			continue
+		}
 		elem := f.Type
 		if ptr {
 			elem = elem.Elem()
@@ -242,6 +277,14 @@ func (e *flowEncoder) encodeStruct(w jsonWriter, v reflect.Value, p *structPlan)
 		}
 		comma()
 		w.WriteString(part.key)
+		if part.cached {
+			b, err := e.tlsJSON(fv.Interface().(*TLSInfo))
+			if err != nil {
+				return err
+			}
+			w.Write(b)
+			continue
+		}
 		if part.body {
 			b := fv.Interface().(*Body)
 			if e.beside != nil {
