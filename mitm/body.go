@@ -192,7 +192,7 @@ func (b *Body) grow() []byte {
 	if c := bigFree.pop(); c != nil {
 		return c[:0]
 	}
-	return new([bigChunk]byte)[:0]
+	return newBigChunk()[:0]
 }
 
 // freeze stops recording: the flow holding the body was handed to the

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package mitm
+
+func newBigChunk() *[bigChunk]byte { return new([bigChunk]byte) }
