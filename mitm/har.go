@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -169,13 +170,59 @@ type harEntry struct {
 	Mitmlab         harMitmlabEx `json:"_mitmlab"`
 }
 
+// harMitmlabEx is mitmlab's part of an entry, in HAR's key style
+// (camelCase) throughout, its TLS legs included.
 type harMitmlabEx struct {
-	Handling    Handling `json:"handling"`
-	Client      string   `json:"client"`
-	ClientTLS   *TLSInfo `json:"clientTLS,omitempty"`
-	UpstreamTLS *TLSInfo `json:"upstreamTLS,omitempty"`
-	Error       string   `json:"error,omitempty"`
-	Aborted     bool     `json:"aborted,omitempty"`
+	Handling    Handling    `json:"handling"`
+	Client      string      `json:"client"`
+	ClientTLS   *harTLSInfo `json:"clientTLS,omitempty"`
+	UpstreamTLS *harTLSInfo `json:"upstreamTLS,omitempty"`
+	// Total is the flow from its first byte to its end, in ms; the
+	// entry's time is the sum of its timings, as HAR 1.2 defines it.
+	Total     float64 `json:"total"`
+	Handshake float64 `json:"clientHandshake"`
+	Error     string  `json:"error,omitempty"`
+	Aborted   bool    `json:"aborted,omitempty"`
+}
+
+// harTLSInfo and harCertInfo are TLSInfo and CertInfo with HAR's keys.
+type harTLSInfo struct {
+	Version     string       `json:"version"`
+	CipherSuite string       `json:"cipherSuite"`
+	ALPN        string       `json:"alpn,omitempty"`
+	SNI         string       `json:"sni,omitempty"`
+	Certificate *harCertInfo `json:"certificate,omitempty"`
+}
+
+type harCertInfo struct {
+	Subject   string    `json:"subject"`
+	Issuer    string    `json:"issuer"`
+	SHA256    string    `json:"sha256"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
+	Key       string    `json:"key"`
+	Names     []string  `json:"names,omitempty"`
+}
+
+func harTLS(t *TLSInfo) *harTLSInfo {
+	if t == nil {
+		return nil
+	}
+	h := &harTLSInfo{Version: t.Version, CipherSuite: t.CipherSuite, ALPN: t.ALPN, SNI: t.SNI}
+	if c := t.Certificate; c != nil {
+		h.Certificate = &harCertInfo{Subject: c.Subject, Issuer: c.Issuer, SHA256: c.SHA256,
+			NotBefore: c.NotBefore, NotAfter: c.NotAfter, Key: c.Key, Names: c.Names}
+	}
+	return h
+}
+
+// harMs rounds a sum of millisecond timings to the microsecond they were
+// measured in: 1.317, not 1.3170000000000002.
+func harMs(v float64) float64 {
+	if v < 0 {
+		return v
+	}
+	return math.Round(v*1000) / 1000
 }
 
 type harNV struct {
@@ -235,10 +282,10 @@ type harTimings struct {
 func harEntryOf(f *Flow) harEntry {
 	e := harEntry{
 		StartedDateTime: f.Start.UTC().Format(time.RFC3339Nano),
-		Time:            ms(f.End.Sub(f.Start)),
 		Connection:      f.Client,
-		Mitmlab: harMitmlabEx{Handling: f.Handling, Client: f.Client, ClientTLS: f.ClientTLS,
-			UpstreamTLS: f.UpstreamTLS, Error: f.Error, Aborted: f.Aborted},
+		Mitmlab: harMitmlabEx{Handling: f.Handling, Client: f.Client, ClientTLS: harTLS(f.ClientTLS),
+			UpstreamTLS: harTLS(f.UpstreamTLS), Total: harMs(ms(f.End.Sub(f.Start))), Handshake: harMs(f.Timings.Handshake),
+			Error: f.Error, Aborted: f.Aborted},
 	}
 	r := f.Request
 	e.Request = harRequest{
@@ -299,6 +346,18 @@ func harEntryOf(f *Flow) harEntry {
 		// HAR counts ssl inside connect.
 		e.Timings.Connect = t.Connect + t.TLS
 	}
+	tm := &e.Timings
+	for _, v := range []*float64{&tm.Blocked, &tm.DNS, &tm.Connect, &tm.Send, &tm.Wait, &tm.Receive, &tm.SSL} {
+		*v = harMs(*v)
+	}
+	// HAR 1.2: time is the sum of the timings that apply (not -1); ssl is
+	// inside connect, so not added again.
+	for _, v := range []float64{tm.Blocked, tm.DNS, tm.Connect, tm.Send, tm.Wait, tm.Receive} {
+		if v > 0 {
+			e.Time += v
+		}
+	}
+	e.Time = harMs(e.Time)
 	return e
 }
 
