@@ -17,11 +17,11 @@ import (
 // kernel about 3 ms of CPU, more than relaying the body, and a direct one
 // about 0.2 ms; the recording's bytes are not read again while the proxy
 // runs, so caching them buys nothing. O_DIRECT wants the memory, the
-// length and the file offset aligned to the disk's block: each body
+// length and the file offset aligned to the disk's block: each write
 // starts at a multiple of directAlign and its last block is padded with
 // zeros, which the lines' offsets and lengths skip. Elsewhere, or when the
-// file system refuses O_DIRECT (tmpfs), it writes through the page cache
-// with no padding.
+// file system refuses O_DIRECT, it writes through the page cache with no
+// padding.
 //
 // Each direct write also costs a fixed ~70 µs of CPU on such a VM (the
 // device's doorbell, whatever the size), as much as the bytes of a 64 KiB
@@ -34,9 +34,9 @@ type bodiesFile struct {
 	f      *os.File
 	name   string
 	direct bool
-	off    int64  // where the next body goes
-	bounce []byte // directAlign-aligned scratch for bytes not in aligned chunks
-	batch  []byte // directAlign-aligned, cap batchSize: bodies copied, not yet written, from off on
+	off    int64  // where the next write goes
+	buf    []byte // directAlign-aligned, batchSize long: the batch, and the bounce buffer of writeDirect (used only with the batch empty)
+	batch  int    // bytes of bodies in buf, not yet written, from off on
 }
 
 const (
@@ -46,19 +46,26 @@ const (
 )
 
 // pending says whether bodies are waiting in the batch.
-func (w *bodiesFile) pending() bool { return len(w.batch) > 0 }
+func (w *bodiesFile) pending() bool { return w.batch > 0 }
+
+// space returns buf, made at first use.
+func (w *bodiesFile) space() []byte {
+	if w.buf == nil {
+		raw := make([]byte, batchSize+directAlign)
+		w.buf = raw[alignOffset(raw):][:batchSize]
+	}
+	return w.buf
+}
 
 // flush writes the batch, padded to the alignment.
 func (w *bodiesFile) flush() error {
-	if len(w.batch) == 0 {
+	if w.batch == 0 {
 		return nil
 	}
-	n := int64(len(w.batch))
-	k := int(alignUp(n))
-	buf := w.batch[:k]
-	clear(buf[n:])
-	w.batch = w.batch[:0]
-	if err := pwriteAligned(w.f, buf, w.off); err != nil {
+	k := int(alignUp(int64(w.batch)))
+	clear(w.buf[w.batch:k])
+	w.batch = 0
+	if err := pwriteAligned(w.f, w.buf[:k], w.off); err != nil {
 		return fmt.Errorf("mitm: %s: %w", w.name, err)
 	}
 	w.off += int64(k)
@@ -69,8 +76,9 @@ func (w *bodiesFile) flush() error {
 type batchWriter struct{ w *bodiesFile }
 
 func (b batchWriter) Write(p []byte) (int, error) {
-	b.w.batch = append(b.w.batch, p...) // within cap: the caller checked the size
-	return len(p), nil
+	n := copy(b.w.buf[b.w.batch:], p) // all of it: the caller checked the size
+	b.w.batch += n
+	return n, nil
 }
 
 // tryDirect is false in tests of the page-cache path.
@@ -89,29 +97,22 @@ func createBodies(path string) (*bodiesFile, error) {
 	return &bodiesFile{f: f, name: path, direct: direct}, nil
 }
 
-// write appends the body's recorded bytes: it returns where they start
-// and how many there are.
-func (w *bodiesFile) write(b *Body) (at, n int64, err error) {
+// write appends the body's recorded bytes, size of them: it returns where
+// they start and how many were written.
+func (w *bodiesFile) write(b *Body, size int64) (at, n int64, err error) {
 	if w.direct {
-		b.mu.Lock()
-		size := b.recordedLen()
-		b.mu.Unlock()
 		if size < batchBody {
-			if int64(len(w.batch))+size > batchSize {
+			if int64(w.batch)+size > batchSize {
 				if err := w.flush(); err != nil {
 					return 0, 0, err
 				}
 			}
-			if w.batch == nil {
-				raw := make([]byte, batchSize+directAlign)
-				w.batch = raw[alignOffset(raw):][:0:batchSize]
-			}
-			at = w.off + int64(len(w.batch))
-			n, err = b.writeBodyTo(batchWriter{w})
-			if err != nil {
+			w.space()
+			at = w.off + int64(w.batch)
+			if n, err = b.WriteTo(batchWriter{w}); err != nil {
 				return 0, 0, fmt.Errorf("mitm: %s: %w", w.name, err)
 			}
-			if len(w.batch) >= batchSize-directAlign {
+			if w.batch >= batchSize-directAlign {
 				err = w.flush()
 			}
 			return at, n, err
@@ -132,7 +133,7 @@ func (w *bodiesFile) write(b *Body) (at, n int64, err error) {
 		}
 		// Written again from the start, through the page cache.
 	}
-	n, err = b.writeBodyTo(io.NewOffsetWriter(w.f, at))
+	n, err = b.WriteTo(io.NewOffsetWriter(w.f, at))
 	if err != nil {
 		return 0, 0, fmt.Errorf("mitm: %s: %w", w.name, err)
 	}
@@ -150,16 +151,6 @@ func (w *bodiesFile) Close() error {
 }
 
 func alignUp(n int64) int64 { return (n + directAlign - 1) &^ (directAlign - 1) }
-
-// alignedBuf returns a directAlign-aligned buffer of n bytes, n a multiple
-// of directAlign, reused across bodies.
-func (w *bodiesFile) alignedBuf(n int) []byte {
-	if len(w.bounce) < n {
-		raw := make([]byte, n+directAlign)
-		w.bounce = raw[alignOffset(raw):][:n]
-	}
-	return w.bounce[:n]
-}
 
 // alignOffset is how far into p its first directAlign-aligned byte is.
 func alignOffset(p []byte) int {

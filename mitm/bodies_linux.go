@@ -50,8 +50,8 @@ func (w *bodiesFile) writeDirect(b *Body) (int64, error) {
 	if iovs, ok := directChunks(b); ok {
 		return b.n, pwritevAll(w.f, iovs, w.off)
 	}
-	aw := alignedWriter{f: w.f, off: w.off, buf: w.alignedBuf(1 << 20)}
-	n, err := b.writeBodyLocked(&aw)
+	aw := alignedWriter{f: w.f, off: w.off, buf: w.space()} // the batch is empty: write flushed it
+	n, err := b.writeLocked(&aw)
 	if err == nil {
 		err = aw.flush()
 	}

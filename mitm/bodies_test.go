@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -351,5 +352,53 @@ func TestJSONLBodiesRotate(t *testing.T) {
 		if _, err := os.Stat(name); err == nil {
 			t.Errorf("%s of the last run is still there", name)
 		}
+	}
+}
+
+// TestHARBodiesFileGone builds the HAR after flows.bodies was deleted: the
+// archive is still whole, valid JSON, and the entry says why its body is
+// missing instead of holding a wrong one.
+func TestHARBodiesFileGone(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "flows.jsonl")
+	j, err := CreateJSONLWith(path, JSONLOptions{BodyFiles: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := CreateHAROptions(filepath.Join(dir, "flows.har"), "test", HAROptions{Flows: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordAll(sizedFlow(t, 1, nil, textOf(40<<10, 1), 1<<20), []Recorder{j, h})
+	j.Close()
+	if err := os.Remove(bodiesPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "flows.har"))
+	if err != nil || !json.Valid(data) {
+		t.Fatalf("the HAR without its bodies file: %v, valid JSON %v", err, json.Valid(data))
+	}
+	var archive struct {
+		Log struct {
+			Entries []struct {
+				Response struct {
+					Content struct {
+						Text    string `json:"text"`
+						Comment string `json:"comment"`
+					} `json:"content"`
+				} `json:"response"`
+			} `json:"entries"`
+		} `json:"log"`
+	}
+	json.Unmarshal(data, &archive)
+	if len(archive.Log.Entries) != 1 {
+		t.Fatalf("%d entries, want 1", len(archive.Log.Entries))
+	}
+	c := archive.Log.Entries[0].Response.Content
+	if c.Text != "" || !strings.Contains(c.Comment, "gone") {
+		t.Errorf("an entry whose body file is gone: text %d bytes, comment %q; want no text and a comment saying why", len(c.Text), c.Comment)
 	}
 }

@@ -277,9 +277,15 @@ func (b *Body) Len() int64 {
 func (b *Body) WriteTo(w io.Writer) (int64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch {
-	case b.beside && b.section == nil:
+	if b.beside && b.section == nil {
 		return 0, errBeside
+	}
+	return b.writeLocked(w)
+}
+
+// writeLocked is WriteTo with b.mu held.
+func (b *Body) writeLocked(w io.Writer) (int64, error) {
+	switch {
 	case b.raw != nil:
 		data, err := b.decodeRaw()
 		if err != nil {

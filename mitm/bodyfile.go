@@ -22,8 +22,8 @@ import (
 // line says where its body starts and how long it is, and the HAR, built
 // when the proxy stops, reads it from there and encodes it. One file, not
 // one per body: creating a file per flow cost ext4 more than the whole
-// relay (its inode allocator, measured at half the proxy's CPU at 3,000
-// flows a second).
+// relay (its inode allocator, measured at half the proxy's CPU at about
+// 1,500 flows a second).
 
 // DefaultInlineMax is the most recorded bytes of a body that flows.jsonl
 // holds in its line when larger ones go beside it: a form, a JSON answer,
@@ -34,30 +34,6 @@ const DefaultInlineMax = 16 << 10
 // flows.jsonl → flows.bodies, flows.1.jsonl → flows.1.bodies.
 func bodiesPath(path string) string {
 	return strings.TrimSuffix(path, filepath.Ext(path)) + ".bodies"
-}
-
-// writeBodyTo appends the recorded bytes to f and returns how many.
-func (b *Body) writeBodyTo(f io.Writer) (int64, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.writeBodyLocked(f)
-}
-
-// writeBodyLocked is writeBodyTo with b.mu held.
-func (b *Body) writeBodyLocked(f io.Writer) (int64, error) {
-	switch {
-	case b.raw != nil:
-		data, err := b.decodeRaw()
-		if err != nil {
-			return 0, err
-		}
-		n, err := f.Write(data)
-		return int64(n), err
-	case b.n > 0:
-		return b.writeCaptured(f, b.n)
-	}
-	n, err := f.Write(b.Data)
-	return int64(n), err
 }
 
 // recordedLen is Len, with b.mu held.

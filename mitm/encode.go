@@ -154,7 +154,7 @@ func buildPlan(t reflect.Type) (*structPlan, error) {
 			continue
 		}
 		walk, ptr := leadsToBody(f.Type)
-		cached := f.Type == tlsInfoType && !f.Anonymous && !strings.Contains(tag, ",string")
+		cached := f.Type == tlsInfoType
 		if (!walk && !cached) || f.Anonymous || strings.Contains(tag, ",string") {
 			run = append(run, reflect.StructField{Name: f.Name, Type: f.Type, Tag: f.Tag, Anonymous: f.Anonymous})
 			runIndex = append(runIndex, i)

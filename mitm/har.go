@@ -185,7 +185,8 @@ type harMitmlabEx struct {
 	Aborted   bool    `json:"aborted,omitempty"`
 }
 
-// harTLSInfo and harCertInfo are TLSInfo and CertInfo with HAR's keys.
+// harTLSInfo and harCertInfo are TLSInfo and CertInfo with HAR's keys
+// (harCertInfo has CertInfo's fields exactly, so one converts to the other).
 type harTLSInfo struct {
 	Version     string       `json:"version"`
 	CipherSuite string       `json:"cipherSuite"`
@@ -210,8 +211,8 @@ func harTLS(t *TLSInfo) *harTLSInfo {
 	}
 	h := &harTLSInfo{Version: t.Version, CipherSuite: t.CipherSuite, ALPN: t.ALPN, SNI: t.SNI}
 	if c := t.Certificate; c != nil {
-		h.Certificate = &harCertInfo{Subject: c.Subject, Issuer: c.Issuer, SHA256: c.SHA256,
-			NotBefore: c.NotBefore, NotAfter: c.NotAfter, Key: c.Key, Names: c.Names}
+		hc := harCertInfo(*c) // the same fields: a field added to CertInfo fails here until it is added there
+		h.Certificate = &hc
 	}
 	return h
 }

@@ -50,20 +50,30 @@ func rotateNamed(path string, keep int) (deleted string, err error) {
 		}
 		return path, nil
 	}
+	if deleted, err = shiftRotated(path, keep); err != nil {
+		return deleted, fmt.Errorf("mitm: rotate %s: %w", path, err)
+	}
+	if err := os.Rename(path, rotatedName(path, 1)); err != nil {
+		return deleted, fmt.Errorf("mitm: rotate %s: %w", path, err)
+	}
+	return deleted, nil
+}
+
+// shiftRotated makes room for a new NAME.1.EXT: it deletes NAME.keep.EXT
+// (returning its name when there was one) and renames NAME.k.EXT to
+// NAME.k+1.EXT. A missing one is not an error.
+func shiftRotated(path string, keep int) (deleted string, err error) {
 	oldest := rotatedName(path, keep)
 	if err := os.Remove(oldest); err == nil {
 		deleted = oldest
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("mitm: rotate %s: %w", path, err)
+		return "", err
 	}
 	for k := keep - 1; k >= 1; k-- {
 		err := os.Rename(rotatedName(path, k), rotatedName(path, k+1))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return deleted, fmt.Errorf("mitm: rotate %s: %w", path, err)
+			return deleted, err
 		}
-	}
-	if err := os.Rename(path, rotatedName(path, 1)); err != nil {
-		return deleted, fmt.Errorf("mitm: rotate %s: %w", path, err)
 	}
 	return deleted, nil
 }
@@ -91,14 +101,8 @@ func rotateBodies(path string, keep int, had bool) error {
 		}
 		return nil
 	}
-	if err := os.Remove(rotatedName(bp, keep)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if _, err := shiftRotated(bp, keep); err != nil {
 		return err
-	}
-	for k := keep - 1; k >= 1; k-- {
-		err := os.Rename(rotatedName(bp, k), rotatedName(bp, k+1))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
 	}
 	if had {
 		return os.Rename(bp, rotatedName(bp, 1))

@@ -180,7 +180,7 @@ func (j *JSONL) writeBeside(b *Body) (int64, int64, bool, error) {
 		}
 		j.bodies = f
 	}
-	at, written, err := j.bodies.write(b)
+	at, written, err := j.bodies.write(b, n)
 	if err != nil {
 		return 0, 0, false, err
 	}

@@ -606,23 +606,17 @@ func checkFile(kind, path string) (string, bool) {
 // besideOK says whether the bodies a flows line puts beside it
 // (bodies_offset, length) are within the bodies file of size n (-1: none).
 func besideOK(line []byte, n int64) bool {
-	var fl struct {
-		Request, Response *struct {
-			Body *struct {
-				At     *int64 `json:"bodies_offset"`
-				Length int64  `json:"length"`
-			} `json:"body"`
-		}
-	}
-	if json.Unmarshal(line, &fl) != nil {
-		return false
-	}
-	for _, m := range []*struct {
+	type message struct {
 		Body *struct {
 			At     *int64 `json:"bodies_offset"`
 			Length int64  `json:"length"`
 		} `json:"body"`
-	}{fl.Request, fl.Response} {
+	}
+	var fl struct{ Request, Response *message }
+	if json.Unmarshal(line, &fl) != nil {
+		return false
+	}
+	for _, m := range []*message{fl.Request, fl.Response} {
 		if m != nil && m.Body != nil && m.Body.At != nil && *m.Body.At+m.Body.Length > n {
 			return false
 		}
