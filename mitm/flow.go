@@ -62,6 +62,9 @@ type Flow struct {
 	// Timeout names the wait on the origin that ran out: "dial",
 	// "upstream-handshake", "response-header" or "upstream-idle".
 	Timeout string `json:"timeout,omitempty"`
+	// Modified lists what Config.Rewrite changed, in the order it did;
+	// the request and response are recorded as forwarded.
+	Modified []string `json:"modified,omitempty"`
 
 	mu       sync.Mutex
 	finished bool

@@ -179,10 +179,11 @@ type harMitmlabEx struct {
 	UpstreamTLS *harTLSInfo `json:"upstreamTLS,omitempty"`
 	// Total is the flow from its first byte to its end, in ms; the
 	// entry's time is the sum of its timings, as HAR 1.2 defines it.
-	Total     float64 `json:"total"`
-	Handshake float64 `json:"clientHandshake"`
-	Error     string  `json:"error,omitempty"`
-	Aborted   bool    `json:"aborted,omitempty"`
+	Total     float64  `json:"total"`
+	Handshake float64  `json:"clientHandshake"`
+	Error     string   `json:"error,omitempty"`
+	Aborted   bool     `json:"aborted,omitempty"`
+	Modified  []string `json:"modified,omitempty"`
 }
 
 // harTLSInfo and harCertInfo are TLSInfo and CertInfo with HAR's keys
@@ -286,7 +287,7 @@ func harEntryOf(f *Flow) harEntry {
 		Connection:      f.Client,
 		Mitmlab: harMitmlabEx{Handling: f.Handling, Client: f.Client, ClientTLS: harTLS(f.ClientTLS),
 			UpstreamTLS: harTLS(f.UpstreamTLS), Total: harMs(ms(f.End.Sub(f.Start))), Handshake: harMs(f.Timings.Handshake),
-			Error: f.Error, Aborted: f.Aborted},
+			Error: f.Error, Aborted: f.Aborted, Modified: f.Modified},
 	}
 	r := f.Request
 	e.Request = harRequest{

@@ -126,6 +126,10 @@ type Config struct {
 	Plaintext *capture.Writer
 	// Recorders receive every finished flow.
 	Recorders []Recorder
+	// Rewrite, when set, changes what the proxy reads in clear (plain
+	// http:// requests and intercepted HTTPS) while it is in flight: the
+	// attacker of the tamper and sslstrip labs. The CLI never sets it.
+	Rewrite *Rewrite
 	// Logger receives operational logs; nil discards.
 	Logger *slog.Logger
 	// Now is the clock for flow times; nil means time.Now.

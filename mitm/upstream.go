@@ -39,6 +39,11 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 	if f == nil { // not through forward: cannot happen, but never panic on it
 		f = p.newFlow(&connInfo{client: req.RemoteAddr, target: req.URL.Host, handling: Plain})
 	}
+	if rw := p.cfg.Rewrite; rw != nil && rw.Request != nil {
+		if note := rw.Request(req); note != "" {
+			f.Modified = append(f.Modified, note)
+		}
+	}
 	var body *Body
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &Body{}
@@ -90,6 +95,11 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 		// Upgrade is hop by hop; on any other status it would only make
 		// goproxy take the client's connection over as a WebSocket.
 		resp.Header.Del("Upgrade")
+		if rw := p.cfg.Rewrite; rw != nil && rw.Response != nil {
+			if note := rw.Response(resp); note != "" {
+				f.Modified = append(f.Modified, note)
+			}
+		}
 	}
 	f.Response = &Response{Status: resp.StatusCode, StatusText: statusText(resp), Proto: resp.Proto}
 	if p.detail {
