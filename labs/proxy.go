@@ -29,6 +29,17 @@ type Proxy struct {
 // hosts and blocks everything else: a browser victim's own traffic
 // (update checks, sign-in) must not leave the lab.
 func (w *World) StartProxy(root *ca.Root) (*Proxy, error) {
+	return w.StartProxyWith(root, ProxyOptions{})
+}
+
+// ProxyOptions adjust the attacker's proxy.
+type ProxyOptions struct {
+	// Rewrite changes what the proxy reads in clear, in flight.
+	Rewrite *mitm.Rewrite
+}
+
+// StartProxyWith is StartProxy with options.
+func (w *World) StartProxyWith(root *ca.Root, opts ProxyOptions) (*Proxy, error) {
 	auth, err := ca.NewAuthority(root, ca.AuthorityOptions{})
 	if err != nil {
 		return nil, err
@@ -63,6 +74,7 @@ func (w *World) StartProxy(root *ca.Root) (*Proxy, error) {
 		Plaintext:     px.plain,
 		Recorders:     []mitm.Recorder{px.jsonl, px.har},
 		Logger:        w.log,
+		Rewrite:       opts.Rewrite,
 	})
 	if err != nil {
 		px.abort()
