@@ -90,15 +90,20 @@ func (w *Writer) WriteDecryptionSecrets(keylog []byte) error {
 
 // decryptionSecretsBlock encodes one block, without options.
 func decryptionSecretsBlock(secretsType uint32, data []byte) []byte {
+	return decryptionSecretsBlockOrder(byteOrder, secretsType, data)
+}
+
+// decryptionSecretsBlockOrder encodes one block in a section's byte order.
+func decryptionSecretsBlockOrder(bo binary.ByteOrder, secretsType uint32, data []byte) []byte {
 	padded := (len(data) + 3) &^ 3
 	total := dsbOverhead + padded
 	b := make([]byte, total)
-	byteOrder.PutUint32(b[0:], blockTypeDSB)
-	byteOrder.PutUint32(b[4:], uint32(total))
-	byteOrder.PutUint32(b[8:], secretsType)
-	byteOrder.PutUint32(b[12:], uint32(len(data)))
+	bo.PutUint32(b[0:], blockTypeDSB)
+	bo.PutUint32(b[4:], uint32(total))
+	bo.PutUint32(b[8:], secretsType)
+	bo.PutUint32(b[12:], uint32(len(data)))
 	copy(b[16:], data) // the padding stays zero
-	byteOrder.PutUint32(b[total-4:], uint32(total))
+	bo.PutUint32(b[total-4:], uint32(total))
 	return b
 }
 

@@ -60,10 +60,12 @@ what the passive eavesdropper of the lessons sees: with TLS, ciphertext.
 segment is kept. On the loopback interface each packet is kept once (the
 kernel hands raw sockets two copies of it).
 
---keylog names the NSS key log your TLS clients write (SSLKEYLOGFILE). It is
-read when the capture stops and embedded in the pcapng before the packets, so
-Wireshark and tshark decrypt the TLS with no key-log setting: the lesson of
-what a leaked key log gives away. (pcapng only.)
+--keylog names the NSS key log your TLS clients write (SSLKEYLOGFILE); repeat
+it for several (a proxied session has two: the victim's leg and the proxy's
+leg to the bank). Each is read when the capture stops and embedded in the
+pcapng before the packets, so Wireshark and tshark decrypt the TLS with no
+key-log setting: the lesson of what a leaked key log gives away. (pcapng
+only.) To add keys to a capture afterwards, use "mitmlab capture embed".
 
 The capture stops on Ctrl-C (or SIGTERM), after --duration, or after --count
 packets, and always writes a complete file. Capturing needs root or the
@@ -91,8 +93,9 @@ connections with the tap instead (--capture tap).`,
 	f.Int("snaplen", capture.Snaplen, "keep at most this many bytes of each packet")
 	f.String("duration", "", "stop after this long (e.g. 30s, 5m); default: until Ctrl-C")
 	f.Int("count", 0, "stop after this many packets; 0: no limit")
-	f.String("keylog", "", "NSS key log (SSLKEYLOGFILE) to embed as decryption secrets when the capture stops (pcapng only)")
+	f.StringSlice("keylog", nil, "NSS key log (SSLKEYLOGFILE) to embed as decryption secrets when the capture stops (pcapng only; repeatable)")
 	f.StringVar(&opts.out, "out", "", "file to write: .pcapng for pcapng, anything else pcap (required)")
+	cmd.AddCommand(a.newCaptureEmbedCmd())
 	for _, b := range [][2]string{
 		{"iface", "capture.iface"}, {"port", "capture.port"}, {"host", "capture.host"},
 		{"snaplen", "capture.snaplen"}, {"duration", "capture.duration"}, {"count", "capture.count"},
@@ -110,7 +113,7 @@ type captureConfig struct {
 	snaplen  int
 	duration time.Duration // 0: until stopped
 	count    int           // 0: no limit
-	keylog   string
+	keylogs  []string
 	out      string
 	format   capture.Format
 }
@@ -121,15 +124,17 @@ func captureSettings(opts *captureOptions) (captureConfig, error) {
 		iface:   strings.TrimSpace(a.v.GetString("capture.iface")),
 		snaplen: a.v.GetInt("capture.snaplen"),
 		count:   a.v.GetInt("capture.count"),
-		keylog:  expandTilde(a.v.GetString("capture.keylog")),
 		out:     expandTilde(opts.out),
+	}
+	for _, k := range a.strings("capture.keylog") {
+		c.keylogs = append(c.keylogs, expandTilde(k))
 	}
 	if c.out == "" {
 		return c, usageError{errors.New("--out FILE is required: the capture file to write (.pcapng, or .pcap)")}
 	}
 	c.format = capture.FormatFromPath(c.out)
-	if c.keylog != "" && c.format != capture.PCAPNG {
-		return c, usageError{fmt.Errorf("--keylog needs a .pcapng --out: a pcap file cannot carry decryption secrets (or leave out --keylog and give tshark the key log: -o tls.keylog_file:%s)", c.keylog)}
+	if len(c.keylogs) > 0 && c.format != capture.PCAPNG {
+		return c, usageError{fmt.Errorf("--keylog needs a .pcapng --out: a pcap file cannot carry decryption secrets (or leave out --keylog and give tshark the key log: -o tls.keylog_file:%s)", c.keylogs[0])}
 	}
 	if c.iface == "" {
 		return c, usageError{errors.New("--iface must name an interface, e.g. lo (`ip link` lists them)")}
@@ -270,22 +275,18 @@ loop:
 	}
 
 	var embedded string
-	if c.keylog != "" {
+	if len(c.keylogs) > 0 {
 		// Read now, not at the start: clients write the key log while the
-		// capture runs.
-		data, err := os.ReadFile(c.keylog)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			fmt.Fprintf(a.errOut, "mitmlab: warning: key log %s does not exist, so no decryption secrets were embedded; did the clients run with SSLKEYLOGFILE=%s?\n", c.keylog, c.keylog)
-		case err != nil:
-			return fmt.Errorf("cannot read --keylog %s: %v", c.keylog, err)
-		case len(data) == 0:
-			fmt.Fprintf(a.errOut, "mitmlab: warning: key log %s is empty, so no decryption secrets were embedded\n", c.keylog)
-		default:
+		// capture runs. One block holds them all.
+		data, described, err := captureReadKeyLogs(a, c.keylogs, true)
+		if err != nil {
+			return err
+		}
+		if len(data) > 0 {
 			if err := w.WriteDecryptionSecrets(data); err != nil {
-				return fmt.Errorf("cannot embed --keylog %s: %v", c.keylog, err)
+				return fmt.Errorf("cannot embed --keylog %s: %v", strings.Join(c.keylogs, ", "), err)
 			}
-			embedded = fmt.Sprintf(", with %s (%d lines) as decryption secrets", c.keylog, captureKeyLogLines(data))
+			embedded = ", with " + described + " as decryption secrets"
 		}
 	}
 	if err := w.Close(); err != nil {
@@ -318,15 +319,41 @@ func captureIsTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// captureKeyLogLines counts the lines of a key log that hold a secret.
-func captureKeyLogLines(data []byte) int {
-	n := 0
-	for _, l := range strings.Split(string(data), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			n++
+// captureReadKeyLogs reads key logs and returns their secret lines as one
+// key log, and "a.log (4 lines), b.log (8 lines)". A file missing or
+// without secrets is a warning when the capture has run (lenient: the
+// packets are worth keeping) and an error otherwise.
+func captureReadKeyLogs(a *app, paths []string, lenient bool) ([]byte, string, error) {
+	var all []byte
+	var parts []string
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		lines, n := capture.KeyLogLines(data)
+		var problem, hint string
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			problem, hint = "key log "+p+" does not exist", "did the clients run with SSLKEYLOGFILE="+p+"?"
+		case err != nil:
+			return nil, "", fmt.Errorf("cannot read --keylog %s: %v", p, err)
+		case len(data) == 0:
+			problem = "key log " + p + " is empty"
+		case n == 0:
+			problem, hint = p+" holds no key-log line", "is it a key log? SSLKEYLOGFILE writes lines of LABEL CLIENT_RANDOM SECRET"
 		}
+		if problem != "" {
+			if hint != "" {
+				hint = "; " + hint
+			}
+			if !lenient {
+				return nil, "", usageError{errors.New(problem + hint)}
+			}
+			fmt.Fprintf(a.errOut, "mitmlab: warning: %s, so its secrets were not embedded%s\n", problem, hint)
+			continue
+		}
+		all = append(all, lines...)
+		parts = append(parts, fmt.Sprintf("%s (%s)", p, plural(n, "line")))
 	}
-	return n
+	return all, strings.Join(parts, ", "), nil
 }
 
 func captureSize(n uint64) string {

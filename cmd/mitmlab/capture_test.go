@@ -374,7 +374,7 @@ func TestCaptureKeyLog(t *testing.T) {
 	if !bytes.Contains(data, []byte(keys)) {
 		t.Error("the key log is not in the file")
 	}
-	if !strings.Contains(out, "with "+keylog+" (1 lines) as decryption secrets") {
+	if !strings.Contains(out, "with "+keylog+" (1 line) as decryption secrets") {
 		t.Errorf("stdout %q, want it to say the key log was embedded", out)
 	}
 
@@ -384,7 +384,7 @@ func TestCaptureKeyLog(t *testing.T) {
 	_, stderr, err = runCaptureCmd(t, func(o *captureOptions) {
 		o.ctx, o.open = context.Background(), func(string, live.Options) (captureSource, error) { return src, nil }
 	}, "--out", path, "--keylog", keylog, "--count", "3")
-	if err != nil || !strings.Contains(stderr, "does not exist, so no decryption secrets were embedded") {
+	if err != nil || !strings.Contains(stderr, "does not exist, so its secrets were not embedded") {
 		t.Errorf("missing key log: %v, stderr %q; want a warning", err, stderr)
 	}
 	data, _ = os.ReadFile(path)
