@@ -5,6 +5,7 @@ package labs
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -142,5 +143,51 @@ func TestInteropLabsRealClients(t *testing.T) {
 				t.Logf("%s", progress.String())
 			}
 		})
+	}
+}
+
+// TestInteropLabsWireWithKeys: every lab whose wire holds TLS leaves a
+// copy that tshark decrypts with no option, exactly as it decrypts the
+// eavesdropper's wire.pcapng given keys.log; where the attacker's proxy
+// read the password, tshark finds it on both legs (victim to proxy, proxy
+// to bank).
+func TestInteropLabsWireWithKeys(t *testing.T) {
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	run, err := Run(ctx, All(), Options{Out: out, Client: ClientGo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := 0
+	for _, r := range run.Labs {
+		dir := filepath.Join(out, r.Lab)
+		copyPath := filepath.Join(dir, WireWithKeys)
+		if _, err := os.Stat(copyPath); err != nil {
+			if r.Lab != "plain-http" && r.Lab != "keylog" {
+				t.Errorf("%s: no %s: %v", r.Lab, WireWithKeys, err)
+			}
+			continue
+		}
+		copies++
+		if _, ok := r.Artifacts[WireWithKeys]; !ok {
+			t.Errorf("%s: %s is not among the artifacts", r.Lab, WireWithKeys)
+		}
+		streams := func(args ...string) string {
+			return tshark(t, append(args, "-Y", "urlencoded-form.value == \""+r.Secret+"\"", "-T", "fields", "-e", "tcp.stream")...)
+		}
+		got := streams("-r", copyPath)
+		want := streams("-r", filepath.Join(dir, "wire.pcapng"), "-o", "tls.keylog_file:"+filepath.Join(dir, "keys.log"))
+		if got != want {
+			t.Errorf("%s: the password's TCP streams in %s (no option) = %q, in wire.pcapng with keys.log = %q", r.Lab, WireWithKeys, got, want)
+		}
+		if r.Lab == "mitm-trusted" {
+			if legs := len(strings.Fields(got)); legs < 2 {
+				t.Errorf("mitm-trusted: tshark finds the password in %d TCP streams of %s, want both legs (victim→proxy, proxy→bank)", legs, WireWithKeys)
+			}
+		}
+	}
+	if copies < 5 {
+		t.Errorf("%d labs left a %s, want every lab with TLS on the wire", copies, WireWithKeys)
 	}
 }

@@ -264,8 +264,27 @@ func (w *World) finishCapture(embedKeys bool) error {
 		return err
 	}
 	w.Artifact("wire.pcapng")
+	if embedKeys {
+		return nil
+	}
+	// Beside the eavesdropper's view, the same packets with every leg's
+	// session keys embedded: what Wireshark opens decrypted with no setting.
+	keys, n := capture.KeyLogLines(w.keys.bytes())
+	if n == 0 {
+		return nil // no TLS: nothing to decrypt
+	}
+	if _, err := capture.EmbedSecretsFile(filepath.Join(w.Dir, WireWithKeys), filepath.Join(w.Dir, "wire.pcapng"), keys); err != nil {
+		return err
+	}
+	w.Artifact(WireWithKeys)
+	w.Step("the same capture with every leg's session keys embedded → %s (Wireshark and tshark open it decrypted)", relPath(filepath.Join(w.Dir, WireWithKeys)))
 	return nil
 }
+
+// WireWithKeys is the name of a lab's self-decrypting copy of wire.pcapng:
+// the same packets, with the session keys of every TLS leg the lab made
+// (victim, proxy, bank) embedded as decryption secrets.
+const WireWithKeys = "wire-with-keys.pcapng"
 
 // Analyze reads the wire capture (or another capture in Dir) with the
 // capture package, looking for the secret; withKeys decrypts with the run's
