@@ -292,8 +292,16 @@ func WriteFile(path string, data []byte, mode fs.FileMode) error {
 		return fmt.Errorf("ca: %s is not a regular file (a device, pipe or directory): give the path of a file to write", path)
 	}
 	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("ca: write %s: the directory %s does not exist: create it first, or give another path", path, dir)
+	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
 	if err != nil {
+		// The temporary file's name is ours, not the user's: name the path.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
 		return fmt.Errorf("ca: write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename

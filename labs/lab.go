@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,7 +58,40 @@ func Find(name string) (*Lab, error) {
 	for i, l := range registry {
 		names[i] = l.Name
 	}
+	if n, err := strconv.Atoi(name); err == nil && len(registry) > 0 {
+		return nil, fmt.Errorf("labs: there is no lab %d: the labs are numbered %d to %d (mitmlab lab list shows them)", n, registry[0].Number, registry[len(registry)-1].Number)
+	}
+	best, bestD := "", 3 // a name at most two edits away is a typo
+	for _, l := range registry {
+		if d := editDistance(strings.ToLower(name), l.Name); d < bestD {
+			best, bestD = l.Name, d
+		}
+	}
+	if best != "" {
+		return nil, fmt.Errorf("labs: no lab %q: did you mean %s? (the labs are %s)", name, best, strings.Join(names, ", "))
+	}
 	return nil, fmt.Errorf("labs: no lab %q: the labs are %s", name, strings.Join(names, ", "))
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // Options configures Run.

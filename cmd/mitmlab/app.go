@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
 
 // envPrefix starts every environment variable mitmlab reads.
@@ -226,7 +228,7 @@ func (a *app) readConfig(cmd *cobra.Command, known map[string]bool) error {
 		a.v.SetConfigType("yaml")
 	}
 	if err := a.v.ReadInConfig(); err != nil {
-		return fmt.Errorf("config file %s cannot be read: %v; fix it, or move it aside to run with defaults", path, err)
+		return fmt.Errorf("config file %s cannot be read: %s; fix it, or move it aside to run with defaults", path, yamlErrorLine(path, err))
 	}
 	a.configFile = path
 	var unknown []string
@@ -344,12 +346,24 @@ func exactArgs(n int) cobra.PositionalArgs { return usageArgs(cobra.ExactArgs(n)
 func minArgs(n int) cobra.PositionalArgs   { return usageArgs(cobra.MinimumNArgs(n)) }
 func noArgs() cobra.PositionalArgs         { return usageArgs(cobra.NoArgs) }
 
+// usageArgs makes a wrong count of arguments a usage error that says what
+// the command takes, with its first example, instead of cobra's "requires
+// at least 1 arg(s)".
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if err := check(cmd, args); err != nil {
+		err := check(cmd, args)
+		if err == nil {
+			return nil
+		}
+		_, want, ok := strings.Cut(cmd.Use, " ")
+		if !ok || want == "" {
 			return usageError{err}
 		}
-		return nil
+		msg := fmt.Sprintf("%s takes %s, got %s", cmd.CommandPath(), want, plural(len(args), "argument"))
+		if ex, _, _ := strings.Cut(strings.TrimSpace(cmd.Example), "\n"); ex != "" {
+			msg += "; for example: " + ex
+		}
+		return usageError{errors.New(msg)}
 	}
 }
 
@@ -360,4 +374,30 @@ func stopContext(ctx context.Context) (context.Context, context.CancelFunc) {
 		return ctx, func() {}
 	}
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// yamlLineError is the "yaml: line N: what" of a syntax error.
+var yamlLineError = regexp.MustCompile(`yaml: line (\d+): (.*)$`)
+
+// yamlErrorLine rewrites a YAML syntax error to name the line where the
+// parser found it. The YAML parser names the line where the construct it
+// was in began (a list opened with "[" two lines up, the mapping around a
+// stray "- item"), which sends a person to the wrong line; the first line
+// whose text up to it fails in the same way is the one to fix.
+func yamlErrorLine(path string, err error) string {
+	msg := strings.TrimPrefix(err.Error(), "While parsing config: ")
+	m := yamlLineError.FindStringSubmatch(msg)
+	data, rerr := os.ReadFile(path)
+	if m == nil || rerr != nil {
+		return msg
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	for k := 1; k <= len(lines); k++ {
+		var v any
+		perr := yaml.Unmarshal([]byte(strings.Join(lines[:k], "")), &v)
+		if pm := yamlLineError.FindStringSubmatch(fmt.Sprint(perr)); perr != nil && pm != nil && pm[2] == m[2] {
+			return fmt.Sprintf("line %d: %s", k, m[2])
+		}
+	}
+	return "line " + m[1] + ": " + m[2]
 }

@@ -240,10 +240,10 @@ func describeIssued(a *app, dir string, chain *ca.Chain, verdict ca.Verdict) {
 		}
 	}
 	leaf := chain.Leaf()
-	fmt.Fprintf(a.out, "Issued a %q chain for %s in %s\n", chain.Profile, strings.Join(chain.Hosts, ", "), dir)
+	fmt.Fprintf(a.out, "Issued a chain of profile %q for %s in %s\n", chain.Profile, strings.Join(chain.Hosts, ", "), dir)
 	fmt.Fprintf(a.out, "  leaf      %s, %s, valid %s to %s, issued by %s\n", certName(leaf), ca.DescribeKey(leaf.PublicKey),
 		leaf.NotBefore.UTC().Format("2006-01-02 15:04"), leaf.NotAfter.UTC().Format("2006-01-02 15:04 MST"), certName(chain.Issuer))
-	fmt.Fprintf(a.out, "  serves    %d certificate(s): chain.pem, or cert.pem%s (key in key.pem)\n", len(chain.Certs),
+	fmt.Fprintf(a.out, "  serves    %s: chain.pem, or cert.pem%s (key in key.pem)\n", plural(len(chain.Certs), "certificate"),
 		map[bool]string{true: " + intermediates.pem", false: ""}[len(chain.Certs) > 1])
 	fmt.Fprintf(a.out, "  fault     %s\n", info.Summary)
 	fmt.Fprintf(a.out, "  verdict   %s\n", verdict)

@@ -81,7 +81,11 @@ func runCATrust(opts *caTrustOptions) error {
 	if root.Constraints().IsZero() {
 		warnUnconstrained(a.errOut)
 	}
-	fmt.Fprintln(a.out, "Restart the browser to use it. Remove it when the lab is over: mitmlab ca untrust")
+	undo := "mitmlab ca untrust"
+	for _, d := range a.strings("trust.nssdb") {
+		undo += " --nssdb " + shellQuote(d)
+	}
+	fmt.Fprintln(a.out, "Restart the browser to use it. Remove it when the lab is over: "+undo)
 	fmt.Fprintln(a.out, "Other systems: mitmlab ca trust --instructions")
 	return nil
 }

@@ -80,6 +80,10 @@ func TestInteropNSSTrust(t *testing.T) {
 	if !strings.Contains(out, "✔ trusted") {
 		t.Fatalf("ca trust: %s", out)
 	}
+	// The undo it prints removes it from the same database.
+	if !strings.Contains(out, "mitmlab ca untrust --nssdb "+shellQuote(db)) {
+		t.Errorf("ca trust --nssdb: the undo it prints does not name the database:\n%s", out)
+	}
 	list, _ := runTool(t, nil, certutil, "-L", "-d", "sql:"+db)
 	if !regexp.MustCompile(regexp.QuoteMeta(root.Cert.Subject.CommonName) + `\s+C,,`).MatchString(list) {
 		t.Errorf("certutil -L does not list the CA with C,,:\n%s", list)

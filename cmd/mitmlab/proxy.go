@@ -317,12 +317,18 @@ const minRemotePassword = 12
 // checkListen keeps mitmlab from becoming an open proxy: a non-loopback
 // address needs both --allow-remote and --auth.
 func checkListen(listen string, allowRemote, hasAuth bool) error {
+	return checkListenFlag("--listen", listen, allowRemote, hasAuth)
+}
+
+// checkListenFlag is checkListen for the address of a named flag, which
+// the messages name.
+func checkListenFlag(flag, listen string, allowRemote, hasAuth bool) error {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return usageError{fmt.Errorf("--listen %q is not HOST:PORT (e.g. 127.0.0.1:8080)", listen)}
+		return usageError{fmt.Errorf("%s %q is not HOST:PORT (e.g. 127.0.0.1:8080)", flag, listen)}
 	}
-	if _, err := strconv.Atoi(port); err != nil {
-		return usageError{fmt.Errorf("--listen %q: the port must be a number", listen)}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return usageError{fmt.Errorf("%s %q: the port must be a number from 0 to 65535 (0 picks a free one)", flag, listen)}
 	}
 	loopback := host == "localhost"
 	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
@@ -332,7 +338,7 @@ func checkListen(listen string, allowRemote, hasAuth bool) error {
 		return nil
 	}
 	if !allowRemote {
-		return usageError{fmt.Errorf("--listen %s would make the proxy reachable from other machines; if that is what you want, add --allow-remote and --auth USER:PASSWORD", listen)}
+		return usageError{fmt.Errorf("%s %s would make mitmlab reachable from other machines; if that is what you want, add --allow-remote and --auth USER:PASSWORD", flag, listen)}
 	}
 	if !hasAuth {
 		return usageError{fmt.Errorf("--allow-remote needs --auth USER:PASSWORD, so that mitmlab is never an open proxy")}

@@ -89,7 +89,7 @@ func runServe(opts *serveOptions) error {
 		return usageError{fmt.Errorf("--rsa-kex needs an RSA certificate: add --key-type rsa-2048")}
 	}
 	for _, k := range []string{"serve.https", "serve.http"} {
-		if err := checkListen(a.v.GetString(k), false, false); err != nil {
+		if err := checkListenFlag("--"+strings.TrimPrefix(k, "serve."), a.v.GetString(k), false, false); err != nil {
 			return err
 		}
 	}
@@ -136,7 +136,7 @@ func runServe(opts *serveOptions) error {
 	ctx, stop := stopContext(opts.ctx)
 	defer stop()
 	<-ctx.Done()
-	fmt.Fprintf(a.out, "The bank saw %d logins.\n", bank.Logins())
+	fmt.Fprintf(a.out, "The bank saw %s.\n", plural(bank.Logins(), "login"))
 	return nil
 }
 
