@@ -113,7 +113,7 @@ func lockDocsPorts(t *testing.T) {
 func TestDocsCommands(t *testing.T) {
 	pages, _ := filepath.Glob("../../docs/*.md")
 	labs, _ := filepath.Glob("../../docs/labs/*.md")
-	pages = append(pages, labs...)
+	pages = append(append([]string{"../../README.md"}, pages...), labs...)
 	if len(pages) == 0 {
 		t.Fatal("no docs found")
 	}
@@ -261,5 +261,31 @@ func TestDocsReferencesExist(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDocsShownOutputIsRun: a block that shows a command and its output
+// ("$ command" then what it prints) must be a ```console block, which
+// TestDocsCommands runs: output shown any other way is never checked, and
+// drifts (issue 13: the README showed a page the bank does not have).
+func TestDocsShownOutputIsRun(t *testing.T) {
+	pages, _ := filepath.Glob("../../docs/*.md")
+	labs, _ := filepath.Glob("../../docs/labs/*.md")
+	for _, page := range append(append([]string{"../../README.md"}, pages...), labs...) {
+		data, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, console := false, false
+		for n, line := range strings.Split(string(data), "\n") {
+			switch {
+			case strings.HasPrefix(line, "```") && !in:
+				in, console = true, strings.HasPrefix(line, "```console")
+			case strings.HasPrefix(line, "```"):
+				in = false
+			case in && !console && strings.HasPrefix(line, "$ "):
+				t.Errorf("%s:%d shows a command with a $ prompt outside a ```console block, so no test runs it: make the block ```console (its output is then checked), or drop the prompt", page, n+1)
+			}
+		}
 	}
 }
