@@ -219,7 +219,7 @@ func (a *analyzer) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reass
 		client, server = dst, src
 	}
 	c.rep = &ConnReport{
-		ID: len(a.conns) + 1, Client: client.String(), Server: server.String(),
+		ID: len(a.conns) + 1, FirstFrame: a.rep.Packets, Client: client.String(), Server: server.String(),
 		Start: ac.GetCaptureInfo().Timestamp, Protocol: "other", Requests: []HTTPRequest{}, client: client,
 	}
 	c.last = c.rep.Start
@@ -242,10 +242,15 @@ func (a *analyzer) finish() *Report {
 	sort.Strings(rep.LinkTypes)
 	a.warnUndecoded()
 	a.finishUDP()
+	// Every flow but a closed connection's stray last ACK is a tcp.stream
+	// of its own in tshark, numbered from 0 in the order of first packets
+	// (which is a.conns's order), the flows of stray ACKs included.
+	stream := 0
 	for _, c := range a.conns {
 		c.finish()
 		if !c.sawSYN && c.rep.BytesUp+c.rep.BytesDown == 0 && c.tailOf != nil {
 			c.tailOf.rep.Packets += c.rep.Packets
+			c.tailOf.rep.LastFrame = max(c.tailOf.rep.LastFrame, c.rep.LastFrame)
 			if c.last.After(c.tailOf.last) {
 				c.tailOf.rep.DurationMS = float64(c.last.Sub(c.tailOf.rep.Start).Microseconds()) / 1000
 			}
@@ -257,8 +262,15 @@ func (a *analyzer) finish() *Report {
 			// connection idle through the capture. Not listed, but
 			// counted (tshark's conv,tcp lists them).
 			rep.ACKOnly++
+			stream++
 			continue
 		}
+		// Keep the search results pointing at the same connection.
+		for _, s := range a.search {
+			s.renumber(c.rep.ID, stream)
+		}
+		c.rep.ID = stream
+		stream++
 		rep.Connections = append(rep.Connections, c.rep)
 		if c.rep.TLS != nil { // nil too when a stream began like TLS but was not (conn.finish)
 			switch {
@@ -270,15 +282,6 @@ func (a *analyzer) finish() *Report {
 				rep.Keys.WithoutKeys++
 			}
 		}
-	}
-	sort.SliceStable(rep.Connections, func(i, j int) bool { return rep.Connections[i].Start.Before(rep.Connections[j].Start) })
-	for i, c := range rep.Connections {
-		// Renumber in time order, and keep the search results pointing at
-		// the same connections.
-		for _, s := range a.search {
-			s.renumber(c.ID, i+1)
-		}
-		c.ID = i + 1
 	}
 	for _, s := range a.search {
 		rep.Secrets = append(rep.Secrets, s.verdict(a))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -83,7 +84,8 @@ func TestAnalyzeLessons(t *testing.T) {
 				t.Errorf("entropy: TLS %.2f, cleartext %.2f; want ciphertext near 8 and text well below", tls13.EntropyUp, plain.EntropyUp)
 			}
 			s := rep.Secrets[0]
-			if s.Found != "cleartext" || len(s.Connections) != 1 || s.Connections[0] != 1 || s.Verdict != "password: VISIBLE in cleartext HTTP, connection 1" {
+			if s.Found != "cleartext" || len(s.Connections) != 1 || s.Connections[0] != plain.ID || s.Frames[0] < plain.FirstFrame || s.Frames[0] > plain.LastFrame ||
+				s.Verdict != fmt.Sprintf("password: VISIBLE in cleartext HTTP, connection %d (frame %d)", plain.ID, s.Frames[0]) {
 				t.Errorf("secret = %+v", s)
 			}
 		})
@@ -100,7 +102,7 @@ func TestAnalyzeLessons(t *testing.T) {
 				t.Errorf("decrypted TLS 1.3: ALPN %q, %d certificates; want what EncryptedExtensions and Certificate hold", c.TLS.ALPN, len(c.TLS.Certificates))
 			}
 			s := rep.Secrets[0]
-			if s.Found != "decrypted" || s.Verdict != "password: NOT visible on the wire (only ciphertext); visible with the session keys, connections 1, 2" {
+			if s.Found != "decrypted" || s.Verdict != fmt.Sprintf("password: NOT visible on the wire (only ciphertext); visible with the session keys, connections 0 (frame %d), 1 (frame %d)", s.Frames[0], s.Frames[1]) {
 				t.Errorf("secret = %+v", s)
 			}
 			rep = analyzeBytes(t, tlsOnly, nil, password)

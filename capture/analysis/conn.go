@@ -58,6 +58,7 @@ func (c *conn) dir(d reassembly.TCPFlowDirection) capture.Direction {
 // Accept is the reassembly.Stream hook for every packet.
 func (c *conn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
 	c.rep.Packets++
+	c.rep.LastFrame = c.frame()
 	c.sawSYN = c.sawSYN || tcp.SYN
 	c.ended = c.ended || tcp.FIN || tcp.RST
 	d := 0 // the direction of the first segment
@@ -112,7 +113,7 @@ func (c *conn) data(dir capture.Direction, data []byte, afterGap bool) {
 		if c.tails[dir] == nil {
 			c.tails[dir] = make([][]byte, len(c.a.search))
 		}
-		c.tails[dir][i] = s.scan(c.tails[dir][i], data, c.rep.ID, false)
+		c.tails[dir][i] = s.scan(c.tails[dir][i], data, c.rep.ID, c.frame(), false)
 	}
 	if c.connect[dir] {
 		// Inside a CONNECT request or its response: skip the head, then
@@ -169,6 +170,7 @@ func (c *conn) feedTLS(dir capture.Direction, data []byte, afterGap bool) {
 	if c.a.opts.Samples && dir == capture.ClientToServer {
 		c.feeding = data
 	}
+	c.tls.Frame = c.frame()
 	c.tls.Feed(dir, data)
 	c.feeding = nil
 	if c.a.opts.Samples && dir == capture.ClientToServer && c.rep.SampleWire == nil && looksLikeRequestRecord(data) {
@@ -310,7 +312,7 @@ func (c *conn) plaintext(dir capture.Direction, data []byte) {
 		if c.plainTails[dir] == nil {
 			c.plainTails[dir] = make([][]byte, len(c.a.search))
 		}
-		c.plainTails[dir][i] = s.scan(c.plainTails[dir][i], data, c.rep.ID, true)
+		c.plainTails[dir][i] = s.scan(c.plainTails[dir][i], data, c.rep.ID, c.frame(), true)
 	}
 	if dir == capture.ServerToClient {
 		if h := c.responses(&c.decrypted[dir], data, true); h != nil {
@@ -366,7 +368,7 @@ func (c *conn) finish() {
 			if al.Level == 2 {
 				level = "fatal"
 			}
-			t.Alerts = append(t.Alerts, AlertReport{From: from, Level: level, Name: al.Name, Code: int(al.Description), Encrypted: al.Encrypted})
+			t.Alerts = append(t.Alerts, AlertReport{From: from, Level: level, Name: al.Name, Code: int(al.Description), Encrypted: al.Encrypted, Frame: al.Frame})
 		}
 		t.KeyExchange, t.Group, t.KeySource, t.Notes = s.KeyExchange, s.Group, s.KeySource, s.Notes
 		for _, m := range s.Handshake {
@@ -374,7 +376,7 @@ func (c *conn) finish() {
 			if m.Dir == capture.ServerToClient {
 				from = "server"
 			}
-			t.Handshake = append(t.Handshake, HandshakeStep{From: from, Name: m.Name, Detail: m.Detail, Encrypted: m.Encrypted})
+			t.Handshake = append(t.Handshake, HandshakeStep{From: from, Name: m.Name, Detail: m.Detail, Encrypted: m.Encrypted, Frame: m.Frame})
 		}
 		if c.st != nil {
 			t.StartTLS = c.st.proto
@@ -455,3 +457,12 @@ var clog2c = sync.OnceValue(func() *[4096]float64 {
 	}
 	return &t
 })
+
+// frame is the number of the packet being read (from 1, as Wireshark
+// counts), 0 for a conn outside an analysis.
+func (c *conn) frame() int {
+	if c.a == nil || c.a.rep == nil {
+		return 0
+	}
+	return c.a.rep.Packets
+}

@@ -65,6 +65,7 @@ type httpStream struct {
 	state     httpState
 	line      []byte // the current line (HTTP/1) or frame bytes (HTTP/2)
 	req       *HTTPRequest
+	reqIdx    int   // the request's index in the connection's list (-1: not listed)
 	status    int   // the status of the response whose head is being read
 	remain    int64 // body bytes (or chunk bytes) still to skip
 	length    bool  // the head had a Content-Length
@@ -143,6 +144,7 @@ func (h *httpStream) feed(data []byte) {
 			if h.remain == 0 {
 				if h.state == stBody {
 					h.state = stRequestLine
+					h.requestDone()
 				} else {
 					h.state = stChunkCRLF
 				}
@@ -220,6 +222,7 @@ func (h *httpStream) onLine(line string) {
 			return
 		}
 		idx := h.c.addRequest(*h.req)
+		h.reqIdx = idx
 		h.c.pairs.request(idx, h.req.Method)
 		if h.h2c && !h.decrypted {
 			h.c.h2cAsked, h.c.h2cIdx = true, idx
@@ -250,7 +253,16 @@ func (h *httpStream) onLine(line string) {
 	case stTrailers:
 		if line == "" {
 			h.state = stRequestLine
+			h.requestDone()
 		}
+	}
+}
+
+// requestDone notes the frame where a request with a body ended, as
+// Wireshark shows the request in the frame that completes the message.
+func (h *httpStream) requestDone() {
+	if !h.resp && h.reqIdx >= 0 && h.reqIdx < len(h.c.rep.Requests) {
+		h.c.rep.Requests[h.reqIdx].Frame = h.c.frame()
 	}
 }
 
@@ -451,6 +463,7 @@ func (c *conn) addRequest(r HTTPRequest) int {
 		c.rep.MoreRequests++
 		return -1
 	}
+	r.Frame = c.frame() // its head is complete in the packet being read
 	c.rep.Requests = append(c.rep.Requests, r)
 	return len(c.rep.Requests) - 1
 }
@@ -537,5 +550,6 @@ func (p *httpPairs) h2response(c *conn, stream uint32, status int) {
 func (c *conn) setStatus(idx, status int) {
 	if idx >= 0 && idx < len(c.rep.Requests) {
 		c.rep.Requests[idx].Status = status
+		c.rep.Requests[idx].ResponseFrame = c.frame()
 	}
 }

@@ -51,7 +51,14 @@ type KeysReport struct {
 
 // ConnReport describes one TCP connection.
 type ConnReport struct {
-	ID         int       `json:"id"`
+	// ID is the connection's number as tshark's tcp.stream counts it (from
+	// 0, in the order of their first packets, a flow of stray ACKs
+	// included), so "tcp.stream eq ID" is its Wireshark filter.
+	ID int `json:"id"`
+	// FirstFrame and LastFrame are its first and last packets, numbered
+	// from 1 as Wireshark does.
+	FirstFrame int       `json:"first_frame"`
+	LastFrame  int       `json:"last_frame"`
 	Client     string    `json:"client"`
 	Server     string    `json:"server"`
 	Start      time.Time `json:"start"`
@@ -138,6 +145,7 @@ type HandshakeStep struct {
 	Name      string `json:"name"` // ClientHello, ..., or "encrypted handshake"
 	Detail    string `json:"detail,omitempty"`
 	Encrypted bool   `json:"encrypted"`
+	Frame     int    `json:"frame"` // the packet that completed it, numbered as Wireshark does
 }
 
 // CleartextLine is one line of a cleartext exchange.
@@ -153,6 +161,7 @@ type AlertReport struct {
 	Name      string `json:"name"`
 	Code      int    `json:"code"`
 	Encrypted bool   `json:"encrypted"`
+	Frame     int    `json:"frame"` // the packet that carried it
 }
 
 // HTTPRequest is one request seen in a connection.
@@ -169,6 +178,11 @@ type HTTPRequest struct {
 	// interim 1xx is skipped, but 101 Switching Protocols is final); 0
 	// when no response was seen.
 	Status int `json:"status,omitempty"`
+	// Frame is the packet that completed the request's head, and
+	// ResponseFrame the one that completed the final response's head (0
+	// when none was seen).
+	Frame         int `json:"frame"`
+	ResponseFrame int `json:"response_frame,omitempty"`
 }
 
 // SecretFound is the verdict on one secret.
@@ -178,5 +192,8 @@ type SecretFound struct {
 	// decryption with the session keys) or "none".
 	Found       string `json:"found"`
 	Connections []int  `json:"connections"`
-	Verdict     string `json:"verdict"`
+	// Frames are the packets where it was first read, one per connection
+	// of Connections, in the same order.
+	Frames  []int  `json:"frames"`
+	Verdict string `json:"verdict"`
 }

@@ -25,8 +25,8 @@ type searcher struct {
 	secret    Secret
 	forms     [][]byte
 	longest   int
-	clear     map[int]bool // connections where it was on the wire
-	decrypted map[int]bool // connections where it was found after decryption
+	clear     map[int]int // connections where it was on the wire → the frame
+	decrypted map[int]int // connections where it was found after decryption → the frame
 	renamed   map[int]int
 }
 
@@ -42,12 +42,13 @@ func newSearcher(s Secret) *searcher {
 	for _, f := range forms {
 		longest = max(longest, len(f))
 	}
-	return &searcher{secret: s, forms: forms, longest: longest, clear: map[int]bool{}, decrypted: map[int]bool{}}
+	return &searcher{secret: s, forms: forms, longest: longest, clear: map[int]int{}, decrypted: map[int]int{}}
 }
 
 // scan searches data, with tail (the end of the previous chunk) for matches
 // across the boundary, and returns the new tail.
-func (s *searcher) scan(tail, data []byte, connID int, decrypted bool) []byte {
+// frame is the packet data came in, noted with the first match.
+func (s *searcher) scan(tail, data []byte, connID, frame int, decrypted bool) []byte {
 	if s.longest == 0 {
 		return tail
 	}
@@ -55,10 +56,10 @@ func (s *searcher) scan(tail, data []byte, connID int, decrypted bool) []byte {
 	if decrypted {
 		found = s.decrypted
 	}
-	if !found[connID] {
+	if _, seen := found[connID]; !seen {
 		for _, f := range s.forms {
 			if bytes.Contains(data, f) || (len(tail) > 0 && crosses(tail, data, f)) {
-				found[connID] = true
+				found[connID] = frame
 				break
 			}
 		}
@@ -92,20 +93,26 @@ func (s *searcher) renumber(from, to int) {
 	s.renamed[from] = to
 }
 
-func (s *searcher) ids(m map[int]bool) []int {
-	out := []int{}
-	for id := range m {
+// ids lists the connections of m by their final numbers, in order, and
+// the frame of each.
+func (s *searcher) ids(m map[int]int) (ids, frames []int) {
+	byID := map[int]int{}
+	for id, frame := range m {
 		if n, ok := s.renamed[id]; ok {
 			id = n
 		}
-		out = append(out, id)
+		byID[id] = frame
+		ids = append(ids, id)
 	}
-	sort.Ints(out)
-	return out
+	sort.Ints(ids)
+	for _, id := range ids {
+		frames = append(frames, byID[id])
+	}
+	return ids, frames
 }
 
 func (s *searcher) verdict(a *analyzer) SecretFound {
-	f := SecretFound{Name: s.secret.Name, Found: "none", Connections: []int{}}
+	f := SecretFound{Name: s.secret.Name, Found: "none", Connections: []int{}, Frames: []int{}}
 	kind := func(id int) string {
 		if c := a.connection(id); c != nil {
 			switch c.Protocol {
@@ -119,10 +126,12 @@ func (s *searcher) verdict(a *analyzer) SecretFound {
 	}
 	switch {
 	case len(s.clear) > 0:
-		f.Found, f.Connections = "cleartext", s.ids(s.clear)
-		f.Verdict = fmt.Sprintf("%s: VISIBLE in %s, %s", f.Name, kind(f.Connections[0]), connectionList(f.Connections))
+		f.Found = "cleartext"
+		f.Connections, f.Frames = s.ids(s.clear)
+		f.Verdict = fmt.Sprintf("%s: VISIBLE in %s, %s", f.Name, kind(f.Connections[0]), connectionList(f.Connections, frameOf(f)))
 	case len(s.decrypted) > 0:
-		f.Found, f.Connections = "decrypted", s.ids(s.decrypted)
+		f.Found = "decrypted"
+		f.Connections, f.Frames = s.ids(s.decrypted)
 		// Say what decrypted it: a leaked key log and a stolen server key
 		// are different lessons (the second one only works without
 		// forward secrecy).
@@ -140,13 +149,13 @@ func (s *searcher) verdict(a *analyzer) SecretFound {
 		}
 		var how []string
 		if len(byLog) > 0 {
-			how = append(how, "visible with the session keys, "+connectionList(byLog))
+			how = append(how, "visible with the session keys, "+connectionList(byLog, frameOf(f)))
 		}
 		if len(byServerKey) > 0 {
-			how = append(how, "visible once decrypted with the server's private key, "+connectionList(byServerKey))
+			how = append(how, "visible once decrypted with the server's private key, "+connectionList(byServerKey, frameOf(f)))
 		}
 		if len(byPSK) > 0 {
-			how = append(how, "visible once decrypted with the pre-shared key, "+connectionList(byPSK))
+			how = append(how, "visible once decrypted with the pre-shared key, "+connectionList(byPSK, frameOf(f)))
 		}
 		f.Verdict = fmt.Sprintf("%s: NOT visible on the wire (only ciphertext); %s", f.Name, strings.Join(how, "; "))
 	case a.rep.Keys.UnsupportedSuite > 0 && a.rep.Keys.WithoutKeys == 0:
@@ -164,10 +173,21 @@ func (s *searcher) verdict(a *analyzer) SecretFound {
 	return f
 }
 
-// connectionList names connections for a person, "connection 3" or
-// "connections 1, 2": the first few, then a count (the JSON report has
-// them all).
-func connectionList(ids []int) string {
+// frameOf maps each connection of a verdict to the frame where the
+// secret was read.
+func frameOf(f SecretFound) map[int]int {
+	m := map[int]int{}
+	for i, id := range f.Connections {
+		m[id] = f.Frames[i]
+	}
+	return m
+}
+
+// connectionList names connections for a person by their tcp.stream
+// numbers, "connection 3 (frame 40)" or "connections 0, 2": the first few,
+// then a count (the JSON report has them all), each with the frame where
+// the secret was read when frames has it.
+func connectionList(ids []int, frames map[int]int) string {
 	var b bytes.Buffer
 	b.WriteString("connection")
 	if len(ids) != 1 {
@@ -183,6 +203,9 @@ func connectionList(ids []int) string {
 			b.WriteString(", ")
 		}
 		fmt.Fprint(&b, id)
+		if fr := frames[id]; fr > 0 {
+			fmt.Fprintf(&b, " (frame %d)", fr)
+		}
 	}
 	return b.String()
 }
@@ -238,7 +261,7 @@ func (a *analyzer) unsupportedSuites() string {
 			these = "these connections'"
 		}
 		parts = append(parts, fmt.Sprintf("%s: the key log has %s secrets, but this engine does not decrypt that suite (%s)",
-			what, these, connectionList(ids)))
+			what, these, connectionList(ids, nil)))
 	}
 	return strings.Join(parts, "; ")
 }

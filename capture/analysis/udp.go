@@ -150,7 +150,7 @@ func dnsHeader(p []byte) bool {
 
 func (a *analyzer) finishUDP() {
 	for i, f := range a.rep.UDP {
-		f.ID = i + 1
+		f.ID = i // udp.stream
 		f.DurationMS = float64(f.last.Sub(f.Start).Microseconds()) / 1000
 	}
 	if a.udpOver > 0 {

@@ -136,11 +136,13 @@ func compareStreams(t *testing.T, file string, rep *Report) {
 	if len(rep.Connections)+rep.ACKOnly != len(streams) {
 		t.Errorf("%d connections (+%d ACK-only flows), tshark has %d tcp.streams", len(rep.Connections), rep.ACKOnly, len(streams))
 	}
-	for i, c := range rep.Connections {
-		if i >= len(streams) {
-			break
+	for _, c := range rep.Connections {
+		// The connection's number is tshark's tcp.stream.
+		if c.ID >= len(streams) {
+			t.Errorf("connection %d: tshark has no tcp.stream %d", c.ID, c.ID)
+			continue
 		}
-		s := streams[i]
+		i, s := c.ID, streams[c.ID]
 		if c.Client != s.client || c.Packets != s.frames || c.BytesUp != s.up || c.BytesDown != s.down || len(c.Requests) != s.requests || c.Gaps != 0 {
 			t.Errorf("connection %d: client %s, %d packets, up %d, down %d, %d requests, gaps %d; tshark stream %d: client %s, %d frames, up %d, down %d, %d requests",
 				c.ID, c.Client, c.Packets, c.BytesUp, c.BytesDown, len(c.Requests), c.Gaps, i, s.client, s.frames, s.up, s.down, s.requests)

@@ -308,7 +308,7 @@ func (s *Stream) list(dir Direction, typ uint8, name string, encrypted bool, det
 		}
 		return -1
 	}
-	s.sum.Handshake = append(s.sum.Handshake, HandshakeMessage{Dir: dir, Type: typ, Name: name, Encrypted: encrypted, Detail: detail})
+	s.sum.Handshake = append(s.sum.Handshake, HandshakeMessage{Dir: dir, Type: typ, Name: name, Encrypted: encrypted, Detail: detail, Frame: s.Frame})
 	return len(s.sum.Handshake) - 1
 }
 

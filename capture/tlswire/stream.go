@@ -31,6 +31,11 @@ import (
 //
 // A Stream is not safe for concurrent use.
 type Stream struct {
+	// Frame is the caller's number for the data being fed (the capture's
+	// frame number, as Wireshark counts from 1), copied into each
+	// handshake message and alert read while it holds.
+	Frame int
+
 	keys     *KeyLog
 	sessions *Sessions
 	onPlain  func(Direction, []byte)
@@ -573,7 +578,7 @@ func (s *Stream) alert(dir Direction, p []byte, encrypted bool) {
 	}
 	for ; len(p) >= 2 && len(s.sum.Alerts) < 100; p = p[2:] {
 		s.sum.Alerts = append(s.sum.Alerts, Alert{
-			Dir: dir, Level: p[0], Description: p[1], Name: AlertName(p[1]), Encrypted: encrypted,
+			Dir: dir, Level: p[0], Description: p[1], Name: AlertName(p[1]), Encrypted: encrypted, Frame: s.Frame,
 		})
 	}
 }

@@ -110,6 +110,9 @@ type HandshakeMessage struct {
 	// certificate subjects) are quoted when they hold anything but
 	// printable ASCII.
 	Detail string
+	// Frame is the Stream's Frame when the message was read: the caller's
+	// number for the packet that completed it.
+	Frame int `json:",omitempty"`
 }
 
 // Alert is an alert record's message (RFC 8446 section 6).
@@ -119,4 +122,5 @@ type Alert struct {
 	Description uint8
 	Name        string // AlertName(Description)
 	Encrypted   bool   // read after decryption
+	Frame       int    `json:",omitempty"` // the Stream's Frame when the alert was read
 }

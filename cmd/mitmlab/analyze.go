@@ -181,11 +181,13 @@ func writeReport(w io.Writer, rep *analysis.Report, handshake bool) {
 	dur := rep.End.Sub(rep.Start)
 	fmt.Fprintf(w, "%s: %s, %s, %s (%d TCP), %s, %.2f s\n", rep.File, rep.Format, strings.Join(rep.LinkTypes, " + "),
 		plural(rep.Packets, "packet"), rep.TCPPackets, humanBytes(rep.Bytes), dur.Seconds())
-	fmt.Fprintln(w, keysLine(rep.Keys))
+	if line := keysLine(rep.Keys); !strings.HasPrefix(line, "keys: none") || captureHasTLS(rep) {
+		fmt.Fprintln(w, line) // no hint about keys for a capture with nothing to decrypt
+	}
 	for _, c := range rep.Connections {
 		fmt.Fprintf(w, "\n#%d %s → %s  %s\n", c.ID, c.Client, c.Server, connHeadline(c))
-		fmt.Fprintf(w, "   %s, %s, up %s, down %s, entropy up %.2f down %.2f bits/byte\n",
-			c.Start.Local().Format("15:04:05.000"), durationMS(c.DurationMS), humanBytes(c.BytesUp), humanBytes(c.BytesDown), c.EntropyUp, c.EntropyDown)
+		fmt.Fprintf(w, "   %s, %s, frames %d–%d, up %s, down %s, entropy up %.2f down %.2f bits/byte\n",
+			c.Start.Local().Format("15:04:05.000"), durationMS(c.DurationMS), c.FirstFrame, c.LastFrame, humanBytes(c.BytesUp), humanBytes(c.BytesDown), c.EntropyUp, c.EntropyDown)
 		if handshake || c.TLS == nil {
 			for _, l := range c.Cleartext {
 				fmt.Fprintf(w, "     %s → %s  %s\n", l.From, map[string]string{"client": "server", "server": "client"}[l.From], l.Line)
@@ -212,7 +214,7 @@ func writeReport(w io.Writer, rep *analysis.Report, handshake bool) {
 				if al.Encrypted {
 					enc = ", read after decryption"
 				}
-				fmt.Fprintf(w, "   alert from the %s: %s (%d, %s%s)\n", al.From, al.Name, al.Code, al.Level, enc)
+				fmt.Fprintf(w, "   alert from the %s: %s (%d, %s%s) in frame %d\n", al.From, al.Name, al.Code, al.Level, enc, al.Frame)
 			}
 			if t.KeyExchange != "" {
 				kx := t.KeyExchange
@@ -231,7 +233,7 @@ func writeReport(w io.Writer, rep *analysis.Report, handshake bool) {
 					if m.Detail != "" {
 						detail = ": " + m.Detail
 					}
-					fmt.Fprintf(w, "     %s  %s%s\n", arrow, m.Name, detail)
+					fmt.Fprintf(w, "     frame %d: %s  %s%s\n", m.Frame, arrow, m.Name, detail)
 				}
 			}
 			switch {
@@ -258,9 +260,9 @@ func writeReport(w io.Writer, rep *analysis.Report, handshake bool) {
 			if r.Status != 0 {
 				status = fmt.Sprintf(" → %d", r.Status)
 			}
-			suffix := ""
+			suffix := fmt.Sprintf("   (frame %d)", r.Frame)
 			if r.Decrypted {
-				suffix = "   (decrypted)"
+				suffix = fmt.Sprintf("   (decrypted, frame %d)", r.Frame)
 			}
 			fmt.Fprintf(w, "   %s %s %s%s%s\n", r.Method, r.Target, r.Proto, status, suffix)
 		}
@@ -297,6 +299,16 @@ func writeReport(w io.Writer, rep *analysis.Report, handshake bool) {
 
 // keysLine says what could decrypt TLS: sessions of the key log given,
 // sessions of the capture's own decryption secrets, server private keys.
+// captureHasTLS reports whether any connection of rep carries TLS.
+func captureHasTLS(rep *analysis.Report) bool {
+	for _, c := range rep.Connections {
+		if c.TLS != nil {
+			return true
+		}
+	}
+	return false
+}
+
 func keysLine(k analysis.KeysReport) string {
 	var have []string
 	fromLog := k.Sessions - k.FromFile // FromFile counts sessions the key log did not have

@@ -112,6 +112,7 @@ func readKnownDiffs(t *testing.T, path string) []knownDiff {
 // can be compared in.
 type worldConn struct {
 	client, server string // netip.AddrPort strings
+	stream         int    // mitmlab's id, tshark's tcp.stream
 	oriented       bool   // tshark: a SYN or SYN/ACK said who the client is
 	start          time.Time
 	protocol       string // tls, http or other
@@ -143,14 +144,14 @@ func (c *worldConn) label() string { return c.client + " → " + c.server }
 func mitmlabConns(rep analysis.Report) []*worldConn {
 	var out []*worldConn
 	for _, c := range rep.Connections {
-		w := &worldConn{client: c.Client, server: c.Server, start: c.Start, protocol: c.Protocol, tunnel: c.Tunnel,
+		w := &worldConn{client: c.Client, server: c.Server, stream: c.ID, start: c.Start, protocol: c.Protocol, tunnel: c.Tunnel,
 			bytesUp: c.BytesUp, bytesDown: c.BytesDown}
 		for _, r := range c.Requests {
 			proto := r.Proto
 			if proto == "HTTP/2.0" {
 				proto = "HTTP/2"
 			}
-			w.requests = append(w.requests, proto+" "+r.Method+" "+r.Target)
+			w.requests = append(w.requests, fmt.Sprintf("%s %s %s in frame %d", proto, r.Method, r.Target, r.Frame))
 		}
 		if c.MoreRequests > 0 {
 			w.requests = append(w.requests, fmt.Sprintf("(and %d more)", c.MoreRequests))
@@ -161,7 +162,7 @@ func mitmlabConns(rep analysis.Report) []*worldConn {
 			w.sni, w.version, w.decrypted = t.SNI, t.Version, t.Decrypted
 			w.cipher = t.CipherSuite
 			for _, a := range t.Alerts {
-				w.alerts = append(w.alerts, fmt.Sprintf("%s %s %d", a.From, a.Level, a.Code))
+				w.alerts = append(w.alerts, fmt.Sprintf("%s %s %d in frame %d", a.From, a.Level, a.Code, a.Frame))
 			}
 			// tshark lists every chain the connection carried: the
 			// first handshake's and a renegotiation's.
@@ -184,7 +185,7 @@ func mitmlabConns(rep analysis.Report) []*worldConn {
 
 // tsharkFields are the fields read of every frame.
 var tsharkFields = []string{
-	"frame.time_epoch", "frame.protocols", "tcp.stream", "udp.stream",
+	"frame.number", "frame.time_epoch", "frame.protocols", "tcp.stream", "udp.stream",
 	"ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.srcport", "tcp.dstport",
 	"tcp.flags.syn", "tcp.flags.ack", "tcp.len", "tcp.seq",
 	"tls.handshake.type", "tls.handshake.extensions_server_name", "tls.handshake.version",
@@ -277,7 +278,7 @@ func tsharkWorld(t *testing.T, file, keylog, serverKey, psk string) ([]*worldCon
 			secs, _ := strconv.ParseInt(sec, 10, 64)
 			frac = (frac + "000000000")[:9]
 			nsec, _ := strconv.ParseInt(frac, 10, 64)
-			s = &stream{worldConn: &worldConn{client: from, server: to, start: time.Unix(secs, nsec), protocol: "other"}}
+			s = &stream{worldConn: &worldConn{client: from, server: to, stream: id, start: time.Unix(secs, nsec), protocol: "other"}}
 			// Without a handshake, mitmlab takes the higher port for the
 			// client: orient the same way, so the labels match.
 			if sp < dp {
@@ -333,11 +334,11 @@ func tsharkWorld(t *testing.T, file, keylog, serverKey, psk string) ([]*worldCon
 					s.tunnel = uri
 					continue
 				}
-				s.requests = append(s.requests, ver+" "+m+" "+uri)
+				s.requests = append(s.requests, ver+" "+m+" "+uri+" in frame "+one("frame.number"))
 			}
 			paths := l["http2.headers.path"]
 			for i, m := range l["http2.headers.method"] {
-				s.requests = append(s.requests, "HTTP/2 "+m+" "+worldAt(paths, i))
+				s.requests = append(s.requests, "HTTP/2 "+m+" "+worldAt(paths, i)+" in frame "+one("frame.number"))
 			}
 		} else {
 			if (has("2") || has("4") && one("tls.handshake.version") == "0x0002") && !s.serverSeen {
@@ -379,7 +380,7 @@ func tsharkWorld(t *testing.T, file, keylog, serverKey, psk string) ([]*worldCon
 			if fromClient {
 				who = "client"
 			}
-			s.alerts = append(s.alerts, who+" "+level+" "+worldAt(descs, i))
+			s.alerts = append(s.alerts, who+" "+level+" "+worldAt(descs, i)+" in frame "+one("frame.number"))
 		}
 	}
 	var conns []*worldConn
@@ -538,6 +539,7 @@ func compareWorld(file string, ours, theirs []*worldConn, ourUDP, udpFlows int) 
 		if absDuration(mc.start.Sub(tc.start)) > time.Microsecond {
 			add(conn, "start", mc.start.UTC().Format(time.RFC3339Nano), tc.start.UTC().Format(time.RFC3339Nano))
 		}
+		add(conn, "tcp.stream", strconv.Itoa(mc.stream), strconv.Itoa(tc.stream))
 		add(conn, "payload bytes", fmt.Sprintf("up %d, down %d", mc.bytesUp, mc.bytesDown), fmt.Sprintf("up %d, down %d", tc.bytesUp, tc.bytesDown))
 		add(conn, "tunnel", mc.tunnel, tc.tunnel)
 		mp, tp := mc.protocol, tc.protocol
