@@ -32,9 +32,8 @@ const (
 var _ = register(&Lab{
 	Number: 10, Name: "tamper", Title: "Tampering in flight: HTTP is changed silently, HTTPS detects it, a trusted rogue CA defeats it",
 	Summary: "a relay on the path rewrites a transfer's recipient over HTTP and the bank pays the attacker; over HTTPS one flipped bit ends the connection with bad_record_mac and nothing is paid; a proxy with a trusted rogue CA rewrites it undetected",
-	// The victim fills in the transfer form: the Go client and curl send
-	// it; Chromium's victim has no transfer step yet.
-	Clients: []ClientKind{ClientGo, ClientCurl},
+	// The victims that fill in the transfer form (Visit.Transfer).
+	Clients: []ClientKind{ClientGo, ClientCurl, ClientChromium},
 	run:     runTamper,
 })
 
