@@ -424,7 +424,8 @@ func (r *Relay) flipRecords(id relayConn, client, server net.Conn) {
 	)
 	body := make([]byte, 0, 1<<14+2048)
 	for {
-		if _, err := io.ReadFull(client, hdr[:]); err != nil {
+		if n, err := io.ReadFull(client, hdr[:]); err != nil {
+			server.Write(hdr[:n]) // a torn header goes on as it came
 			return
 		}
 		typ, length := hdr[0], int(binary.BigEndian.Uint16(hdr[3:]))
@@ -436,9 +437,8 @@ func (r *Relay) flipRecords(id relayConn, client, server net.Conn) {
 			return
 		}
 		body = body[:length]
-		if _, err := io.ReadFull(client, body); err != nil {
-			server.Write(hdr[:])
-			server.Write(body)
+		if n, err := io.ReadFull(client, body); err != nil {
+			server.Write(append(hdr[:], body[:n]...))
 			return
 		}
 		switch {
