@@ -275,10 +275,14 @@ func literalPattern(s string) []func(byte) bool {
 	return p
 }
 
-// scan finds the matches of pattern p in buf: it calls hit with the offset
-// of each, and returns how much of buf can go on now (the rest may be the
-// start of a match that the next read completes).
-func scan(buf []byte, p []func(byte) bool, hit func(at int)) (ready int) {
+// scan finds the matches of pattern p in buf, whose first sent bytes went
+// on already (kept as context, so a match may start in them): it calls hit
+// with the offset of each match whose changed part (from skip on) is not
+// sent yet, and returns how much of buf may go on now. Only the changed
+// part of a match that may still be completing waits: the bytes before it
+// (the delimiter, "to=") go on at once, so a stream that pauses after a
+// header's blank line is not held.
+func scan(buf []byte, sent int, p []func(byte) bool, skip int, hit func(at int)) (ready int) {
 	for i := 0; i < len(buf); i++ {
 		k := 0
 		for k < len(p) && i+k < len(buf) && p[k](buf[i+k]) {
@@ -286,23 +290,44 @@ func scan(buf []byte, p []func(byte) bool, hit func(at int)) (ready int) {
 		}
 		switch {
 		case k == len(p):
-			hit(i)
+			if i+skip >= sent {
+				hit(i)
+			}
 			i += len(p) - 1
 		case i+k == len(buf):
-			return i // a prefix of a match runs to the end: wait for more
+			// A prefix of a match runs to the end: its changed part waits
+			// for the next read.
+			return min(max(i+skip, sent), len(buf))
 		}
 	}
 	return len(buf)
 }
 
-// pump reads src and writes dst, passing each chunk to edit, which may
-// change bytes in place and returns how many may be sent now; the others
-// wait for the next read, or holdBack, whichever comes first.
-func pump(src, dst net.Conn, edit func(buf []byte, base int64) int) {
+// pump reads src and writes dst, passing what it reads to edit with the
+// last bytes already sent before it (sent of them) as context. edit may
+// change unsent bytes in place and returns how far buf may go on now; the
+// rest waits for the next read, or holdBack, whichever comes first.
+func pump(src, dst net.Conn, keep int, edit func(buf []byte, sent int, base int64) int) {
 	buf := make([]byte, 0, 64<<10)
-	var sent int64
+	sent := 0      // how many of buf's first bytes went on already
+	var base int64 // the stream offset of buf[0]
+	flush := func(upto int) bool {
+		if upto > sent {
+			if _, err := dst.Write(buf[sent:upto]); err != nil {
+				return false
+			}
+			sent = upto
+		}
+		// Keep keep bytes of context, and what waits.
+		if drop := sent - keep; drop > 0 {
+			buf = append(buf[:0], buf[drop:]...)
+			sent -= drop
+			base += int64(drop)
+		}
+		return true
+	}
 	for {
-		if len(buf) > 0 {
+		if len(buf) > sent {
 			src.SetReadDeadline(time.Now().Add(holdBack))
 		} else {
 			src.SetReadDeadline(time.Time{})
@@ -313,28 +338,20 @@ func pump(src, dst net.Conn, edit func(buf []byte, base int64) int) {
 		n, err := src.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		ready := len(buf)
-		if err == nil {
-			ready = edit(buf, sent)
-		} else if n > 0 {
-			edit(buf, sent) // the last bytes: send what they are, edited
-		}
-		if ready > 0 {
-			if _, werr := dst.Write(buf[:ready]); werr != nil {
-				return
+		if n > 0 {
+			if r := edit(buf, sent, base); err == nil {
+				ready = r
 			}
-			sent += int64(ready)
-			buf = append(buf[:0], buf[ready:]...)
+		}
+		if !flush(ready) {
+			return
 		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				// Nothing more came: what was held back is no match.
-				if len(buf) > 0 {
-					if _, werr := dst.Write(buf); werr != nil {
-						return
-					}
-					sent += int64(len(buf))
-					buf = buf[:0]
+				// Nothing more came: what waited is no match.
+				if !flush(len(buf)) {
+					return
 				}
 				continue
 			}
@@ -348,8 +365,8 @@ func (r *Relay) rewriteUp(id relayConn, client, server net.Conn, replaced chan<-
 	rw := r.opts.Rewrite
 	p := fieldPattern(rw.Field, len(rw.Value))
 	skip := 1 + len(rw.Field) + 1 // the delimiter, "to="
-	pump(client, server, func(buf []byte, base int64) int {
-		return scan(buf, p, func(at int) {
+	pump(client, server, len(p), func(buf []byte, sent int, base int64) int {
+		return scan(buf, sent, p, skip, func(at int) {
 			v := buf[at+skip : at+len(p)]
 			if string(v) == rw.Value {
 				return
@@ -371,7 +388,7 @@ func (r *Relay) rewriteDown(id relayConn, server, client net.Conn, replaced <-ch
 	rw := r.opts.Rewrite
 	p := literalPattern(rw.Value)
 	var orig string
-	pump(server, client, func(buf []byte, base int64) int {
+	pump(server, client, len(p), func(buf []byte, sent int, base int64) int {
 		for more := true; more; {
 			select {
 			case o, ok := <-replaced:
@@ -387,7 +404,7 @@ func (r *Relay) rewriteDown(id relayConn, server, client net.Conn, replaced <-ch
 		if orig == "" {
 			return len(buf)
 		}
-		return scan(buf, p, func(at int) {
+		return scan(buf, sent, p, 0, func(at int) {
 			copy(buf[at:], orig)
 			r.event(RelayEvent{Conn: id.n, Upstream: id.upstream, What: "rewrite-back", Offset: base + int64(at), From: rw.Value, To: orig})
 		})

@@ -54,24 +54,28 @@ func startTestRelay(t *testing.T, opts RelayOptions) *Relay {
 func TestScan(t *testing.T) {
 	p := fieldPattern("to", 14)
 	for _, c := range []struct {
-		name, in string
-		hits     []int
-		ready    int
+		name  string
+		in    string
+		sent  int // bytes of in that went on already: context
+		hits  []int
+		ready int
 	}{
-		{"body start", "\r\n\r\nto=1234-5678-9012&amount=1", []int{3}, 30},
-		{"after a field", "amount=1&to=1234-5678-9012", []int{8}, 26},
-		{"two", "&to=1111-1111-1111&to=2222-2222-2222x", []int{0, 18}, 37},
-		{"not a field of its own", "auto=1234-5678-9012&photo=1234-5678-9012", nil, 40},
-		{"too short", "&to=1234-56&x", nil, 13},
-		{"a prefix at the end waits", "amount=1&to=1234-56", nil, 8},
-		{"a delimiter at the end waits", "amount=1&", nil, 8},
-		{"nothing", "GET / HTTP/1.1", nil, 14},
+		{"body start", "\r\n\r\nto=1234-5678-9012&amount=1", 0, []int{3}, 30},
+		{"after a field", "amount=1&to=1234-5678-9012", 0, []int{8}, 26},
+		{"two", "&to=1111-1111-1111&to=2222-2222-2222x", 0, []int{0, 18}, 37},
+		{"not a field of its own", "auto=1234-5678-9012&photo=1234-5678-9012", 0, nil, 40},
+		{"too short", "&to=1234-56&x", 0, nil, 13},
+		{"a value cut at the end waits, the field name goes on", "amount=1&to=1234-56", 0, nil, 12},
+		{"a blank line at the end goes on", "GET / HTTP/1.1\r\n\r\n", 0, nil, 18},
+		{"a match already sent is not touched", "&to=1234-5678-9012", 18, nil, 18},
+		{"a value completing after its sent field name", "x&to=1234-5678-9012&", 5, []int{1}, 20},
+		{"a value cut after context waits", "x&to=1234", 5, nil, 5},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var hits []int
-			ready := scan([]byte(c.in), p, func(at int) { hits = append(hits, at) })
+			ready := scan([]byte(c.in), c.sent, p, 4, func(at int) { hits = append(hits, at) })
 			if ready != c.ready || !equalInts(hits, c.hits) {
-				t.Errorf("scan(%q) = %d, hits %v; want %d, hits %v", c.in, ready, hits, c.ready, c.hits)
+				t.Errorf("scan(%q, sent %d) = %d, hits %v; want %d, hits %v", c.in, c.sent, ready, hits, c.ready, c.hits)
 			}
 		})
 	}
