@@ -60,8 +60,11 @@ const BankHost = "bank.lab.test"
 
 // StartBank starts the bank on ephemeral loopback ports.
 func StartBank(opts BankOptions) (*Bank, error) {
-	b := &Bank{Username: opts.Username, Password: opts.Password, Balance: "12,345.67 EUR", sessions: map[string]bool{},
-		ledger: &ledger{path: opts.TransactionLog}}
+	b := &Bank{Username: opts.Username, Password: opts.Password, Balance: "12,345.67 EUR", sessions: map[string]bool{}}
+	var err error
+	if b.ledger, err = openLedger(opts.TransactionLog); err != nil {
+		return nil, err
+	}
 	wrap := opts.Listen
 	if wrap == nil {
 		wrap = func(l net.Listener) net.Listener { return l }

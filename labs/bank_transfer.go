@@ -33,6 +33,22 @@ type ledger struct {
 	mu   sync.Mutex
 	path string
 	txs  []Transaction
+	// earlier is how many transfers the file held from an earlier run:
+	// the numbers go on after them, so each is unique in the file.
+	earlier int
+}
+
+// openLedger starts the log of a bank, after what its file already holds.
+func openLedger(path string) (*ledger, error) {
+	l := &ledger{path: path}
+	if path != "" {
+		old, err := ReadTransactions(path)
+		if err != nil {
+			return nil, fmt.Errorf("labs: bank: transaction log: %w; move it away, or choose another file", err)
+		}
+		l.earlier = len(old)
+	}
+	return l, nil
 }
 
 // accountPattern is the lab bank's account number: three groups of four
@@ -46,7 +62,7 @@ var amountPattern = regexp.MustCompile(`^[0-9]{1,7}(\.[0-9]{2})?$`)
 func (l *ledger) add(tx Transaction) (Transaction, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	tx.ID = len(l.txs) + 1
+	tx.ID = l.earlier + len(l.txs) + 1
 	if l.path != "" {
 		line, err := json.Marshal(tx)
 		if err != nil {
@@ -68,7 +84,8 @@ func (l *ledger) add(tx Transaction) (Transaction, error) {
 	return tx, nil
 }
 
-// Transactions lists the transfers the bank executed, in order.
+// Transactions lists the transfers the bank executed, in order (not those
+// an earlier bank wrote to the same log).
 func (b *Bank) Transactions() []Transaction {
 	b.ledger.mu.Lock()
 	defer b.ledger.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -85,5 +86,38 @@ func TestReadTransactionsMissing(t *testing.T) {
 	txs, err := ReadTransactions(t.TempDir() + "/none.jsonl")
 	if err != nil || len(txs) != 0 {
 		t.Errorf("ReadTransactions(missing) = %v, %v; want nothing, nil", txs, err)
+	}
+}
+
+// TestBankTransferNumbersGoOn: a bank started on the log of an earlier
+// one (mitmlab serve run again) numbers its transfers after those, and a
+// log it cannot read stops it with what to do.
+func TestBankTransferNumbersGoOn(t *testing.T) {
+	first, roots, logPath := testBank(t, nil)
+	c := login(t, first.URL("https"), roots)
+	if resp, err := c.PostForm(first.URL("https")+"/transfer", url.Values{"to": {"1234-5678-9012"}, "amount": {"1"}}); err == nil {
+		resp.Body.Close()
+	}
+	first.Close()
+	second, err := StartBank(BankOptions{Certificate: first.servers[0].TLSConfig.Certificates[0], Username: "alice", Password: "pw", TransactionLog: logPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	c = login(t, second.URL("https"), roots)
+	resp, err := c.PostForm(second.URL("https")+"/transfer", url.Values{"to": {"1234-5678-9012"}, "amount": {"2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	txs, err := ReadTransactions(logPath)
+	if err != nil || len(txs) != 2 || txs[0].ID != 1 || txs[1].ID != 2 || len(second.Transactions()) != 1 {
+		t.Errorf("log after two banks = %+v, %v (the second's own: %d); want transfers 1 and 2, one of them the second's", txs, err, len(second.Transactions()))
+	}
+
+	bad := filepath.Join(t.TempDir(), "transactions.jsonl")
+	os.WriteFile(bad, []byte("not json\n"), 0o644)
+	if _, err := StartBank(BankOptions{Certificate: first.servers[0].TLSConfig.Certificates[0], TransactionLog: bad}); err == nil || !strings.Contains(err.Error(), "move it away") {
+		t.Errorf("StartBank on a damaged log: %v, want an error saying what to do", err)
 	}
 }
