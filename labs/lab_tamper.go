@@ -180,6 +180,32 @@ func (w *World) checkTamper(httpRelay, tlsRelay *Relay, flips []RelayEvent) erro
 		len(flips) > 0 && bankSide != nil && failures(bankSide) > 0 && failures(clientSide...) == 0,
 		"%s; decrypting with keys.log: %s on the bank's leg, %s on the victim's", flipEvidence,
 		plural(failures(bankSide), "record")+" failed", plural(failures(clientSide...), "record")+" failed")
+	// Which request the changed record carried: the victim's leg decrypts
+	// it; on the bank's leg it is gone.
+	sentPost := (*analysis.ConnReport)(nil)
+	for _, c := range clientSide {
+		if postTo(c, "/transfer") != nil {
+			sentPost = c
+		}
+	}
+	var bankSides []*analysis.ConnReport
+	for _, c := range connsTo(keyed, w.Bank.HTTPSAddr) {
+		if upstreams[c.Client] {
+			bankSides = append(bankSides, c)
+		}
+	}
+	arrived := slices.ContainsFunc(bankSides, func(c *analysis.ConnReport) bool { return postTo(c, "/transfer") != nil })
+	postEvidence := "no POST /transfer on the victim's leg"
+	if sentPost != nil {
+		postEvidence = fmt.Sprintf("victim → relay, connection %d: POST /transfer, decrypted with keys.log, %s; relay → bank: ", sentPost.ID, answered(postTo(sentPost, "/transfer")))
+		if arrived {
+			postEvidence += "POST /transfer arrived"
+		} else {
+			postEvidence += fmt.Sprintf("no POST /transfer in %s", plural(len(bankSides), "connection"))
+		}
+	}
+	w.Expect("tls-changed-record-is-transfer", "the changed record carried the transfer: the victim sent POST /transfer, the bank never read it",
+		sentPost != nil && len(bankSides) > 0 && !arrived, "%s", postEvidence)
 	alertText := "no bad_record_mac alert from the bank in the capture"
 	if alert != nil {
 		how := "in clear"
@@ -252,6 +278,24 @@ func (w *World) startRelay(opts RelayOptions) (*Relay, error) {
 	w.watch(r.Addr)
 	w.closers = append(w.closers, r.Close)
 	return r, nil
+}
+
+// postTo returns the first POST to path the analysis read in c, or nil.
+func postTo(c *analysis.ConnReport, path string) *analysis.HTTPRequest {
+	for i, r := range c.Requests {
+		if r.Method == http.MethodPost && r.Target == path {
+			return &c.Requests[i]
+		}
+	}
+	return nil
+}
+
+// answered says whether a request got a response, for evidence.
+func answered(r *analysis.HTTPRequest) string {
+	if r == nil || r.Status == 0 {
+		return "no answer"
+	}
+	return fmt.Sprintf("answered %d", r.Status)
 }
 
 // relayBase is the bank's URL through a relay: the victim asks for
