@@ -70,7 +70,6 @@ func runTamper(ctx context.Context, w *World) error {
 	w.Expect("tls-login-untouched", "the relay forwards TLS it does not touch: the login goes through", out2.OK, "%s", outcome(out2))
 	w.Expect("tls-transfer-failed", "the tampered transfer fails: the victim gets an error, not a confirmation",
 		out2.Transfer != nil && !out2.Transfer.OK, "%s", transferOutcome(out2))
-	flips := tlsRelay.Events()
 	tlsRelay.Close()
 	httpRelay.Close()
 
@@ -91,20 +90,36 @@ func runTamper(ctx context.Context, w *World) error {
 	if err := w.StopTraffic(px, false); err != nil {
 		return err
 	}
-	return w.checkTamper(httpRelay, tlsRelay, flips)
+	return w.checkTamper(httpRelay, tlsRelay)
 }
 
 // checkTamper checks the lesson from the artifacts: the bank's
 // transaction log, the capture and the proxy's flows.
-func (w *World) checkTamper(httpRelay, tlsRelay *Relay, flips []RelayEvent) error {
+func (w *World) checkTamper(httpRelay, tlsRelay *Relay) error {
 	txs, err := ReadTransactions(filepath.Join(w.Dir, "transactions.jsonl"))
 	if err != nil {
 		return err
 	}
+	events, err := ReadRelayLog(filepath.Join(w.Dir, "relay.jsonl"))
+	if err != nil {
+		return err
+	}
 	w.Artifact("relay.jsonl")
-	upstreams := map[string]bool{}
-	for _, e := range flips {
-		upstreams[e.Upstream] = true
+	// The TLS relay's connections to the bank (upstreams), and those it
+	// flipped a bit in, by the client address the bank saw.
+	upstreams, flipped := map[string]bool{}, map[string]bool{}
+	var flips []RelayEvent
+	for _, e := range events {
+		if e.Target != tlsRelay.opts.Target {
+			continue
+		}
+		switch e.What {
+		case "connect":
+			upstreams[e.Upstream] = true
+		case "flip":
+			flipped[e.Upstream] = true
+			flips = append(flips, e)
+		}
 	}
 	var viaHTTP, viaTLSRelay, viaHTTPS []Transaction
 	for _, tx := range txs {
@@ -146,7 +161,7 @@ func (w *World) checkTamper(httpRelay, tlsRelay *Relay, flips []RelayEvent) erro
 	}
 	bankSide, alert := (*analysis.ConnReport)(nil), (*analysis.AlertReport)(nil)
 	for _, c := range connsTo(keyed, w.Bank.HTTPSAddr) {
-		if !upstreams[c.Client] || c.TLS == nil {
+		if !flipped[c.Client] || c.TLS == nil || alert != nil {
 			continue
 		}
 		bankSide = c
@@ -221,7 +236,7 @@ func (w *World) checkTamper(httpRelay, tlsRelay *Relay, flips []RelayEvent) erro
 	}
 	hidden := true
 	for _, c := range connsTo(blind, w.Bank.HTTPSAddr) {
-		if upstreams[c.Client] && c.TLS != nil && len(c.TLS.Alerts) > 0 {
+		if flipped[c.Client] && c.TLS != nil && len(c.TLS.Alerts) > 0 {
 			hidden = false
 		}
 	}

@@ -1,6 +1,7 @@
 package labs
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -67,18 +68,44 @@ type FieldRewrite struct {
 // RelayEvent is one thing the relay did to a connection.
 type RelayEvent struct {
 	Conn int `json:"conn"` // 1 for the first connection the relay accepted
-	// Upstream is the relay's end of its connection to the bank: the
-	// client address the bank (and the capture) sees.
+	// Target is where the relay forwards to (the bank's port), and
+	// Upstream the relay's end of that connection: the client address the
+	// bank (and the capture) sees.
+	Target   string `json:"target"`
 	Upstream string `json:"upstream"`
-	What     string `json:"what"` // "rewrite", "rewrite-back", "flip"
+	// What is "connect" (a connection relayed), "rewrite", "rewrite-back"
+	// or "flip".
+	What string `json:"what"`
 	// Offset is where in the direction's byte stream the change is.
-	Offset int64  `json:"offset"`
+	Offset int64  `json:"offset,omitempty"`
 	From   string `json:"from,omitempty"`
 	To     string `json:"to,omitempty"`
 	// Record is the TLS record's index in the victim's stream (0 is the
 	// first) and RecordLen its payload length, for a flip.
 	Record    int `json:"record,omitempty"`
 	RecordLen int `json:"record_len,omitempty"`
+}
+
+// ReadRelayLog reads the events a relay wrote to RelayOptions.Log; a
+// missing file is no event.
+func ReadRelayLog(path string) ([]RelayEvent, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []RelayEvent
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for dec.More() {
+		var e RelayEvent
+		if err := dec.Decode(&e); err != nil {
+			return out, fmt.Errorf("labs: %s: %w", path, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // StartRelay listens on a loopback port and relays to opts.Target.
@@ -201,6 +228,7 @@ func (r *Relay) relay(n int, client net.Conn) {
 		return
 	}
 	defer r.untrack(client, server)
+	r.event(RelayEvent{Conn: n, Target: r.opts.Target, Upstream: id.upstream, What: "connect"})
 	// What the HTTP rewrite replaced on this connection, for the way back.
 	replaced := make(chan string, 16)
 	var done sync.WaitGroup
@@ -373,7 +401,7 @@ func (r *Relay) rewriteUp(id relayConn, client, server net.Conn, replaced chan<-
 			}
 			orig := string(v)
 			copy(v, rw.Value)
-			r.event(RelayEvent{Conn: id.n, Upstream: id.upstream, What: "rewrite", Offset: base + int64(at+skip), From: rw.Field + "=" + orig, To: rw.Field + "=" + rw.Value})
+			r.event(RelayEvent{Conn: id.n, Target: r.opts.Target, Upstream: id.upstream, What: "rewrite", Offset: base + int64(at+skip), From: rw.Field + "=" + orig, To: rw.Field + "=" + rw.Value})
 			select {
 			case replaced <- orig:
 			default:
@@ -406,7 +434,7 @@ func (r *Relay) rewriteDown(id relayConn, server, client net.Conn, replaced <-ch
 		}
 		return scan(buf, sent, p, 0, func(at int) {
 			copy(buf[at:], orig)
-			r.event(RelayEvent{Conn: id.n, Upstream: id.upstream, What: "rewrite-back", Offset: base + int64(at), From: rw.Value, To: orig})
+			r.event(RelayEvent{Conn: id.n, Target: r.opts.Target, Upstream: id.upstream, What: "rewrite-back", Offset: base + int64(at), From: rw.Value, To: orig})
 		})
 	})
 }
@@ -473,7 +501,7 @@ func (r *Relay) flipRecords(id relayConn, client, server net.Conn) {
 				at := length / 2
 				body[at] ^= 0x01
 				flipped = true
-				r.event(RelayEvent{Conn: id.n, Upstream: id.upstream, What: "flip", Offset: offset + 5 + int64(at), Record: index, RecordLen: length,
+				r.event(RelayEvent{Conn: id.n, Target: r.opts.Target, Upstream: id.upstream, What: "flip", Offset: offset + 5 + int64(at), Record: index, RecordLen: length,
 					From: fmt.Sprintf("%02x", body[at]^0x01), To: fmt.Sprintf("%02x", body[at])})
 			}
 		}

@@ -158,7 +158,18 @@ func TestRelayRewrite(t *testing.T) {
 	if got := bank.Transactions(); len(got) != 1 || got[0] != txs[0] {
 		t.Errorf("Bank.Transactions() = %+v, want what the file says, %+v", got, txs)
 	}
-	ev := r.Events()
+	var ev []RelayEvent
+	connected := map[string]bool{}
+	for _, e := range r.Events() {
+		if e.What == "connect" {
+			connected[e.Upstream] = e.Target == bank.HTTPAddr
+		} else {
+			ev = append(ev, e)
+		}
+	}
+	if len(connected) != 2 || !connected[txs[0].Client] {
+		t.Errorf("relay connects = %v, want the login's and the transfer's, to %s", connected, bank.HTTPAddr)
+	}
 	if len(ev) != 2 || ev[0].What != "rewrite" || ev[0].From != "to="+TamperRecipient || ev[1].What != "rewrite-back" || ev[0].Upstream != txs[0].Client {
 		t.Errorf("relay events = %+v, want a rewrite from the bank's client %s, then a rewrite-back", ev, txs[0].Client)
 	}
@@ -185,8 +196,8 @@ func TestRelayRewriteHoldsBackBriefly(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || time.Since(start) > 2*time.Second {
 		t.Errorf("answer %s after %v, want 401 (no session) within the hold-back", resp.Status, time.Since(start))
 	}
-	if len(r.Events()) != 0 {
-		t.Errorf("relay events = %+v, want none", r.Events())
+	if ev := r.Events(); len(ev) != 1 || ev[0].What != "connect" {
+		t.Errorf("relay events = %+v, want the connect alone", ev)
 	}
 }
 
@@ -229,8 +240,8 @@ func TestRelayFlipTLS(t *testing.T) {
 			if err != nil || !out.OK || out.Transfer == nil || out.Transfer.OK || !strings.Contains(out.Transfer.Err, "bad record MAC") {
 				t.Fatalf("armed at the form: %+v, %v; want the login, then a transfer refused with bad record MAC", out.Transfer, err)
 			}
-			ev := armed.Events()
-			if len(ev) != 1 || ev[0].What != "flip" || ev[0].Record <= v.firstData {
+			ev := flipsOf(armed.Events())
+			if len(ev) != 1 || ev[0].Record <= v.firstData {
 				t.Errorf("armed relay's events = %+v, want one flip after the login's records", ev)
 			}
 
@@ -242,7 +253,7 @@ func TestRelayFlipTLS(t *testing.T) {
 			if err != nil || out.OK {
 				t.Fatalf("armed from the start: %+v, %v; want the first request to fail", out, err)
 			}
-			if ev := early.Events(); len(ev) == 0 || ev[0].Record != v.firstData {
+			if ev := flipsOf(early.Events()); len(ev) == 0 || ev[0].Record != v.firstData {
 				t.Errorf("armed from the start, events = %+v; want the flip in record %d, the first after the Finished", ev, v.firstData)
 			}
 
@@ -252,6 +263,16 @@ func TestRelayFlipTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+func flipsOf(ev []RelayEvent) []RelayEvent {
+	var out []RelayEvent
+	for _, e := range ev {
+		if e.What == "flip" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // FuzzFlipRecords: unarmed, the TLS relay is transparent to any bytes,

@@ -3,12 +3,10 @@
 package labs
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -20,25 +18,6 @@ import (
 	"github.com/mitmlab/mitmlab/ca"
 	"github.com/mitmlab/mitmlab/capture"
 )
-
-// relayEvents reads a lab's relay.jsonl.
-func relayEvents(t *testing.T, path string) []RelayEvent {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []RelayEvent
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		var e RelayEvent
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, e)
-	}
-	return out
-}
 
 // TestInteropTamperTshark re-checks lab 10 with tshark, for each victim:
 // with keys.log, the bank's bad_record_mac alert to the relay's connection;
@@ -69,7 +48,11 @@ func TestInteropTamperTshark(t *testing.T) {
 			dir := filepath.Join(out, "tamper")
 			wire, keys := filepath.Join(dir, "wire.pcapng"), filepath.Join(dir, "keys.log")
 			var flip, rewrite *RelayEvent
-			for _, e := range relayEvents(t, filepath.Join(dir, "relay.jsonl")) {
+			events, err := ReadRelayLog(filepath.Join(dir, "relay.jsonl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range events {
 				switch e.What {
 				case "flip":
 					flip = &e
