@@ -268,8 +268,9 @@ func (w *World) checkTamper(httpRelay, tlsRelay *Relay) error {
 	w.Expect("flows-modified", "flows.jsonl says what the attacker changed, and records the request as it was forwarded",
 		forwarded && slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, TamperRecipient+" → "+TamperAttacker) }),
 		"modified: %s", strings.Join(notes, "; "))
-	w.Note("Integrity is the half of TLS an eavesdropper does not test. Plain HTTP has none: anyone on the path changes bytes, and " +
-		"with the same length nothing even looks wrong. The relay here also changed the answer back, so the victim's screen showed the account it typed.")
+	w.Note("Confidentiality is half of what TLS promises; integrity is the other half. Plain HTTP has neither: anyone on the path " +
+		"changes bytes, and when the length stays the same nothing even looks wrong. The relay here also changed the answer back, " +
+		"so the victim's screen showed the account it typed while the bank paid another.")
 	w.Note("TLS seals every record with an authentication tag (AES-GCM or ChaCha20-Poly1305) under keys only the two ends hold. The relay " +
 		"changed one bit and could not make a tag to match: the bank's check failed, it sent a fatal bad_record_mac alert (RFC 8446 " +
 		"section 5.2), closed the connection, and acted on nothing. An on-path attacker can still cut a connection, but not change what it says.")
