@@ -29,6 +29,7 @@ type Bank struct {
 	mu       sync.Mutex
 	sessions map[string]bool
 	logins   int
+	ledger   *ledger // the transfers (bank_transfer.go)
 }
 
 // BankOptions configures StartBank.
@@ -48,6 +49,9 @@ type BankOptions struct {
 	// HTTPSAddr and HTTPAddr are where to listen; empty means an
 	// ephemeral loopback port, so lab runs never collide.
 	HTTPSAddr, HTTPAddr string
+	// TransactionLog is a file the bank appends each transfer to, one JSON
+	// line each; empty keeps the log in memory only (Bank.Transactions).
+	TransactionLog string
 }
 
 // BankHost is the bank's name. lab.test is reserved (RFC 6761): it never
@@ -57,6 +61,10 @@ const BankHost = "bank.lab.test"
 // StartBank starts the bank on ephemeral loopback ports.
 func StartBank(opts BankOptions) (*Bank, error) {
 	b := &Bank{Username: opts.Username, Password: opts.Password, Balance: "12,345.67 EUR", sessions: map[string]bool{}}
+	var err error
+	if b.ledger, err = openLedger(opts.TransactionLog); err != nil {
+		return nil, err
+	}
 	wrap := opts.Listen
 	if wrap == nil {
 		wrap = func(l net.Listener) net.Listener { return l }
@@ -177,8 +185,10 @@ func (b *Bank) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
-		page("Your account", fmt.Sprintf(`<p>Account of %s</p><p id="balance">Your balance: %s</p><p><a href="/static/statement.html">Statement</a></p>`,
+		page("Your account", fmt.Sprintf(`<p>Account of %s</p><p id="balance">Your balance: %s</p><p><a href="/static/statement.html">Statement</a> · <a href="/transfer">Transfer money</a></p>`,
 			html.EscapeString(b.Username), b.Balance))
+	case "/transfer":
+		b.serveTransfer(w, r, page)
 	case "/static/statement.html":
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(statement)

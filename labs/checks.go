@@ -27,7 +27,8 @@ func (w *World) StopTraffic(px *Proxy, embedKeys bool) error {
 	if err := w.finishCapture(embedKeys); err != nil {
 		return err
 	}
-	w.keys.bytes() // merge curl's or Chromium's key logs into keys.log
+	w.keys.bytes()                   // merge curl's or Chromium's key logs into keys.log
+	w.Artifact("transactions.jsonl") // when the bank executed a transfer
 	return nil
 }
 

@@ -61,6 +61,18 @@ type Visit struct {
 	// TLS 1.2 only, and these suites (the handshake lab); Go victim only.
 	MaxVersion   uint16
 	CipherSuites []uint16
+	// Transfer, after the login, has the victim open the bank's transfer
+	// form and send it.
+	Transfer *Transfer
+}
+
+// Transfer is a transfer the victim orders through the bank's form.
+type Transfer struct {
+	To     string // the recipient's account: 1234-5678-9012
+	Amount string // EUR: 250.00
+	// Ready, when set, is called once the form has loaded and before the
+	// victim sends it: the moment an on-path attacker waits for.
+	Ready func()
 }
 
 // Outcome is what happened to the victim.
@@ -77,6 +89,16 @@ type Outcome struct {
 	// the client can tell.
 	Shown      []*x509.Certificate
 	Screenshot []byte
+	// Transfer is what became of Visit.Transfer; nil when the visit asked
+	// for none or the login failed.
+	Transfer *TransferOutcome
+}
+
+// TransferOutcome is what the victim saw of its transfer.
+type TransferOutcome struct {
+	OK   bool
+	Page string // the bank's confirmation, as the victim read it
+	Err  string // the client's own words when it failed
 }
 
 // Victim is the client of the lessons.
@@ -219,6 +241,9 @@ func (g *goVictim) Do(ctx context.Context, v Visit, user, password string) (*Out
 			r2.Body.Close()
 		}
 	}
+	if out.OK && !v.NoLogin && v.Transfer != nil {
+		out.Transfer = goTransfer(client, v.Base, v.Transfer)
+	}
 	return out, nil
 }
 
@@ -314,6 +339,9 @@ func (c *curlVictim) Do(ctx context.Context, v Visit, user, password string) (*O
 		return out, nil
 	}
 	out.OK = true
+	if !v.NoLogin && v.Transfer != nil {
+		out.Transfer = c.transfer(ctx, common, v.Base, v.Transfer)
+	}
 	return out, nil
 }
 

@@ -70,6 +70,16 @@ func (c *chromiumVictim) Do(ctx context.Context, v Visit, user, password string)
 	if !res.OK {
 		out.Reason = classifyChromium(res.NetError)
 	}
+	if res.OK && !v.NoLogin && v.Transfer != nil {
+		t, err := b.Transfer(ctx, v.Base, v.Transfer.To, v.Transfer.Amount, v.Transfer.Ready)
+		if err != nil {
+			return nil, err
+		}
+		out.Transfer = &TransferOutcome{OK: t.OK, Page: t.Text, Err: t.NetError}
+		if !t.OK && t.NetError == "" {
+			out.Transfer.Err = fmt.Sprintf("HTTP status %d", t.Status)
+		}
+	}
 	return out, nil
 }
 

@@ -132,6 +132,7 @@ func (w *World) startBankWith(chain *ca.Chain, tlsCfg func(*tls.Config)) error {
 	bank, err := StartBank(BankOptions{
 		Certificate: chain.TLSCertificate(), KeyLog: w.keys, Listen: w.tap,
 		Username: w.User, Password: w.Secret, TLS: tlsCfg,
+		TransactionLog: filepath.Join(w.Dir, "transactions.jsonl"),
 	})
 	if err != nil {
 		return err
@@ -437,7 +438,8 @@ type flow struct {
 		Idle        float64 `json:"idle"`
 		CloseNotify bool    `json:"close_notify"`
 	} `json:"unused"`
-	Error string `json:"error"`
+	Error    string   `json:"error"`
+	Modified []string `json:"modified"` // what a rewriting proxy changed
 }
 
 // Flows reads the proxy's flows.jsonl.

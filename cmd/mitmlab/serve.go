@@ -36,7 +36,8 @@ func (a *app) newServeCmd(runF func(*serveOptions) error) *cobra.Command {
 		Short: "Run the lab's bank (bank.lab.test) on its own, for labs by hand",
 		Long: `Run the bank of the labs on its own: HTTPS with a chain from the lab's public PKI
 (<home>/pki, the same one ` + "`mitmlab ca issue`" + ` uses) and cleartext HTTP, with a login
-form, an account page and a statement. Its root certificate is written to
+form, an account page, a statement and a transfer form (each transfer the bank
+executes is appended to --out/transactions.jsonl). Its root certificate is written to
 --out/root.pem for clients (curl --cacert, a browser profile), so a student
 can run the bank, the proxy and a client in three terminals, as on a real
 network. --profile serves a bad certificate instead (see ` + "`mitmlab ca issue --help`" + `).
@@ -114,6 +115,7 @@ func runServe(opts *serveOptions) error {
 	bank, err := labs.StartBank(labs.BankOptions{
 		Certificate: chain.TLSCertificate(), HTTPSAddr: a.v.GetString("serve.https"), HTTPAddr: a.v.GetString("serve.http"),
 		Username: a.v.GetString("serve.user"), Password: password, TLS: tlsFor(opts.rsaKex),
+		TransactionLog: filepath.Join(opts.out, "transactions.jsonl"),
 	})
 	if err != nil {
 		return fmt.Errorf("cannot start the bank: %v; choose other addresses with --https and --http", err)
@@ -124,6 +126,7 @@ func runServe(opts *serveOptions) error {
 	fmt.Fprintf(a.out, "  https   %s  (listening on %s)\n", bank.URL("https"), bank.HTTPSAddr)
 	fmt.Fprintf(a.out, "  http    %s  (listening on %s)\n", bank.URL("http"), bank.HTTPAddr)
 	fmt.Fprintf(a.out, "  login   %s / %s\n", bank.Username, password)
+	fmt.Fprintf(a.out, "  pay     %s/transfer (after login); what the bank executes goes to %s\n", bank.URL("https"), filepath.Join(opts.out, "transactions.jsonl"))
 	fmt.Fprintf(a.out, "  trust   %s (the lab's public root: what a client that trusts only real CAs has)\n", root)
 	if opts.rsaKex {
 		fmt.Fprintf(a.out, "  rsa-kex TLS 1.2 RSA key transport accepted (HTTP/1.1 only): %s decrypts such sessions\n", filepath.Join(opts.out, "key.pem"))
@@ -136,7 +139,7 @@ func runServe(opts *serveOptions) error {
 	ctx, stop := stopContext(opts.ctx)
 	defer stop()
 	<-ctx.Done()
-	fmt.Fprintf(a.out, "The bank saw %s.\n", plural(bank.Logins(), "login"))
+	fmt.Fprintf(a.out, "The bank saw %s and executed %s.\n", plural(bank.Logins(), "login"), plural(len(bank.Transactions()), "transfer"))
 	return nil
 }
 

@@ -111,6 +111,20 @@ func TestServe(t *testing.T) {
 	if !strings.Contains(out.String(), "login   alice / hunter2") {
 		t.Errorf("serve's banner does not give the login:\n%s", out)
 	}
+	// The transfer form, logged in over HTTPS: the bank executes the
+	// order and appends it to --out/transactions.jsonl.
+	resp, err := c.PostForm("https://"+b.HTTPSAddr+"/transfer", url.Values{"to": {"1234-5678-9012"}, "amount": {"5.00"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	txs, err := labs.ReadTransactions(filepath.Join(dir, "transactions.jsonl"))
+	if resp.StatusCode != 200 || err != nil || len(txs) != 1 || txs[0].To != "1234-5678-9012" {
+		t.Errorf("transfer: %s, transactions.jsonl %+v (%v); want one transfer to 1234-5678-9012", resp.Status, txs, err)
+	}
+	if !strings.Contains(out.String(), "/transfer (after login)") {
+		t.Errorf("serve's banner does not point at the transfer form:\n%s", out)
+	}
 }
 
 // TestServeRSAKex: with an RSA key and --rsa-kex the bank accepts TLS 1.2
