@@ -1,0 +1,88 @@
+package labs
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/mitmlab/mitmlab/ca"
+)
+
+// startTestBank starts a bank with a chain of a fresh PKI and a client
+// that trusts it, follows no redirect and resolves *.lab.test to loopback.
+func startTestBank(t *testing.T, up *BankUpgrade) (*Bank, *http.Client) {
+	t.Helper()
+	pki, err := ca.NewPKI(ca.PKIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := pki.Issue(ca.ProfileValid, []string{BankHost}, ca.IssueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := StartBank(BankOptions{Certificate: chain.TLSCertificate(), Username: "alice", Password: "pw", Upgrade: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(pki.Root.Cert)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, DialContext: dialLab, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return b, &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func fetch(t *testing.T, c *http.Client, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// TestBankUpgrade: the bank that wants HTTPS answers both protocols on one
+// port, redirects http:// there and sends HSTS over HTTPS only; without the
+// option the bank of lab 1 serves its pages over HTTP as before.
+func TestBankUpgrade(t *testing.T) {
+	const hsts = "max-age=31536000; includeSubDomains"
+	b, c := startTestBank(t, &BankUpgrade{HSTS: hsts})
+	if b.HTTPAddr != b.HTTPSAddr {
+		t.Fatalf("HTTPAddr %s, HTTPSAddr %s: want one port", b.HTTPAddr, b.HTTPSAddr)
+	}
+	resp, _ := fetch(t, c, b.URL("http")+"/login?next=1")
+	if got, want := resp.Header.Get("Location"), b.URL("https")+"/login?next=1"; resp.StatusCode != http.StatusMovedPermanently || got != want {
+		t.Errorf("GET http:// = %d Location %q, want 301 %q", resp.StatusCode, got, want)
+	}
+	if v := resp.Header.Get("Strict-Transport-Security"); v != "" {
+		t.Errorf("the http:// answer carries HSTS %q; RFC 6797 7.2 says none", v)
+	}
+	for _, proto := range []bool{false, true} { // HTTP/1.1 and h2 on the same port
+		c.Transport.(*http.Transport).ForceAttemptHTTP2 = proto
+		c.Transport.(*http.Transport).CloseIdleConnections()
+		resp, body := fetch(t, c, b.URL("https")+"/login")
+		if resp.StatusCode != 200 || resp.TLS == nil {
+			t.Fatalf("GET https:// = %d (TLS %v)", resp.StatusCode, resp.TLS != nil)
+		}
+		if got := resp.Header.Get("Strict-Transport-Security"); got != hsts {
+			t.Errorf("HSTS = %q, want %q", got, hsts)
+		}
+		if want := `action="` + b.URL("https") + `/login"`; !strings.Contains(body, want) {
+			t.Errorf("the login form does not post to https:// (%s): %s", want, body)
+		}
+	}
+
+	plain, c2 := startTestBank(t, nil)
+	resp, body := fetch(t, c2, plain.URL("http")+"/")
+	if resp.StatusCode != 200 || !strings.Contains(body, `href="/login"`) {
+		t.Errorf("the bank without Upgrade: GET http:// = %d %q, want its page with a relative link", resp.StatusCode, body)
+	}
+	if resp, _ := fetch(t, c2, plain.URL("https")+"/"); resp.Header.Get("Strict-Transport-Security") != "" {
+		t.Error("the bank without Upgrade sends HSTS")
+	}
+}
