@@ -1,11 +1,14 @@
 package labs
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mitmlab/mitmlab/ca"
@@ -84,5 +87,99 @@ func TestBankUpgrade(t *testing.T) {
 	}
 	if resp, _ := fetch(t, c2, plain.URL("https")+"/"); resp.Header.Get("Strict-Transport-Security") != "" {
 		t.Error("the bank without Upgrade sends HSTS")
+	}
+}
+
+// plainCounter wraps a bank's listener and counts the connections that
+// carried cleartext HTTP (a first byte other than a TLS handshake's):
+// what an eavesdropper could read, counted on the bank's side.
+type plainCounter struct {
+	mu    sync.Mutex
+	plain []string // the first line of each
+}
+
+func (p *plainCounter) wrap(ln net.Listener) net.Listener { return &countingListener{ln, p} }
+
+func (p *plainCounter) requests() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.plain...)
+}
+
+type countingListener struct {
+	net.Listener
+	p *plainCounter
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, p: l.p}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	p    *plainCounter
+	seen bool
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.seen {
+		c.seen = true
+		if b[0] != 0x16 {
+			line, _, _ := strings.Cut(string(b[:n]), "\r\n")
+			c.p.mu.Lock()
+			c.p.plain = append(c.p.plain, line)
+			c.p.mu.Unlock()
+		}
+	}
+	return n, err
+}
+
+// TestGoVictimHSTS: the Go victim that has seen the bank's HSTS once sends
+// its next http:// visit as https:// without a byte in clear, and keeps
+// what it learned per profile; with a bank that sends no HSTS, the same
+// visit starts in clear again.
+func TestGoVictimHSTS(t *testing.T) {
+	for _, tc := range []struct {
+		hsts      string
+		profile   string
+		wantPlain int // cleartext requests on the second visit
+	}{
+		{HSTSHeader, "alice", 0},
+		{HSTSHeader, "", 1}, // no profile: nothing remembered
+		{"", "alice", 1},    // no HSTS: nothing to remember
+	} {
+		pki, err := ca.NewPKI(ca.PKIOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain, err := pki.Issue(ca.ProfileValid, []string{BankHost}, ca.IssueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var count plainCounter
+		b, err := StartBank(BankOptions{Certificate: chain.TLSCertificate(), Username: "alice", Password: "pw", Listen: count.wrap, Upgrade: &BankUpgrade{HSTS: tc.hsts}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		g := &goVictim{hsts: map[string]*HSTS{}}
+		v := Visit{Address: BankHost + ":" + portOf(b.HTTPSAddr), Trust: []*x509.Certificate{pki.Root.Cert}, Profile: tc.profile}
+		first, err := g.Do(context.Background(), Visit{Address: v.Address, Trust: v.Trust, Profile: tc.profile, NoLogin: true}, "alice", "pw")
+		if err != nil || !first.OK || !strings.HasPrefix(first.URL, "https://") {
+			t.Fatalf("first visit: %+v, %v; want a page on https://", first, err)
+		}
+		before := len(count.requests())
+		out, err := g.Do(context.Background(), v, "alice", "pw")
+		if err != nil || !out.OK || !strings.Contains(out.Page, "balance") {
+			t.Fatalf("second visit: %+v, %v; want the account page", out, err)
+		}
+		if got := count.requests()[before:]; len(got) != tc.wantPlain {
+			t.Errorf("HSTS %q, profile %q: the second visit sent %d cleartext requests (%q), want %d", tc.hsts, tc.profile, len(got), got, tc.wantPlain)
+		}
 	}
 }
