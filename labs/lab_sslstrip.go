@@ -22,7 +22,7 @@ const HSTSHeader = "max-age=31536000; includeSubDomains"
 // Lab 11: sslstrip, and HSTS against it.
 var _ = register(&Lab{
 	Number: 11, Name: "sslstrip", Title: "SSL stripping: HTTPS protects only when it is used, and HSTS makes sure it is",
-	Summary: "the victim types bank.lab.test; an attacker strips the redirect to https:// and reads the password while it talks HTTPS to the bank; HSTS, seen once, leaves it only a tunnel",
+	Summary:  "the victim types bank.lab.test; an attacker strips the redirect to https:// and reads the password while it talks HTTPS to the bank; HSTS, seen once, leaves it only a tunnel",
 	OwnBanks: true,
 	run:      runSSLStrip,
 })
