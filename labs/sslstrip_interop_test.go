@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,11 +39,30 @@ func labPorts(t *testing.T, r *Result) (proxy, plainBank, hstsBank string) {
 	return proxy, banks[0], banks[1]
 }
 
+// stepWindow is the time, as tshark's frame.time_epoch, from the step
+// starting with from to the next step (or the end of the lab).
+func stepWindow(t *testing.T, r *Result, from string) (start, end float64) {
+	t.Helper()
+	base := float64(r.Started.UnixNano()) / 1e9
+	for i, s := range r.Steps {
+		if strings.HasPrefix(s.Text, from) {
+			end = base + r.Duration
+			if i+1 < len(r.Steps) {
+				end = base + r.Steps[i+1].At
+			}
+			return base + s.At, end
+		}
+	}
+	t.Fatalf("no step starts with %q", from)
+	return 0, 0
+}
+
 // TestInteropSSLStripTshark runs lab 11 with each victim and re-checks it
-// with tshark: the login form, password and all, is on the victim↔proxy
-// leg as a cleartext http:// request; the HSTS bank's only cleartext
-// request is the first visit's GET, and through the proxy its victim sent
-// nothing but CONNECT.
+// with tshark: the login forms, password and all, are on the victim↔proxy
+// leg as cleartext http:// requests (the victim of part A, and the one that
+// had never seen the HSTS bank); while the victim that has seen the
+// header visits through the attacker, and while the preloaded one does,
+// tshark sees no HTTP request but CONNECT, and no password.
 func TestInteropSSLStripTshark(t *testing.T) {
 	needTool(t, "tshark")
 	needTool(t, "curl")
@@ -72,41 +92,46 @@ func TestInteropSSLStripTshark(t *testing.T) {
 
 			forms := tshark(t, "-r", wire, "-Y", `urlencoded-form.key == "password"`, "-T", "fields",
 				"-e", "tcp.dstport", "-e", "http.request.uri", "-e", "urlencoded-form.value")
-			lines := strings.Split(strings.TrimSpace(forms), "\n")
-			want := "http://bank.lab.test:" + plainBank + "/login"
-			for _, l := range lines {
+			seen := map[string]bool{}
+			for _, l := range strings.Split(strings.TrimSpace(forms), "\n") {
 				f := strings.Split(l, "\t")
-				if len(f) != 3 || f[0] != proxy || f[1] != want || !strings.Contains(f[2], r.Secret) {
-					t.Errorf("tshark's login form %q; want one to the proxy (port %s) for %s with the password, and no other", l, proxy, want)
-				}
-			}
-			if forms == "" {
-				t.Errorf("tshark finds no login form in %s", wire)
-			}
-
-			reqs := tshark(t, "-r", wire, "-Y", "http.request", "-T", "fields", "-e", "tcp.dstport", "-e", "http.request.method", "-e", "http.request.uri")
-			var connects int
-			for _, l := range strings.Split(strings.TrimSpace(reqs), "\n") {
-				f := strings.Split(l, "\t")
-				if len(f) != 3 {
+				if len(f) != 3 || f[0] != proxy || !strings.Contains(f[2], r.Secret) {
+					t.Errorf("tshark's login form %q; want each to the proxy (port %s), with the password", l, proxy)
 					continue
 				}
-				switch {
-				case f[0] == hstsBank && f[2] != "/" && f[2] != "/favicon.ico":
-					t.Errorf("a cleartext request to the HSTS bank other than the first visit's: %q", l)
-				case f[0] == proxy && strings.Contains(f[2], ":"+hstsBank) && f[1] == "CONNECT":
-					connects++
-				case f[0] == proxy && strings.Contains(f[2], ":"+hstsBank):
-					t.Errorf("the HSTS victim sent the proxy a cleartext request: %q", l)
+				seen[f[1]] = true
+			}
+			for _, port := range []string{plainBank, hstsBank} {
+				if want := "http://bank.lab.test:" + port + "/login"; !seen[want] {
+					t.Errorf("tshark sees no stripped login for %s; it sees %q", want, forms)
 				}
 			}
-			if connects == 0 {
-				t.Errorf("tshark sees no CONNECT for the HSTS bank (port %s) in:\n%s", hstsBank, reqs)
+
+			windows := []string{"the same victim types"}
+			if client != ClientChromium {
+				windows = append(windows, "a third victim has")
 			}
-			// Without keys, nothing of the HSTS bank's traffic holds the password.
-			hex := tshark(t, "-r", wire, "-Y", "tcp.port == "+hstsBank+" || tcp.payload contains \"CONNECT bank.lab.test:"+hstsBank+"\"", "-x")
-			if strings.Contains(hexToASCII(hex), r.Secret) {
-				t.Error("the password is in the HSTS bank's packets")
+			for _, step := range windows {
+				from, to := stepWindow(t, r, step)
+				window := fmt.Sprintf("frame.time_epoch >= %.6f && frame.time_epoch <= %.6f", from, to)
+				reqs := tshark(t, "-r", wire, "-Y", "http.request && "+window, "-T", "fields", "-e", "tcp.dstport", "-e", "http.request.method", "-e", "http.request.uri")
+				connects := 0
+				for _, l := range strings.Split(strings.TrimSpace(reqs), "\n") {
+					switch f := strings.Split(l, "\t"); {
+					case len(f) == 3 && f[0] == proxy && f[1] == "CONNECT" && f[2] == "bank.lab.test:"+hstsBank:
+						connects++
+					case l != "":
+						t.Errorf("%q: tshark sees a request other than CONNECT: %q", step, l)
+					}
+				}
+				if connects == 0 {
+					t.Errorf("%q: tshark sees no CONNECT for the HSTS bank (port %s)", step, hstsBank)
+				}
+				if hex := tshark(t, "-r", wire, "-Y", window, "-x"); strings.Contains(hexToASCII(hex), r.Secret) {
+					t.Errorf("%q: the password is in the packets", step)
+				} else if !strings.Contains(hex, "0000") {
+					t.Errorf("%q: tshark shows no packet in the window %s", step, window)
+				}
 			}
 		})
 	}

@@ -71,6 +71,10 @@ type Visit struct {
 	// its HSTS store (a browser: its whole profile). Visits with the same
 	// Profile share it; "" remembers nothing.
 	Profile string
+	// Preload lists hosts the victim treats as HSTS hosts, with their
+	// subdomains, before any visit: a browser's preload list. Go and curl
+	// only (Chromium's list is compiled in).
+	Preload []string
 }
 
 // Outcome is what happened to the victim.
@@ -201,7 +205,7 @@ func (g *goVictim) Do(ctx context.Context, v Visit, user, password string) (*Out
 		tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: v.Proxy})
 	}
 	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Transport: &hstsTransport{store: g.store(v.Profile), next: tr}, Jar: jar, Timeout: 20 * time.Second}
+	client := &http.Client{Transport: &hstsTransport{store: g.store(v.Profile, v.Preload), next: tr}, Jar: jar, Timeout: 20 * time.Second}
 	defer tr.CloseIdleConnections()
 	var resp *http.Response
 	var err error
@@ -300,7 +304,10 @@ func (c *curlVictim) Do(ctx context.Context, v Visit, user, password string) (*O
 	for _, p := range v.Pins {
 		common = append(common, "--pinnedpubkey", "sha256//"+p)
 	}
-	hsts, forget := c.hstsFile(v.Profile)
+	hsts, forget, err := c.hstsFile(v.Profile, v.Preload)
+	if err != nil {
+		return nil, err
+	}
 	defer forget()
 	common = append(common, "--hsts", hsts)
 	if len(v.CRLs) > 0 {

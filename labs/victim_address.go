@@ -29,13 +29,14 @@ func mustParse(raw string) *url.URL {
 }
 
 // store is the Go victim's HSTS store for a profile: the same one for
-// every visit of a named profile, a new one each time for "".
-func (g *goVictim) store(profile string) *HSTS {
+// every visit of a named profile, a new one each time for "". preload is
+// the store's preload list when it is made.
+func (g *goVictim) store(profile string, preload []string) *HSTS {
 	if profile == "" {
-		return NewHSTS()
+		return NewHSTS(preload...)
 	}
 	if g.hsts[profile] == nil {
-		g.hsts[profile] = NewHSTS()
+		g.hsts[profile] = NewHSTS(preload...)
 	}
 	return g.hsts[profile]
 }
@@ -49,13 +50,26 @@ func typeAddress(client *http.Client, address string) (*http.Response, error) {
 
 // hstsFile is the file curl keeps its HSTS cache in (--hsts): the lab's
 // curl-hsts-PROFILE.txt for a named profile, kept across visits and for
-// the artifacts; else a scratch file, removed by forget.
-func (c *curlVictim) hstsFile(profile string) (path string, forget func()) {
-	if profile != "" {
-		return filepath.Join(c.dir, "curl-hsts-"+profile+".txt"), func() {}
+// the artifacts; else a scratch file, removed by forget. Preloaded hosts
+// are written into it first, as entries curl reads like any other: a
+// leading dot for the subdomains, an expiry far away.
+func (c *curlVictim) hstsFile(profile string, preload []string) (path string, forget func(), err error) {
+	path, forget = filepath.Join(c.dir, "curl-hsts-"+profile+".txt"), func() {}
+	if profile == "" {
+		path = filepath.Join(c.dir, fmt.Sprintf("curl-hsts-scratch-%d.txt", c.n))
+		forget = func() { os.Remove(path) }
 	}
-	path = filepath.Join(c.dir, fmt.Sprintf("curl-hsts-scratch-%d.txt", c.n))
-	return path, func() { os.Remove(path) }
+	if len(preload) > 0 {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return "", nil, fmt.Errorf("labs: curl's HSTS file: %w", err)
+		}
+		defer f.Close()
+		for _, h := range preload {
+			fmt.Fprintf(f, ".%s \"20991231 23:59:59\"\n", canonicalHost(h))
+		}
+	}
+	return path, forget, nil
 }
 
 // land is curl loading what a person typed: curl, too, reads a URL without
