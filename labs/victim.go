@@ -304,12 +304,14 @@ func (c *curlVictim) Do(ctx context.Context, v Visit, user, password string) (*O
 	for _, p := range v.Pins {
 		common = append(common, "--pinnedpubkey", "sha256//"+p)
 	}
-	hsts, forget, err := c.hstsFile(v.Profile, v.Preload)
-	if err != nil {
-		return nil, err
+	if v.Address != "" || v.Profile != "" || len(v.Preload) > 0 {
+		hsts, forget, err := c.hstsFile(v.Profile, v.Preload)
+		if err != nil {
+			return nil, err
+		}
+		defer forget()
+		common = append(common, "--hsts", hsts)
 	}
-	defer forget()
-	common = append(common, "--hsts", hsts)
 	if len(v.CRLs) > 0 {
 		crl := filepath.Join(c.dir, fmt.Sprintf("curl-crl-%d.pem", c.n))
 		if err := os.WriteFile(crl, ca.CRLPEM(v.CRLs...), 0o644); err != nil {

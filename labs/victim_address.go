@@ -91,6 +91,10 @@ func (c *curlVictim) land(ctx context.Context, common []string, v Visit) (string
 			return "", nil, fmt.Errorf("labs: run curl: %w", err)
 		}
 		msg := strings.TrimSpace(stderr.String())
+		if ee.ExitCode() == 2 && strings.Contains(msg, "hsts") {
+			// curl before 7.74, or built without HSTS: "option --hsts: is unknown".
+			return "", nil, fmt.Errorf("labs: this lab needs curl's --hsts (curl 7.74 or later, built with HSTS), and %s says: %s; upgrade curl or use --client go", c.bin, msg)
+		}
 		return "", &Outcome{Err: msg, Reason: classifyCurl(ee.ExitCode(), msg), URL: landed}, nil
 	}
 	if v.NoLogin {
