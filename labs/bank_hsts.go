@@ -73,8 +73,17 @@ func (b *Bank) serveOnePort(ln net.Listener, s *http.Server, cfg *tls.Config, qu
 				// A client that opens a connection and says nothing (a
 				// browser's preconnect) is closed after a while.
 				c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				peeked := make(chan struct{})
+				go func() { // nor does it outlive the bank
+					select {
+					case <-tlsLn.done:
+						c.Close()
+					case <-peeked:
+					}
+				}()
 				br := bufio.NewReader(c)
 				first, err := br.Peek(1)
+				close(peeked)
 				c.SetReadDeadline(time.Time{})
 				if err != nil {
 					c.Close()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mitmlab/mitmlab/ca"
 )
@@ -181,5 +182,22 @@ func TestGoVictimHSTS(t *testing.T) {
 		if got := count.requests()[before:]; len(got) != tc.wantPlain {
 			t.Errorf("HSTS %q, profile %q: the second visit sent %d cleartext requests (%q), want %d", tc.hsts, tc.profile, len(got), got, tc.wantPlain)
 		}
+	}
+}
+
+// TestBankUpgradeCloses: a connection that has not said which protocol it
+// speaks (a browser's preconnect) ends with the bank, not 30 s later.
+func TestBankUpgradeCloses(t *testing.T) {
+	b, _ := startTestBank(t, &BankUpgrade{})
+	c, err := net.Dial("tcp", b.HTTPSAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond) // accepted, waiting for its first byte
+	b.Close()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("Read after the bank closed = %v, want EOF", err)
 	}
 }
