@@ -26,6 +26,7 @@ type Bank struct {
 	Balance   string
 
 	servers  []*http.Server
+	upgrade  *BankUpgrade // bank_hsts.go
 	mu       sync.Mutex
 	sessions map[string]bool
 	logins   int
@@ -52,6 +53,10 @@ type BankOptions struct {
 	// TransactionLog is a file the bank appends each transfer to, one JSON
 	// line each; empty keeps the log in memory only (Bank.Transactions).
 	TransactionLog string
+	// Upgrade makes the bank one that wants HTTPS: it redirects http:// to
+	// https:// on one port that speaks both, and may send HSTS
+	// (bank_hsts.go). nil is the bank of the other labs.
+	Upgrade *BankUpgrade
 }
 
 // BankHost is the bank's name. lab.test is reserved (RFC 6761): it never
@@ -88,6 +93,10 @@ func StartBank(opts BankOptions) (*Bank, error) {
 		s.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}
 	b.servers = append(b.servers, s)
+	if opts.Upgrade != nil {
+		b.serveOnePort(wrap(ln), s, cfg, quiet, opts.Upgrade)
+		return b, nil
+	}
 	go s.Serve(tls.NewListener(wrap(ln), cfg))
 	if !opts.NoHTTP {
 		ln2, err := net.Listen("tcp", orEphemeral(opts.HTTPAddr))
@@ -147,13 +156,16 @@ var statement = func() []byte {
 }()
 
 func (b *Bank) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if b.upgrade != nil && b.upgradeHTTP(w, r) {
+		return
+	}
 	page := func(title, body string) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<!doctype html><html><head><title>%s</title></head><body><h1>Lab Bank</h1>%s</body></html>\n", html.EscapeString(title), body)
 	}
 	switch r.URL.Path {
 	case "/":
-		page("Lab Bank", `<p>Welcome to the Lab Bank (a lab site: bank.lab.test exists only in mitmlab).</p><p><a href="/login">Log in</a></p>`)
+		page("Lab Bank", `<p>Welcome to the Lab Bank (a lab site: bank.lab.test exists only in mitmlab).</p><p><a href="`+b.link(r, "/login")+`">Log in</a></p>`)
 	case "/login":
 		if r.Method == http.MethodPost {
 			r.ParseForm()
@@ -173,7 +185,7 @@ func (b *Bank) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/account", http.StatusSeeOther)
 			return
 		}
-		page("Log in", `<form action="/login" method="post"><label>Username <input name="username" autocomplete="username"></label> `+
+		page("Log in", `<form action="`+b.link(r, "/login")+`" method="post"><label>Username <input name="username" autocomplete="username"></label> `+
 			`<label>Password <input name="password" type="password" autocomplete="current-password"></label> `+
 			`<button id="login" type="submit">Log in</button></form>`)
 	case "/account":

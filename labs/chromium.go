@@ -80,6 +80,10 @@ type BrowserOptions struct {
 	KeyLogFile string
 	// Logger receives what the browser did; nil discards.
 	Logger *slog.Logger
+	// Reuse lets Dir hold the profile an earlier Browser left there: the
+	// same victim again, with what it remembers (its HSTS state, cookies).
+	// Trust should be what it was.
+	Reuse bool
 }
 
 // Browser is a headless Chromium with a profile of its own, driven over the
@@ -132,7 +136,7 @@ func NewBrowser(ctx context.Context, opts BrowserOptions) (*Browser, error) {
 	for _, d := range []string{opts.homeDir(), opts.profileDir()} {
 		// A profile or an NSS database left by an earlier browser would
 		// carry its cookies and the CAs it trusted into this one.
-		if entries, err := os.ReadDir(d); err == nil && len(entries) > 0 {
+		if entries, err := os.ReadDir(d); err == nil && len(entries) > 0 && !opts.Reuse {
 			return nil, fmt.Errorf("labs: %s already holds a browser's files: give each browser a fresh BrowserOptions.Dir", d)
 		}
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -3,6 +3,7 @@ package labs
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"path/filepath"
 	"time"
@@ -36,6 +37,9 @@ func (w *World) StartProxy(root *ca.Root) (*Proxy, error) {
 type ProxyOptions struct {
 	// Rewrite changes what the proxy reads in clear, in flight.
 	Rewrite *mitm.Rewrite
+	// Rules replace the policy "intercept *.lab.test, block *" (sslstrip
+	// tunnels what it cannot strip).
+	Rules []mitm.Rule
 }
 
 // StartProxyWith is StartProxy with options.
@@ -47,6 +51,10 @@ func (w *World) StartProxyWith(root *ca.Root, opts ProxyOptions) (*Proxy, error)
 	intercept, _ := mitm.ParseRule("intercept *.lab.test")
 	block, _ := mitm.ParseRule("block *")
 	mapping, _ := mitm.ParseMapping("*.lab.test=127.0.0.1")
+	rules := []mitm.Rule{intercept, block}
+	if opts.Rules != nil {
+		rules = opts.Rules
+	}
 	upstream := x509.NewCertPool()
 	upstream.AddCert(w.PKI.Root.Cert)
 	px := &Proxy{w: w}
@@ -66,7 +74,7 @@ func (w *World) StartProxyWith(root *ca.Root, opts ProxyOptions) (*Proxy, error)
 	}
 	px.p, err = mitm.New(mitm.Config{
 		Authority:     auth,
-		Policy:        mitm.Policy{Rules: []mitm.Rule{intercept, block}, Permits: root.Permits},
+		Policy:        mitm.Policy{Rules: rules, Permits: root.Permits},
 		Resolve:       []mitm.Mapping{mapping},
 		UpstreamRoots: upstream,
 		HTTP2:         true,
@@ -89,7 +97,11 @@ func (w *World) StartProxyWith(root *ca.Root, opts ProxyOptions) (*Proxy, error)
 	w.watch(px.Addr)
 	go px.p.Serve(w.tap(ln))
 	w.closers = append(w.closers, func() { px.Stop() })
-	w.Step("the attacker's proxy listens on %s with the CA %q (it intercepts *.lab.test and blocks the rest)", px.Addr, root.Cert.Subject.CommonName)
+	what := "it intercepts *.lab.test and blocks the rest"
+	if opts.Rules != nil {
+		what = "its rules: " + fmt.Sprint(opts.Rules)
+	}
+	w.Step("the attacker's proxy listens on %s with the CA %q (%s)", px.Addr, root.Cert.Subject.CommonName, what)
 	return px, nil
 }
 

@@ -61,6 +61,20 @@ type Visit struct {
 	// TLS 1.2 only, and these suites (the handshake lab); Go victim only.
 	MaxVersion   uint16
 	CipherSuites []uint16
+	// Address is what a person types in the address bar instead of
+	// following a link to Base: "bank.lab.test:PORT", no scheme, so the
+	// first request is http:// unless the victim knows the host wants
+	// HTTPS (HSTS). The victim logs in on the site it lands on
+	// (victim_address.go).
+	Address string
+	// Profile names what the victim remembers from one visit to the next:
+	// its HSTS store (a browser: its whole profile). Visits with the same
+	// Profile share it; "" remembers nothing.
+	Profile string
+	// Preload lists hosts the victim treats as HSTS hosts, with their
+	// subdomains, before any visit: a browser's preload list. Go and curl
+	// only (Chromium's list is compiled in).
+	Preload []string
 	// Transfer, after the login, has the victim open the bank's transfer
 	// form and send it.
 	Transfer *Transfer
@@ -89,6 +103,9 @@ type Outcome struct {
 	// the client can tell.
 	Shown      []*x509.Certificate
 	Screenshot []byte
+	// URL is where the victim ended up (after redirects), when the client
+	// tells.
+	URL string
 	// Transfer is what became of Visit.Transfer; nil when the visit asked
 	// for none or the login failed.
 	Transfer *TransferOutcome
@@ -111,7 +128,7 @@ type Victim interface {
 func newVictim(kind ClientKind, w *World) (Victim, error) {
 	switch kind {
 	case ClientGo, "":
-		return &goVictim{keylog: w.keys}, nil
+		return &goVictim{keylog: w.keys, hsts: map[string]*HSTS{}}, nil
 	case ClientCurl:
 		bin, err := exec.LookPath("curl")
 		if err != nil {
@@ -157,6 +174,7 @@ func SPKIPin(c *x509.Certificate) string {
 // revocation (from the CRLs it was given), key-size policy, and pins.
 type goVictim struct {
 	keylog io.Writer
+	hsts   map[string]*HSTS // by Visit.Profile
 }
 
 func (g *goVictim) Kind() ClientKind { return ClientGo }
@@ -209,13 +227,20 @@ func (g *goVictim) Do(ctx context.Context, v Visit, user, password string) (*Out
 		tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: v.Proxy})
 	}
 	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Transport: tr, Jar: jar, Timeout: 20 * time.Second}
+	client := &http.Client{Transport: &hstsTransport{store: g.store(v.Profile, v.Preload), next: tr}, Jar: jar, Timeout: 20 * time.Second}
 	defer tr.CloseIdleConnections()
 	var resp *http.Response
 	var err error
-	if v.NoLogin {
+	switch {
+	case v.Address != "":
+		if resp, err = typeAddress(client, v.Address); err == nil && !v.NoLogin {
+			resp.Body.Close()
+			v.Base = origin(resp.Request.URL)
+			resp, err = client.PostForm(v.Base+"/login", url.Values{"username": {user}, "password": {password}})
+		}
+	case v.NoLogin:
 		resp, err = client.Get(v.Base + "/")
-	} else {
+	default:
 		resp, err = client.PostForm(v.Base+"/login", url.Values{"username": {user}, "password": {password}})
 	}
 	if err != nil {
@@ -227,6 +252,7 @@ func (g *goVictim) Do(ctx context.Context, v Visit, user, password string) (*Out
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	out.Page = string(body)
 	out.OK = resp.StatusCode == http.StatusOK
+	out.URL = resp.Request.URL.String()
 	if !out.OK {
 		out.Err = resp.Status
 	}
@@ -286,6 +312,9 @@ func (c *curlVictim) Do(ctx context.Context, v Visit, user, password string) (*O
 	}
 	defer os.Remove(trust)
 	u, err := url.Parse(v.Base)
+	if v.Address != "" {
+		u, err = url.Parse("http://" + v.Address)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +328,14 @@ func (c *curlVictim) Do(ctx context.Context, v Visit, user, password string) (*O
 	}
 	for _, p := range v.Pins {
 		common = append(common, "--pinnedpubkey", "sha256//"+p)
+	}
+	if v.Address != "" || v.Profile != "" || len(v.Preload) > 0 {
+		hsts, forget, err := c.hstsFile(v.Profile, v.Preload)
+		if err != nil {
+			return nil, err
+		}
+		defer forget()
+		common = append(common, "--hsts", hsts)
 	}
 	if len(v.CRLs) > 0 {
 		crl := filepath.Join(c.dir, fmt.Sprintf("curl-crl-%d.pem", c.n))
@@ -314,6 +351,14 @@ func (c *curlVictim) Do(ctx context.Context, v Visit, user, password string) (*O
 	if names := opensslSuites(v.CipherSuites); names != "" {
 		common = append(common, "--ciphers", names)
 	}
+	var landed string
+	if v.Address != "" {
+		var done *Outcome
+		if landed, done, err = c.land(ctx, common, v); err != nil || done != nil {
+			return done, err
+		}
+		v.Base = origin(mustParse(landed))
+	}
 	args := append([]string{}, common...)
 	if v.NoLogin {
 		args = append(args, v.Base+"/")
@@ -328,7 +373,7 @@ func (c *curlVictim) Do(ctx context.Context, v Visit, user, password string) (*O
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
-	out := &Outcome{Page: stdout.String()}
+	out := &Outcome{Page: stdout.String(), URL: landed}
 	if err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {

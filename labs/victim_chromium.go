@@ -13,8 +13,9 @@ import (
 // chromiumVictim is headless Chromium: a fresh profile and NSS database per
 // visit, trusting exactly what the visit says.
 type chromiumVictim struct {
-	w *World
-	n int
+	w        *World
+	n        int
+	profiles map[string]string // Visit.Profile → its directory
 }
 
 func newChromiumVictim(w *World) (Victim, error) {
@@ -32,15 +33,19 @@ func (c *chromiumVictim) Do(ctx context.Context, v Visit, user, password string)
 	if len(v.Pins) > 0 || len(v.CRLs) > 0 || v.MaxVersion != 0 {
 		return nil, fmt.Errorf("labs: Chromium cannot be told pins, CRLs or TLS versions on the command line; this lab needs --client go or curl")
 	}
-	// The profile (about 2 MB a visit, caches and NSS database) is
-	// scratch: it goes in a temporary directory, removed after the visit,
-	// not among the lab's artifacts.
-	dir, err := os.MkdirTemp("", "mitmlab-chromium-")
+	if len(v.Preload) > 0 {
+		return nil, fmt.Errorf("labs: Chromium's HSTS preload list is compiled in: a lab cannot add a host to it; use --client go or curl")
+	}
+	// A visit without a Profile gets a fresh one, removed after it.
+	dir, reuse, err := c.profileDir(v.Profile)
 	if err != nil {
 		return nil, fmt.Errorf("labs: Chromium's profile: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	if v.Profile == "" {
+		defer os.RemoveAll(dir)
+	}
 	b, err := NewBrowser(ctx, BrowserOptions{
+		Reuse:      reuse,
 		Dir:        dir,
 		Trust:      v.Trust,
 		Proxy:      v.Proxy,
@@ -53,15 +58,18 @@ func (c *chromiumVictim) Do(ctx context.Context, v Visit, user, password string)
 	}
 	defer b.Close()
 	var res *BrowserResult
-	if v.NoLogin {
+	switch {
+	case v.Address != "":
+		res, err = typeInBrowser(ctx, b, v, user, password)
+	case v.NoLogin:
 		res, err = b.Visit(ctx, v.Base+"/")
-	} else {
+	default:
 		res, err = b.Login(ctx, v.Base, user, password)
 	}
 	if err != nil {
 		return nil, err
 	}
-	out := &Outcome{OK: res.OK, Page: res.Text, Err: res.NetError, Screenshot: res.Screenshot}
+	out := &Outcome{OK: res.OK, Page: res.Text, Err: res.NetError, Screenshot: res.Screenshot, URL: res.URL}
 	if res.PeerCertificate != nil {
 		if cert, err := x509.ParseCertificate(res.PeerCertificate); err == nil {
 			out.Shown = []*x509.Certificate{cert}
