@@ -1,0 +1,870 @@
+package labs
+
+// The Firefox victim: Firefox ESR, headless, driven through Marionette, the
+// remote protocol built into Firefox (labs/marionette), so no geckodriver
+// is downloaded or kept in step with the browser. Each Firefox gets a
+// profile of its own: prefs in user.js (the proxy, and Firefox's own
+// traffic cut back), the CAs it trusts in the profile's NSS database.
+// Firefox's certificate error page (about:certerror) hands its error code
+// and the refused chain to the page itself (document.
+// getFailedCertSecurityInfo), which is where the lab reads them.
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mitmlab/mitmlab/ca"
+	"github.com/mitmlab/mitmlab/labs/marionette"
+)
+
+// ErrNoFirefox means no Firefox is on PATH.
+var ErrNoFirefox = errors.New("labs: Firefox is not installed, so the firefox client cannot run: " +
+	"install it with `sudo apt-get install firefox-esr` (Debian; `firefox` elsewhere), " +
+	"or run the labs with --client go, the default, which needs nothing")
+
+// firefoxNames are the names Firefox goes by: Debian's ESR first, then
+// the rapid-release package of other distributions.
+var firefoxNames = []string{"firefox-esr", "firefox"}
+
+// FindFirefox returns the path of Firefox on PATH.
+func FindFirefox() (string, error) {
+	for _, name := range firefoxNames {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", ErrNoFirefox
+}
+
+// FirefoxOptions configures NewFirefox.
+type FirefoxOptions struct {
+	// Dir is the browser's scratch directory, created if needed: its
+	// profile (profile/, with user.js and the NSS database), its HOME
+	// (home/), its PAC file (proxy.pac) and its log (firefox.log) go below
+	// it. It is kept after Close.
+	Dir string
+	// Trust lists the CAs the victim trusts for websites, besides Firefox's
+	// built-in roots (which vouch for nothing of the lab). They go into the
+	// profile's NSS database with the trust flags ca.NSSTrustFlags ("C,,"),
+	// as Settings › Certificates › Import does. Needs certutil.
+	Trust []*x509.Certificate
+	// Proxy is the host:port of the intercepting proxy, "" for none.
+	Proxy string
+	// LabHosts are the lab's host patterns ("*.lab.test"): with a Proxy only
+	// these go to it, without one they go direct. Every name resolves to
+	// 127.0.0.1 and every other host goes to a sink that closes each
+	// connection: Firefox's own traffic never reaches the lab.
+	LabHosts []string
+	// KeyLogFile receives the TLS secrets of the browser's connections, in
+	// the NSS key-log format (SSLKEYLOGFILE).
+	KeyLogFile string
+	// Logger receives what the browser did; nil discards.
+	Logger *slog.Logger
+}
+
+// The layout of FirefoxOptions.Dir.
+func (o FirefoxOptions) profileDir() string { return filepath.Join(o.Dir, "profile") }
+func (o FirefoxOptions) homeDir() string    { return filepath.Join(o.Dir, "home") }
+func (o FirefoxOptions) pacFile() string    { return filepath.Join(o.Dir, "proxy.pac") }
+func (o FirefoxOptions) logFile() string    { return filepath.Join(o.Dir, "firefox.log") }
+
+// Firefox is a headless Firefox with a profile of its own, driven over
+// Marionette. Visit and Login may be called from one goroutine at a time;
+// concurrent calls wait their turn (they share one tab).
+type Firefox struct {
+	opts   FirefoxOptions
+	path   string
+	log    *slog.Logger
+	out    *os.File
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process is gone
+	mn     *marionette.Client
+	sink   net.Listener
+	sunk   atomic.Int64 // connections of Firefox's own the sink closed
+
+	mu        sync.Mutex
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewFirefox prepares Dir (the profile with its prefs and its NSS
+// database, the PAC file) and starts Firefox. ctx bounds the start only;
+// the browser runs until Close.
+func NewFirefox(ctx context.Context, opts FirefoxOptions) (*Firefox, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("labs: FirefoxOptions.Dir is required")
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("labs: browser dir: %w", err)
+	}
+	opts.Dir = dir
+	for _, h := range opts.LabHosts {
+		if err := checkLabHost(h); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Proxy != "" {
+		if len(opts.LabHosts) == 0 {
+			return nil, errors.New("labs: FirefoxOptions.Proxy needs LabHosts: only the lab's hosts go to the proxy")
+		}
+		if _, _, err := net.SplitHostPort(opts.Proxy); err != nil {
+			return nil, fmt.Errorf("labs: FirefoxOptions.Proxy %q is not host:port: %w", opts.Proxy, err)
+		}
+	}
+	path, err := FindFirefox()
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range []string{opts.profileDir(), opts.homeDir()} {
+		// A profile left by an earlier browser would carry its cookies, its
+		// HSTS entries and the CAs it trusted into this one.
+		if entries, err := os.ReadDir(d); err == nil && len(entries) > 0 {
+			return nil, fmt.Errorf("labs: %s already holds a browser's files: give each browser a fresh FirefoxOptions.Dir", d)
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("labs: browser dir: %w", err)
+		}
+	}
+	if err := firefoxTrust(ctx, opts.profileDir(), opts.Trust); err != nil {
+		return nil, err
+	}
+	sink, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("labs: Firefox's sink: %w", err)
+	}
+	f := &Firefox{opts: opts, path: path, log: log, sink: sink, exited: make(chan struct{})}
+	go f.drain()
+	if err := os.WriteFile(opts.pacFile(), []byte(firefoxPAC(opts.Proxy, opts.LabHosts, sink.Addr().String())), 0o644); err != nil {
+		sink.Close()
+		return nil, fmt.Errorf("labs: write PAC file: %w", err)
+	}
+	userJS := firefoxUserJS(firefoxPrefs(opts.pacFile()))
+	if err := os.WriteFile(filepath.Join(opts.profileDir(), "user.js"), []byte(userJS), 0o600); err != nil {
+		sink.Close()
+		return nil, fmt.Errorf("labs: write user.js: %w", err)
+	}
+	if f.out, err = os.OpenFile(opts.logFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		sink.Close()
+		return nil, fmt.Errorf("labs: browser log: %w", err)
+	}
+
+	start := time.Now()
+	// Not exec.CommandContext: the browser outlives ctx, until Close.
+	f.cmd = exec.Command(path, firefoxArgs(opts.profileDir())...)
+	f.cmd.Stdout, f.cmd.Stderr = f.out, f.out
+	f.cmd.Env = firefoxEnv(os.Environ(), opts)
+	if err := f.cmd.Start(); err != nil {
+		f.out.Close()
+		sink.Close()
+		return nil, fmt.Errorf("labs: start Firefox (%s): %w", path, err)
+	}
+	go func() { f.cmd.Wait(); close(f.exited) }()
+	if err := f.connect(ctx); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("labs: start Firefox (%s): %w; its output is in %s", path, err, opts.logFile())
+	}
+	log.Debug("firefox started", "path", path, "version", f.version(), "dir", opts.Dir, "proxy", opts.Proxy,
+		"trusted_cas", len(opts.Trust), "elapsed", time.Since(start).Round(time.Millisecond))
+	return f, nil
+}
+
+// firefoxArgs is Firefox's command line. --marionette listens on the port
+// of the marionette.port pref: 0 in user.js, so the kernel picks a free one
+// and Firefox writes it to the profile's MarionetteActivePort.
+func firefoxArgs(profile string) []string {
+	return []string{"--headless", "--no-remote", "--marionette", "--profile", profile, "about:blank"}
+}
+
+// firefoxEnv is Firefox's environment: HOME in Dir (no ~/.mozilla of the
+// person running the lab is read or written), the key log, the window
+// size, and none of the proxy variables (the PAC file decides).
+func firefoxEnv(environ []string, opts FirefoxOptions) []string {
+	var env []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(name) {
+		case "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "SSLKEYLOGFILE",
+			"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "MOZ_HEADLESS_WIDTH", "MOZ_HEADLESS_HEIGHT", "MOZ_DISABLE_NONLOCAL_CONNECTIONS":
+			continue
+		}
+		env = append(env, kv)
+	}
+	home := opts.homeDir()
+	env = append(env, "HOME="+home,
+		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
+		"XDG_DATA_HOME="+filepath.Join(home, ".local", "share"),
+		"MOZ_HEADLESS_WIDTH=1280", "MOZ_HEADLESS_HEIGHT=900",
+		// A crash of a scratch browser is reported in its log, not to Mozilla.
+		"MOZ_CRASHREPORTER_DISABLE=1",
+		// Firefox's test mode: it refuses any connection to an address not
+		// on loopback, and lets services.settings.server point remote
+		// settings at nothing (release builds ignore the pref otherwise, and
+		// retry firefox.settings.services.mozilla.com over a hundred times
+		// in a visit).
+		"MOZ_DISABLE_NONLOCAL_CONNECTIONS=1")
+	if opts.KeyLogFile != "" {
+		env = append(env, "SSLKEYLOGFILE="+opts.KeyLogFile)
+	}
+	return env
+}
+
+// connect waits for Marionette's port, connects and opens the session.
+func (f *Firefox) connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	portFile := filepath.Join(f.opts.profileDir(), "MarionetteActivePort")
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var port int
+	for port == 0 {
+		select {
+		case <-f.exited:
+			return fmt.Errorf("it exited (%v) before Marionette listened", f.cmd.ProcessState)
+		case <-ctx.Done():
+			return fmt.Errorf("Marionette did not listen: %w", context.Cause(ctx))
+		case <-tick.C:
+		}
+		if data, err := os.ReadFile(portFile); err == nil {
+			port, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		}
+	}
+	mn, err := marionette.Dial(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return err
+	}
+	f.mn = mn
+	caps := map[string]any{
+		// A refused certificate is the lesson: Firefox shows its warning,
+		// it does not accept what it would refuse a person.
+		"acceptInsecureCerts": false,
+		"pageLoadStrategy":    "normal",
+		"timeouts":            map[string]any{"pageLoad": VisitTimeout.Milliseconds(), "script": 10000, "implicit": 0},
+	}
+	return mn.Call(ctx, "WebDriver:NewSession", map[string]any{"capabilities": map[string]any{"alwaysMatch": caps}}, nil)
+}
+
+func (f *Firefox) version() string {
+	data, err := os.ReadFile(filepath.Join(f.opts.profileDir(), "compatibility.ini"))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "LastVersion="); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// drain closes every connection Firefox makes to the sink: the PAC file
+// sends it everything but the lab's hosts (telemetry, remote settings,
+// safe browsing, captive-portal checks... what the prefs did not stop).
+func (f *Firefox) drain() {
+	for {
+		c, err := f.sink.Accept()
+		if err != nil {
+			return
+		}
+		f.sunk.Add(1)
+		go func() {
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			if line, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+				f.log.Debug("firefox's own request, dropped", "request", strings.TrimSpace(line))
+			}
+		}()
+	}
+}
+
+// Close stops Firefox: it asks it to quit, then kills what is left. Dir is
+// kept.
+func (f *Firefox) Close() error {
+	f.closeOnce.Do(func() {
+		var errs []error
+		if f.mn != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			// The answer may not come: Firefox closes the connection as it quits.
+			f.mn.Call(ctx, "Marionette:Quit", map[string]any{"flags": []string{"eForceQuit"}}, nil)
+			cancel()
+			f.mn.Close()
+		}
+		if f.cmd != nil && f.cmd.Process != nil {
+			select {
+			case <-f.exited:
+			case <-time.After(10 * time.Second):
+				f.cmd.Process.Kill()
+				<-f.exited
+			}
+		}
+		f.sink.Close()
+		if f.out != nil {
+			errs = append(errs, f.out.Close())
+		}
+		f.log.Debug("firefox closed", "own_connections_dropped", f.sunk.Load())
+		if f.closeErr = errors.Join(errs...); f.closeErr != nil {
+			f.closeErr = fmt.Errorf("labs: close Firefox: %w", f.closeErr)
+		}
+	})
+	return f.closeErr
+}
+
+// Dropped is how many connections of Firefox's own (not to a lab host) the
+// sink has closed so far.
+func (f *Firefox) Dropped() int64 { return f.sunk.Load() }
+
+// FirefoxResult is what Firefox showed after a Visit or Login.
+type FirefoxResult struct {
+	// OK means the page loaded: no error page, and an HTTP status below
+	// 400.
+	OK bool
+	// Error is Firefox's error for the navigation, empty when the page
+	// loaded: the code its certificate warning names
+	// ("SEC_ERROR_UNKNOWN_ISSUER", "SSL_ERROR_BAD_CERT_DOMAIN",
+	// "MOZILLA_PKIX_ERROR_SELF_SIGNED_CERT"), else the kind of network
+	// error its error page is for ("connectionFailure", "proxyConnectFailure").
+	Error string
+	// ErrorPage is the error page's address: "about:certerror?e=nssBadCert&u=…"
+	// or "about:neterror?e=…"; empty when the page loaded.
+	ErrorPage string
+	// ErrorMessage is Firefox's sentence for a certificate error ("The
+	// certificate is not trusted because it is self-signed.").
+	ErrorMessage string
+	// Status is the HTTP status of the final document (the Navigation
+	// Timing entry's responseStatus); 0 when there was none.
+	Status int
+	// URL is the final URL, as the address bar shows it: after redirects,
+	// and the URL that failed for an error page.
+	URL   string
+	Title string
+	// Text is the final page's text: the bank's page, or the warning
+	// (whose text lives in shadow DOM, read through it).
+	Text string
+	// Screenshot is a PNG of the viewport, the warning included.
+	Screenshot []byte
+	// Chain is the certificate chain Firefox refused (DER, leaf first), as
+	// its certificate error page holds it; nil when nothing was refused.
+	// Marionette gives no certificate of a page that loaded.
+	Chain [][]byte
+	// Elapsed is how long the navigation took.
+	Elapsed time.Duration
+}
+
+// Visit loads url and reports what Firefox showed. A page that did not
+// load (an untrusted certificate, a refused connection) is a result with
+// Error set, not an error; an error means the browser failed or ctx ended.
+func (f *Firefox) Visit(ctx context.Context, url string) (*FirefoxResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cctx, cancel := f.bound(ctx)
+	defer cancel()
+	res, err := f.navigate(cctx, url)
+	return f.finish(ctx, "visit", url, res, err)
+}
+
+// Login opens base+"/login", types username and password into
+// input[name=username] and input[name=password] as a person would, clicks
+// button#login and waits for the page that follows the POST. When the
+// login page itself fails to load it returns that result without trying
+// to log in; when it loads but has no login form, it returns the page and
+// an error.
+func (f *Firefox) Login(ctx context.Context, base, username, password string) (*FirefoxResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cctx, cancel := f.bound(ctx)
+	defer cancel()
+	loginURL := strings.TrimSuffix(base, "/") + "/login"
+	res, err := f.navigate(cctx, loginURL)
+	if err != nil || res.Error != "" {
+		return f.finish(ctx, "login page", loginURL, res, err)
+	}
+	var hasForm bool
+	if err := f.script(cctx, `return !!(document.querySelector('input[name=username]') && document.querySelector('input[name=password]') && document.querySelector('button#login'))`, &hasForm); err != nil {
+		return f.finish(ctx, "login page", loginURL, nil, err)
+	}
+	if !hasForm {
+		res, err = f.finish(ctx, "login page", loginURL, res, nil)
+		if err != nil {
+			return nil, err
+		}
+		return res, fmt.Errorf("labs: the login page %s has no login form (input[name=username], input[name=password], button#login): it shows %q", res.URL, clipText(res.Text, 200))
+	}
+	for _, field := range []struct{ css, text string }{
+		{`input[name=username]`, username},
+		{`input[name=password]`, password},
+	} {
+		id, err := f.find(cctx, field.css)
+		if err == nil {
+			err = f.mn.Call(cctx, "WebDriver:ElementSendKeys", map[string]any{"id": id, "text": field.text}, nil)
+		}
+		if err != nil {
+			return nil, f.fail(ctx, "fill the login form at "+loginURL, err)
+		}
+	}
+	// The page that follows the POST is a new document: the mark set on
+	// this one is gone from it.
+	if err := f.script(cctx, `window.mitmlabBeforeSubmit = true; return null`, nil); err != nil {
+		return nil, f.fail(ctx, "fill the login form at "+loginURL, err)
+	}
+	start := time.Now()
+	id, err := f.find(cctx, `button#login`)
+	if err == nil {
+		err = f.mn.Call(cctx, "WebDriver:ElementClick", map[string]any{"id": id}, nil)
+	}
+	if err != nil && !marionette.IsError(err, "insecure certificate") && !marionette.IsError(err, "unknown error") {
+		return nil, f.fail(ctx, "submit the login form at "+loginURL, err)
+	}
+	if err := f.waitNewDocument(cctx); err != nil {
+		return nil, f.fail(ctx, "login "+loginURL, err)
+	}
+	res, err = f.read(cctx, start)
+	return f.finish(ctx, "login", loginURL, res, err)
+}
+
+// bound derives the context of one Visit or Login: ended by ctx or after
+// VisitTimeout, whichever comes first.
+func (f *Firefox) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, VisitTimeout)
+}
+
+// navigate loads url and reads the page it ends on. Marionette answers an
+// error for an error page ("insecure certificate" for a certificate
+// warning, "unknown error: Reached error page" for the others): the page
+// is there all the same, and read says what it shows.
+func (f *Firefox) navigate(ctx context.Context, url string) (*FirefoxResult, error) {
+	start := time.Now()
+	err := f.mn.Call(ctx, "WebDriver:Navigate", map[string]any{"url": url}, nil)
+	var me *marionette.Error
+	if err != nil && !errors.As(err, &me) {
+		return nil, err
+	}
+	if me != nil && me.Name != "insecure certificate" && !strings.Contains(me.Message, "Reached error page") {
+		return nil, err
+	}
+	return f.read(ctx, start)
+}
+
+// waitNewDocument waits until the document marked before the login's
+// submit is replaced by a complete one (the account page, the bank's
+// refusal or an error page).
+func (f *Firefox) waitNewDocument(ctx context.Context) error {
+	for {
+		var state struct {
+			Old   bool   `json:"old"`
+			Ready string `json:"ready"`
+		}
+		err := f.script(ctx, `return {old: !!window.mitmlabBeforeSubmit, ready: document.readyState}`, &state)
+		switch {
+		case err == nil && !state.Old && state.Ready == "complete":
+			return nil
+		case err != nil && ctx.Err() != nil:
+			return err
+		}
+		// An error between documents ("no such window" while the old one
+		// unloads, a script run into the navigation) is tried again.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// firefoxPageScript reads a page in one round trip. A certificate error
+// page answers getFailedCertSecurityInfo (its error code, message and the
+// chain); other error pages carry their kind in the address (e=…).
+const firefoxPageScript = `
+const uri = document.documentURI;
+const errorPage = uri.startsWith('about:certerror') || uri.startsWith('about:neterror');
+let info = null;
+if (errorPage && typeof document.getFailedCertSecurityInfo === 'function') {
+  try { info = document.getFailedCertSecurityInfo(); } catch (e) {}
+}
+function text(node) {
+  let s = '';
+  for (const c of node.childNodes) {
+    if (c.nodeType === Node.TEXT_NODE) { s += c.textContent; continue; }
+    if (c.nodeType !== Node.ELEMENT_NODE || c.localName === 'style' || c.localName === 'script') continue;
+    if (c.shadowRoot) s += text(c.shadowRoot);
+    s += text(c) + ' ';
+  }
+  return s;
+}
+let status = 0;
+try { const nav = performance.getEntriesByType('navigation')[0]; status = (nav && nav.responseStatus) || 0; } catch (e) {}
+return {
+  uri: uri,
+  title: document.title,
+  text: errorPage ? text(document.body || document.documentElement).replace(/\s+/g, ' ').trim() : (document.body ? document.body.innerText : ''),
+  status: status,
+  code: (info && info.errorCodeString) || '',
+  message: (info && info.errorMessage) || '',
+  chain: (info && info.certChainStrings) || [],
+};`
+
+// firefoxAdvancedScript opens the certificate warning's "Advanced" panel,
+// as a person who wants to know why would, so that the screenshot shows
+// the error code; it answers whether the code is on the page. The warning
+// lives in a net-error-card's shadow DOM since Firefox 140 or so; the older
+// page has the same ids in its document.
+const firefoxAdvancedScript = `
+const card = document.querySelector('net-error-card');
+const root = (card && card.shadowRoot) || document;
+const code = root.querySelector('#errorCode');
+if (code && code.getClientRects().length > 0) return true;
+const button = root.querySelector('#advanced-button') || root.querySelector('#advancedButton');
+if (button && !window.mitmlabAdvanced) { window.mitmlabAdvanced = true; button.click(); }
+return false;`
+
+// read fills in what the page shows.
+func (f *Firefox) read(ctx context.Context, start time.Time) (*FirefoxResult, error) {
+	res := &FirefoxResult{Elapsed: time.Since(start)}
+	if err := f.openAdvanced(ctx); err != nil {
+		return nil, err
+	}
+	var page struct {
+		URI     string   `json:"uri"`
+		Title   string   `json:"title"`
+		Text    string   `json:"text"`
+		Status  int      `json:"status"`
+		Code    string   `json:"code"`
+		Message string   `json:"message"`
+		Chain   []string `json:"chain"`
+	}
+	if err := f.script(ctx, firefoxPageScript, &page); err != nil {
+		return nil, err
+	}
+	res.Title, res.Text, res.Status = page.Title, page.Text, page.Status
+	if strings.HasPrefix(page.URI, "about:certerror") || strings.HasPrefix(page.URI, "about:neterror") {
+		res.ErrorPage = page.URI
+		res.Error = page.Code
+		if res.Error == "" {
+			res.Error = errorPageKind(page.URI)
+		}
+		res.ErrorMessage = page.Message
+		res.Status = 0
+		for _, s := range page.Chain {
+			if der, err := base64.StdEncoding.DecodeString(s); err == nil {
+				res.Chain = append(res.Chain, der)
+			}
+		}
+	}
+	res.OK = res.Error == "" && res.Status > 0 && res.Status < 400
+	var u struct {
+		Value string `json:"value"`
+	}
+	if err := f.mn.Call(ctx, "WebDriver:GetCurrentURL", nil, &u); err != nil {
+		return nil, err
+	}
+	res.URL = u.Value
+	var shot struct {
+		Value string `json:"value"`
+	}
+	if err := f.mn.Call(ctx, "WebDriver:TakeScreenshot", map[string]any{"full": false}, &shot); err != nil {
+		return nil, err
+	}
+	png, err := base64.StdEncoding.DecodeString(shot.Value)
+	if err != nil {
+		return nil, fmt.Errorf("screenshot: %w", err)
+	}
+	res.Screenshot = png
+	return res, nil
+}
+
+// openAdvanced opens a certificate warning's Advanced panel and waits (a
+// second at most) for the error code to show; other pages are left alone.
+func (f *Firefox) openAdvanced(ctx context.Context) error {
+	var uri string
+	if err := f.script(ctx, `return document.documentURI`, &uri); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(uri, "about:certerror") {
+		return nil
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		var shown bool
+		if err := f.script(ctx, firefoxAdvancedScript, &shown); err != nil || shown {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// errorPageKind is the e= of an error page's address: "about:neterror?e=
+// connectionFailure&u=…" is "connectionFailure".
+func errorPageKind(uri string) string {
+	_, query, _ := strings.Cut(uri, "?")
+	v, err := url.ParseQuery(query)
+	if err != nil || v.Get("e") == "" {
+		return "unknownError"
+	}
+	return v.Get("e")
+}
+
+func (f *Firefox) script(ctx context.Context, js string, result any) error {
+	var r struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := f.mn.Call(ctx, "WebDriver:ExecuteScript", map[string]any{"script": js, "args": []any{}}, &r); err != nil {
+		return err
+	}
+	if result == nil {
+		return nil
+	}
+	return json.Unmarshal(r.Value, result)
+}
+
+// webElementKey is the key of a web element reference (WebDriver §12.1).
+const webElementKey = "element-6066-11e4-a52e-4f735466cecf"
+
+func (f *Firefox) find(ctx context.Context, css string) (string, error) {
+	var r struct {
+		Value map[string]string `json:"value"`
+	}
+	if err := f.mn.Call(ctx, "WebDriver:FindElement", map[string]any{"using": "css selector", "value": css}, &r); err != nil {
+		return "", err
+	}
+	if id := r.Value[webElementKey]; id != "" {
+		return id, nil
+	}
+	return "", fmt.Errorf("no element %s", css)
+}
+
+// finish logs a result, or turns err into the error to return.
+func (f *Firefox) finish(ctx context.Context, what, target string, res *FirefoxResult, err error) (*FirefoxResult, error) {
+	if err != nil {
+		return nil, f.fail(ctx, what+" "+target, err)
+	}
+	f.log.Debug("firefox "+what, "url", target, "ok", res.OK, "error", res.Error, "status", res.Status,
+		"final_url", res.URL, "elapsed", res.Elapsed.Round(time.Millisecond), "own_connections_dropped", f.sunk.Load())
+	return res, nil
+}
+
+func (f *Firefox) fail(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("labs: firefox: %s: %w", what, context.Cause(ctx))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("labs: firefox: %s: no page after %v: %w", what, VisitTimeout, err)
+	}
+	return fmt.Errorf("labs: firefox: %s: %w (Firefox's output is in %s)", what, err, f.opts.logFile())
+}
+
+// firefoxTrust imports cas into the profile's NSS database (cert9.db),
+// which Firefox opens as it is. Without a CA to trust the database is
+// still made here, empty, so what the victim trusts never depends on what
+// Firefox would create.
+func firefoxTrust(ctx context.Context, profile string, cas []*x509.Certificate) error {
+	nss, err := ca.FindNSS()
+	if err != nil {
+		if len(cas) == 0 {
+			return nil
+		}
+		return fmt.Errorf("labs: the firefox client trusts a CA through NSS: %w", err)
+	}
+	if len(cas) == 0 {
+		if out, err := exec.CommandContext(ctx, nss.Certutil, "-N", "--empty-password", "-d", "sql:"+profile).CombinedOutput(); err != nil {
+			return fmt.Errorf("labs: create NSS database in %s: %w: %s", profile, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	for _, c := range cas {
+		if err := nss.Add(ctx, profile, c); err != nil {
+			return fmt.Errorf("labs: trust %q in Firefox: %w", c.Subject.CommonName, err)
+		}
+	}
+	return nil
+}
+
+// firefoxPAC sends the lab's hosts to the proxy (or direct, without one)
+// and everything else to the sink. Firefox tries DIRECT when every proxy
+// of the answer fails unless network.proxy.failover_direct is off, which
+// the prefs see to: when the proxy is down the victim sees an error, it
+// does not reach the bank some other way.
+func firefoxPAC(proxy string, labHosts []string, sink string) string {
+	to := "DIRECT"
+	if proxy != "" {
+		to = "PROXY " + proxy
+	}
+	var b strings.Builder
+	b.WriteString("// mitmlab: only the lab's hosts go to the lab; Firefox's own requests go to a sink.\n")
+	b.WriteString("function FindProxyForURL(url, host) {\n")
+	for _, h := range labHosts {
+		q, _ := json.Marshal(h)
+		fmt.Fprintf(&b, "  if (shExpMatch(host, %s)) return %q;\n", q, to)
+	}
+	fmt.Fprintf(&b, "  return %q;\n}\n", "PROXY "+sink)
+	return b.String()
+}
+
+// firefoxPref is one user_pref line of user.js.
+type firefoxPref struct {
+	name  string
+	value any // string, bool or int
+}
+
+// firefoxUserJS renders prefs as user.js, which Firefox reads at each
+// start and which overrides prefs.js.
+func firefoxUserJS(prefs []firefoxPref) string {
+	var b strings.Builder
+	b.WriteString("// mitmlab: a scratch profile for a lab's victim.\n")
+	for _, p := range prefs {
+		v, _ := json.Marshal(p.value)
+		fmt.Fprintf(&b, "user_pref(%q, %s);\n", p.name, v)
+	}
+	return b.String()
+}
+
+// firefoxPrefs are the victim's prefs: the proxy through the PAC file,
+// every name resolved to loopback, no HTTPS upgrade of the lab's http://
+// URLs, and Firefox's own traffic cut at the source as far as prefs go
+// (Marionette's recommended prefs, remote/shared/RecommendedPreferences.
+// sys.mjs, apply only once it has started; these hold from the first
+// second). The PAC file's sink catches what is left.
+func firefoxPrefs(pacFile string) []firefoxPref {
+	pac := (&url.URL{Scheme: "file", Path: pacFile}).String()
+	return []firefoxPref{
+		{"marionette.port", 0},
+		// The proxy: a PAC file (type 2), as for Chromium, rather than one
+		// proxy for everything (type 1), which would send Firefox's own
+		// requests (about forty CONNECTs to mozilla hosts in a first start)
+		// to the lab's proxy and into its flows.
+		{"network.proxy.type", 2},
+		{"network.proxy.autoconfig_url", pac},
+		{"network.proxy.failover_direct", false},
+		{"network.proxy.no_proxies_on", ""},
+		// Loopback addresses stay direct (the default), as with Chromium:
+		// the lab's hosts are names.
+		{"network.proxy.allow_hijacking_localhost", false},
+		// The lab's "DNS": every name is 127.0.0.1 and no query leaves. The
+		// PAC file sends every name but the lab's to the sink first.
+		{"network.dns.forceResolve", "127.0.0.1"},
+		{"network.trr.mode", 5}, // no DNS over HTTPS
+		{"network.dns.disablePrefetch", true},
+		{"network.prefetch-next", false},
+		{"network.http.speculative-parallel-limit", 0},
+		{"browser.urlbar.speculativeConnect.enabled", false},
+		{"browser.places.speculativeConnect.enabled", false},
+		// QUIC would take the bank's traffic off TCP, away from the proxy
+		// and the lab's TCP capture.
+		{"network.http.http3.enable", false},
+		// HTTPS-First would try https:// first for the lab's http:// URLs.
+		{"dom.security.https_first", false},
+		{"dom.security.https_first_schemeless", false},
+		{"dom.security.https_only_mode", false},
+		// The certificate warning must be the plain one: MITM priming
+		// fetches a mozilla.com page to tell an interception product from an
+		// attacker, and the enterprise-roots fallback would read the
+		// system's CAs.
+		{"security.certerrors.mitm.priming.enabled", false},
+		{"security.certerrors.mitm.auto_enable_enterprise_roots", false},
+		{"security.enterprise_roots.enabled", false},
+		{"security.remote_settings.intermediates.enabled", false},
+		{"security.remote_settings.crlite_filters.enabled", false},
+		// No saved-password prompt after the login.
+		{"signon.rememberSignons", false},
+		{"signon.autofillForms", false},
+		// Firefox's own traffic.
+		{"app.update.disabledForTesting", true},
+		{"app.update.auto", false},
+		{"app.update.checkInstallTime", false},
+		{"app.normandy.enabled", false},
+		{"app.normandy.api_url", ""},
+		{"app.shield.optoutstudies.enabled", false},
+		{"messaging-system.rsexperimentloader.enabled", false},
+		{"services.settings.server", "data:,#remote-settings-dummy/v1"},
+		{"datareporting.healthreport.uploadEnabled", false},
+		{"datareporting.policy.dataSubmissionEnabled", false},
+		{"datareporting.policy.dataSubmissionPolicyBypassNotification", true},
+		{"datareporting.usage.uploadEnabled", false},
+		{"toolkit.telemetry.enabled", false},
+		{"toolkit.telemetry.unified", false},
+		{"toolkit.telemetry.server", ""},
+		{"toolkit.telemetry.archive.enabled", false},
+		{"toolkit.telemetry.newProfilePing.enabled", false},
+		{"toolkit.telemetry.shutdownPingSender.enabled", false},
+		{"toolkit.telemetry.firstShutdownPing.enabled", false},
+		{"toolkit.telemetry.reportingpolicy.firstRun", false},
+		{"browser.ping-centre.telemetry", false},
+		{"browser.newtabpage.activity-stream.telemetry", false},
+		{"browser.newtabpage.activity-stream.feeds.telemetry", false},
+		{"browser.safebrowsing.malware.enabled", false},
+		{"browser.safebrowsing.phishing.enabled", false},
+		{"browser.safebrowsing.downloads.enabled", false},
+		{"browser.safebrowsing.downloads.remote.enabled", false},
+		{"browser.safebrowsing.blockedURIs.enabled", false},
+		{"browser.safebrowsing.provider.google4.updateURL", ""},
+		{"browser.safebrowsing.provider.mozilla.updateURL", ""},
+		{"privacy.trackingprotection.enabled", false},
+		{"network.captive-portal-service.enabled", false},
+		{"captivedetect.canonicalURL", ""},
+		{"network.connectivity-service.enabled", false},
+		{"dom.push.connection.enabled", false},
+		{"dom.push.serverURL", ""},
+		{"extensions.update.enabled", false},
+		{"extensions.getAddons.cache.enabled", false},
+		{"extensions.systemAddon.update.enabled", false},
+		{"extensions.blocklist.enabled", false},
+		{"geo.provider.network.url", ""},
+		{"media.gmp-manager.url", ""},
+		{"media.gmp-gmpopenh264.enabled", false},
+		{"media.gmp-widevinecdm.enabled", false},
+		{"browser.region.network.url", ""},
+		{"browser.region.update.enabled", false},
+		{"browser.search.update", false},
+		{"browser.search.suggest.enabled", false},
+		{"browser.topsites.contile.enabled", false},
+		{"browser.newtabpage.enabled", false},
+		{"browser.newtabpage.activity-stream.feeds.section.topstories", false},
+		{"browser.newtabpage.activity-stream.feeds.topsites", false},
+		{"browser.newtabpage.activity-stream.showSponsoredTopSites", false},
+		{"browser.urlbar.merino.endpointURL", ""},
+		{"browser.discovery.enabled", false},
+		{"browser.translations.enable", false},
+		{"browser.ml.enable", false},
+		{"extensions.pocket.enabled", false},
+		{"identity.fxaccounts.enabled", false},
+		{"browser.uitour.enabled", false},
+		{"network.sntp.pools", ""},
+		// A quiet start: no first-run pages, no default-browser question,
+		// no session to restore.
+		{"browser.shell.checkDefaultBrowser", false},
+		{"browser.startup.homepage_override.mstone", "ignore"},
+		{"browser.startup.page", 0},
+		{"browser.startup.homepage", "about:blank"},
+		{"startup.homepage_welcome_url", ""},
+		{"startup.homepage_welcome_url.additional", ""},
+		{"browser.aboutwelcome.enabled", false},
+		{"browser.sessionstore.resume_from_crash", false},
+		{"browser.tabs.warnOnClose", false},
+		{"browser.warnOnQuit", false},
+		{"toolkit.startup.max_resumed_crashes", -1},
+	}
+}
