@@ -1,6 +1,6 @@
 # mitmlab's entry points. `make demo` and `make test` work on a fresh machine
 # with only Go installed; `make interop` needs openssl, curl, certutil,
-# chromium, tshark and tcpdump (.ci/run installs them), and root for the
+# chromium, firefox-esr, tshark and tcpdump (.ci/run installs them), and root for the
 # live-capture tests.
 
 GO       ?= go
@@ -43,7 +43,7 @@ fuzz:
 	  done; \
 	done
 
-## interop: tests that drive real outside tools (openssl, curl, certutil, chromium, tshark, tcpdump),
+## interop: tests that drive real outside tools (openssl, curl, certutil, chromium, firefox-esr, tshark, tcpdump),
 ## plus every command shown in docs/, with missing tools as failures
 interop:
 	$(GO) test -race -count=1 -tags interop -run 'Interop|TestDocsCommands' ./...

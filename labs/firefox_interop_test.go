@@ -11,18 +11,21 @@ package labs
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mitmlab/mitmlab/ca"
+	"github.com/mitmlab/mitmlab/mitm"
 )
 
 // needFirefox fails the test (interop tests do not skip) when Firefox or
@@ -118,7 +121,6 @@ func TestInteropFirefoxLogin(t *testing.T) {
 	}
 }
 
-
 // TestInteropFirefoxProfiles visits a bank serving each bad-certificate
 // profile and checks the error code Firefox gives. Each profile gets a
 // fresh browser, so no verdict depends on an intermediate an earlier visit
@@ -163,4 +165,211 @@ func TestInteropFirefoxProfiles(t *testing.T) {
 		})
 	}
 	t.Logf("Firefox's verdicts, profile by profile:\n%s", table.String())
+}
+
+// TestInteropFirefoxProxy: Firefox with the PAC file sends the bank to the
+// real intercepting proxy. Trusting the rogue CA, it logs in and the proxy
+// reads the password; trusting only the lab PKI, it refuses the forged
+// certificate with SEC_ERROR_UNKNOWN_ISSUER, shows the warning with the
+// forged chain, and the proxy records the refusal. The proxy sees nothing
+// but lab hosts, though Firefox makes its own connections all along.
+func TestInteropFirefoxProxy(t *testing.T) {
+	needFirefox(t)
+	pki := newChromiumPKI(t)
+	bank := startChromiumBank(t, issueBankChain(t, pki, ca.ProfileValid), chromiumPassword())
+	rogue, err := ca.NewRoot(ca.RootOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := ca.NewAuthority(rogue, ca.AuthorityOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mitm.ParseMapping("*.lab.test=127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := x509.NewCertPool()
+	upstream.AddCert(pki.Root.Cert)
+	var flows flowList
+	p, err := mitm.New(mitm.Config{
+		Authority:     auth,
+		Policy:        mitm.Policy{Permits: rogue.Permits},
+		Resolve:       []mitm.Mapping{m},
+		UpstreamRoots: upstream,
+		Recorders:     []mitm.Recorder{&flows},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ln)
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p.Shutdown(ctx)
+		}
+	}
+	t.Cleanup(stop)
+	ctx := context.Background()
+
+	t.Run("rogue CA trusted", func(t *testing.T) {
+		f := newTestFirefox(t, FirefoxOptions{
+			Trust: []*x509.Certificate{pki.Root.Cert, rogue.Cert}, Proxy: ln.Addr().String(), LabHosts: []string{"*.lab.test"},
+		})
+		res, err := f.Login(ctx, bank.url(), "alice", bank.password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK || !strings.Contains(res.Text, "balance") {
+			t.Fatalf("Login() through the proxy = OK %v, Error %q, status %d, text %q; want the account page", res.OK, res.Error, res.Status, res.Text)
+		}
+	})
+
+	t.Run("rogue CA not trusted", func(t *testing.T) {
+		before, _ := bank.seen()
+		f := newTestFirefox(t, FirefoxOptions{
+			Trust: []*x509.Certificate{pki.Root.Cert}, Proxy: ln.Addr().String(), LabHosts: []string{"*.lab.test"},
+		})
+		res, err := f.Login(ctx, bank.url(), "alice", bank.password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.OK || res.Error != "SEC_ERROR_UNKNOWN_ISSUER" || !strings.HasPrefix(res.ErrorPage, "about:certerror?") {
+			t.Fatalf("Login() = OK %v, Error %q (%s); want SEC_ERROR_UNKNOWN_ISSUER on about:certerror", res.OK, res.Error, res.ErrorPage)
+		}
+		if res.URL != bank.url()+"/login" || !strings.Contains(res.Text, "Error Code: SEC_ERROR_UNKNOWN_ISSUER") {
+			t.Errorf("the warning page: URL %q, text %q; want the login URL and its error code", res.URL, res.Text)
+		}
+		checkPNG(t, "certificate warning", res.Screenshot)
+		if len(res.Chain) == 0 {
+			t.Fatal("the warning holds no certificate chain")
+		}
+		leaf, err := x509.ParseCertificate(res.Chain[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leaf.VerifyHostname("bank.lab.test") != nil || leaf.CheckSignatureFrom(rogue.Cert) != nil {
+			t.Errorf("the refused leaf is %s issued by %s, want a bank.lab.test leaf forged by the rogue CA", leaf.Subject, leaf.Issuer)
+		}
+		if after, _ := bank.seen(); len(after) != len(before) {
+			t.Errorf("the bank saw a login after the certificate warning: %q", after[len(before):])
+		}
+		// A name outside the lab goes to the sink, not to the proxy.
+		dropped := f.Dropped()
+		if res, err = f.Visit(ctx, "https://example.com/"); err != nil {
+			t.Fatal(err)
+		}
+		if res.OK || f.Dropped() == dropped {
+			t.Errorf("Visit(example.com) = OK %v, Error %q, sink closed %d connections; want an error page from the sink", res.OK, res.Error, f.Dropped()-dropped)
+		}
+	})
+
+	stop() // every flow is recorded when Shutdown returns
+	refused := 0
+	var post *mitm.Flow
+	for _, fl := range flows.all() {
+		if fl.Handling == mitm.Intercepted && fl.Request != nil && fl.Request.Method == http.MethodPost {
+			post = fl
+		}
+		host, _, err := net.SplitHostPort(fl.Target)
+		if err != nil {
+			host = fl.Target
+		}
+		if !strings.HasSuffix(host, ".lab.test") {
+			t.Errorf("the proxy saw %s %s (%s): Firefox's own traffic reached it", fl.Handling, fl.Target, fl.Summary())
+		}
+		if fl.Handling == mitm.Refused {
+			refused++
+			t.Logf("Firefox refused the forged certificate with alert %q (%d)", fl.Refusal.Alert, fl.Refusal.AlertCode)
+		}
+	}
+	if post == nil || post.Request.Body == nil || string(post.Request.Body.Bytes()) != "username=alice&password="+bank.password {
+		t.Errorf("the proxy's flows have no intercepted POST with the password: %v", post)
+	}
+	if refused == 0 {
+		t.Errorf("the proxy recorded no refusal; flows:\n%s", flowSummaries(flows.all()))
+	}
+	t.Logf("the proxy's flows:\n%s", flowSummaries(flows.all()))
+}
+
+// TestInteropFirefoxDeadline: a server that accepts and never answers
+// holds a Visit only until the caller's deadline, and the browser still
+// works afterwards.
+func TestInteropFirefoxDeadline(t *testing.T) {
+	needFirefox(t)
+	pki := newChromiumPKI(t)
+	bank := startChromiumBank(t, issueBankChain(t, pki, ca.ProfileValid), "unused")
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	f := newTestFirefox(t, FirefoxOptions{Trust: []*x509.Certificate{pki.Root.Cert}, LabHosts: []string{"*.lab.test"}})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, port, _ := net.SplitHostPort(silent.Addr().String())
+	start := time.Now()
+	res, err := f.Visit(ctx, "https://bank.lab.test:"+port+"/")
+	if took := time.Since(start); err == nil || !errors.Is(err, context.DeadlineExceeded) || took > 5*time.Second {
+		t.Fatalf("Visit(silent server) = %v, %v after %v; want context.DeadlineExceeded after 2s", res, err, took)
+	}
+	res, err = f.Visit(context.Background(), bank.url()+"/login")
+	if err != nil || !res.OK {
+		t.Fatalf("Visit(bank) after the deadline = %+v, %v; want the login page", res, err)
+	}
+}
+
+// TestInteropFirefoxHTTPRedirect: an http:// address that redirects to
+// https:// (the first visit of a person who types the bank's name) ends on
+// the https:// page, and no HTTPS-First upgrade changed the first request.
+func TestInteropFirefoxHTTPRedirect(t *testing.T) {
+	needFirefox(t)
+	pki := newChromiumPKI(t)
+	bank := startChromiumBank(t, issueBankChain(t, pki, ca.ProfileValid), "unused")
+	var mu sync.Mutex
+	var seen []string
+	plain := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		http.Redirect(w, r, bank.url()+r.URL.Path, http.StatusMovedPermanently)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go plain.Serve(ln)
+	t.Cleanup(func() { plain.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+
+	f := newTestFirefox(t, FirefoxOptions{Trust: []*x509.Certificate{pki.Root.Cert}, LabHosts: []string{"*.lab.test"}})
+	res, err := f.Visit(context.Background(), "http://bank.lab.test:"+port+"/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK || res.URL != bank.url()+"/login" || res.Title != "Log in to the bank" {
+		t.Errorf("Visit(http://…/login) = OK %v, Error %q, URL %q, title %q; want the bank's https:// login page", res.OK, res.Error, res.URL, res.Title)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) == 0 || seen[0] != "GET /login" {
+		t.Errorf("the http:// server saw %q, want the GET /login Firefox was sent to", seen)
+	}
 }
