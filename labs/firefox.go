@@ -432,7 +432,7 @@ func (f *Firefox) Login(ctx context.Context, base, username, password string) (*
 	if err == nil {
 		err = f.mn.Call(cctx, "WebDriver:ElementClick", map[string]any{"id": id}, nil)
 	}
-	if err != nil && !marionette.IsError(err, "insecure certificate") && !marionette.IsError(err, "unknown error") {
+	if err != nil && !onErrorPage(err) {
 		return nil, f.fail(ctx, "submit the login form at "+loginURL, err)
 	}
 	if err := f.waitNewDocument(cctx); err != nil {
@@ -454,15 +454,17 @@ func (f *Firefox) bound(ctx context.Context) (context.Context, context.CancelFun
 // is there all the same, and read says what it shows.
 func (f *Firefox) navigate(ctx context.Context, url string) (*FirefoxResult, error) {
 	start := time.Now()
-	err := f.mn.Call(ctx, "WebDriver:Navigate", map[string]any{"url": url}, nil)
-	var me *marionette.Error
-	if err != nil && !errors.As(err, &me) {
-		return nil, err
-	}
-	if me != nil && me.Name != "insecure certificate" && !strings.Contains(me.Message, "Reached error page") {
+	if err := f.mn.Call(ctx, "WebDriver:Navigate", map[string]any{"url": url}, nil); err != nil && !onErrorPage(err) {
 		return nil, err
 	}
 	return f.read(ctx, start)
+}
+
+// onErrorPage reports whether err is Marionette's answer for a navigation
+// that ended on one of Firefox's error pages.
+func onErrorPage(err error) bool {
+	var me *marionette.Error
+	return errors.As(err, &me) && (me.Name == "insecure certificate" || strings.Contains(me.Message, "Reached error page"))
 }
 
 // waitNewDocument waits until the document marked before the login's

@@ -162,8 +162,8 @@ func TestClassifyFirefox(t *testing.T) {
 func TestErrorPageKind(t *testing.T) {
 	for uri, want := range map[string]string{
 		"about:neterror?e=connectionFailure&u=https%3A//bank.lab.test%3A1/&c=UTF-8": "connectionFailure",
-		"about:certerror?e=nssBadCert&u=x":                                         "nssBadCert",
-		"about:neterror":                                                           "unknownError",
+		"about:certerror?e=nssBadCert&u=x":                                          "nssBadCert",
+		"about:neterror":                                                            "unknownError",
 	} {
 		if got := errorPageKind(uri); got != want {
 			t.Errorf("errorPageKind(%q) = %q, want %q", uri, got, want)
