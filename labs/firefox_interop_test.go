@@ -177,51 +177,12 @@ func TestInteropFirefoxProxy(t *testing.T) {
 	needFirefox(t)
 	pki := newChromiumPKI(t)
 	bank := startChromiumBank(t, issueBankChain(t, pki, ca.ProfileValid), chromiumPassword())
-	rogue, err := ca.NewRoot(ca.RootOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := ca.NewAuthority(rogue, ca.AuthorityOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := mitm.ParseMapping("*.lab.test=127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	upstream := x509.NewCertPool()
-	upstream.AddCert(pki.Root.Cert)
-	var flows flowList
-	p, err := mitm.New(mitm.Config{
-		Authority:     auth,
-		Policy:        mitm.Policy{Permits: rogue.Permits},
-		Resolve:       []mitm.Mapping{m},
-		UpstreamRoots: upstream,
-		Recorders:     []mitm.Recorder{&flows},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go p.Serve(ln)
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			p.Shutdown(ctx)
-		}
-	}
-	t.Cleanup(stop)
+	addr, rogue, flows, stop := startFirefoxProxy(t, pki)
 	ctx := context.Background()
 
 	t.Run("rogue CA trusted", func(t *testing.T) {
 		f := newTestFirefox(t, FirefoxOptions{
-			Trust: []*x509.Certificate{pki.Root.Cert, rogue.Cert}, Proxy: ln.Addr().String(), LabHosts: []string{"*.lab.test"},
+			Trust: []*x509.Certificate{pki.Root.Cert, rogue.Cert}, Proxy: addr, LabHosts: []string{"*.lab.test"},
 		})
 		res, err := f.Login(ctx, bank.url(), "alice", bank.password)
 		if err != nil {
@@ -235,7 +196,7 @@ func TestInteropFirefoxProxy(t *testing.T) {
 	t.Run("rogue CA not trusted", func(t *testing.T) {
 		before, _ := bank.seen()
 		f := newTestFirefox(t, FirefoxOptions{
-			Trust: []*x509.Certificate{pki.Root.Cert}, Proxy: ln.Addr().String(), LabHosts: []string{"*.lab.test"},
+			Trust: []*x509.Certificate{pki.Root.Cert}, Proxy: addr, LabHosts: []string{"*.lab.test"},
 		})
 		res, err := f.Login(ctx, bank.url(), "alice", bank.password)
 		if err != nil {
@@ -299,6 +260,55 @@ func TestInteropFirefoxProxy(t *testing.T) {
 	t.Logf("the proxy's flows:\n%s", flowSummaries(flows.all()))
 }
 
+// startFirefoxProxy starts the real intercepting proxy with a fresh rogue
+// CA, verifying origins against pki; stop shuts it down, after which flows
+// holds every flow.
+func startFirefoxProxy(t *testing.T, pki *ca.PKI) (addr string, rogue *ca.Root, flows *flowList, stop func()) {
+	t.Helper()
+	var err error
+	rogue, err = ca.NewRoot(ca.RootOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := ca.NewAuthority(rogue, ca.AuthorityOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mitm.ParseMapping("*.lab.test=127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := x509.NewCertPool()
+	upstream.AddCert(pki.Root.Cert)
+	flows = &flowList{}
+	p, err := mitm.New(mitm.Config{
+		Authority:     auth,
+		Policy:        mitm.Policy{Permits: rogue.Permits},
+		Resolve:       []mitm.Mapping{m},
+		UpstreamRoots: upstream,
+		Recorders:     []mitm.Recorder{flows},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ln)
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p.Shutdown(ctx)
+		}
+	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), rogue, flows, stop
+}
+
 // TestInteropFirefoxDeadline: a server that accepts and never answers
 // holds a Visit only until the caller's deadline, and the browser still
 // works afterwards.
@@ -338,7 +348,9 @@ func TestInteropFirefoxDeadline(t *testing.T) {
 
 // TestInteropFirefoxHTTPRedirect: an http:// address that redirects to
 // https:// (the first visit of a person who types the bank's name) ends on
-// the https:// page, and no HTTPS-First upgrade changed the first request.
+// the https:// page, and no HTTPS-First upgrade changed the first request:
+// direct, and through the proxy, which then sees the http:// request in
+// clear before the CONNECT (what an sslstrip attacker works with).
 func TestInteropFirefoxHTTPRedirect(t *testing.T) {
 	needFirefox(t)
 	pki := newChromiumPKI(t)
@@ -358,18 +370,43 @@ func TestInteropFirefoxHTTPRedirect(t *testing.T) {
 	go plain.Serve(ln)
 	t.Cleanup(func() { plain.Close() })
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	start := "http://bank.lab.test:" + port + "/login"
+	addr, rogue, flows, stop := startFirefoxProxy(t, pki)
 
-	f := newTestFirefox(t, FirefoxOptions{Trust: []*x509.Certificate{pki.Root.Cert}, LabHosts: []string{"*.lab.test"}})
-	res, err := f.Visit(context.Background(), "http://bank.lab.test:"+port+"/login")
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name  string
+		proxy string
+	}{{"direct", ""}, {"through the proxy", addr}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			f := newTestFirefox(t, FirefoxOptions{Trust: []*x509.Certificate{pki.Root.Cert, rogue.Cert}, Proxy: tc.proxy, LabHosts: []string{"*.lab.test"}})
+			res, err := f.Visit(context.Background(), start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.OK || res.URL != bank.url()+"/login" || res.Title != "Log in to the bank" {
+				t.Errorf("Visit(%s) = OK %v, Error %q, URL %q, title %q; want the bank's https:// login page", start, res.OK, res.Error, res.URL, res.Title)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) == 0 || seen[0] != "GET /login" {
+				t.Errorf("the http:// server saw %q, want the GET /login Firefox was sent to", seen)
+			}
+		})
 	}
-	if !res.OK || res.URL != bank.url()+"/login" || res.Title != "Log in to the bank" {
-		t.Errorf("Visit(http://…/login) = OK %v, Error %q, URL %q, title %q; want the bank's https:// login page", res.OK, res.Error, res.URL, res.Title)
+	stop()
+	var plainGet, tunnel bool
+	for _, fl := range flows.all() {
+		if fl.Request != nil && fl.Request.URL == start {
+			plainGet = true
+		}
+		if fl.Request != nil && strings.HasPrefix(fl.Request.URL, bank.url()+"/login") {
+			tunnel = true
+		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) == 0 || seen[0] != "GET /login" {
-		t.Errorf("the http:// server saw %q, want the GET /login Firefox was sent to", seen)
+	if !plainGet || !tunnel {
+		t.Errorf("the proxy's flows: the http:// GET %v, the intercepted https:// page %v; want both:\n%s", plainGet, tunnel, flowSummaries(flows.all()))
 	}
 }

@@ -3,6 +3,7 @@ package labs
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -203,5 +204,54 @@ func TestNoFirefox(t *testing.T) {
 	_, err := newFirefoxVictim(&World{})
 	if !errors.Is(err, ErrNoFirefox) || !strings.Contains(err.Error(), "apt-get install firefox-esr") {
 		t.Errorf("newFirefoxVictim() without Firefox = %v, want ErrNoFirefox with how to install it", err)
+	}
+}
+
+// TestCertWarningsDocTable: the table of docs/labs/06-cert-warnings.md
+// says what the browsers' pinned verdicts say, so the page changes when a
+// new browser version is measured.
+func TestCertWarningsDocTable(t *testing.T) {
+	data, err := os.ReadFile("../docs/labs/06-cert-warnings.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var header []string
+	rows := map[ca.Profile][]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "| ") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		if cells[0] == "profile" && header == nil {
+			header = cells
+			continue
+		}
+		if header != nil && len(cells) == len(header) && strings.HasPrefix(cells[0], "`") {
+			rows[ca.Profile(strings.Trim(cells[0], "`"))] = cells
+		}
+	}
+	for _, browser := range []struct {
+		column   string
+		verdicts map[ca.Profile]string
+	}{
+		{"Chromium (`--client chromium`)", chromiumVerdicts},
+		{"Firefox (`--client firefox`)", firefoxVerdicts},
+	} {
+		col := slices.Index(header, browser.column)
+		if col < 0 {
+			t.Errorf("the table's header %q has no column %q", header, browser.column)
+			continue
+		}
+		for _, p := range ca.Profiles() {
+			row, ok := rows[p.Name]
+			if !ok {
+				t.Errorf("the table has no row for profile %s", p.Name)
+				continue
+			}
+			cell, want := row[col], browser.verdicts[p.Name]
+			if (want == "" && !strings.HasPrefix(cell, "loads")) || (want != "" && cell != "`"+want+"`") {
+				t.Errorf("the table says %s for %s with %s; the pinned verdict is %s", cell, p.Name, browser.column, orLoads(want))
+			}
+		}
 	}
 }
