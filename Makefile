@@ -44,9 +44,11 @@ fuzz:
 	done
 
 ## interop: tests that drive real outside tools (openssl, curl, certutil, chromium, firefox-esr, tshark, tcpdump),
-## plus every command shown in docs/, with missing tools as failures
+## plus every command shown in docs/, with missing tools as failures. The labs package starts a
+## fresh browser per page (some fifty Chromium and Firefox starts), past go test's default
+## ten minutes on a busy two-core machine.
 interop:
-	$(GO) test -race -count=1 -tags interop -run 'Interop|TestDocsCommands' ./...
+	$(GO) test -race -count=1 -timeout 30m -tags interop -run 'Interop|TestDocsCommands' ./...
 
 ## bench: benchmarks (leaf minting, the proxy under concurrency, pcap writing,
 ## TLS parsing, the analyzer on a synthetic 200 MB capture), then bench-analyze
