@@ -269,9 +269,14 @@ func (f *Firefox) Close() error {
 			f.mn.Close()
 		}
 		if f.cmd != nil && f.cmd.Process != nil {
+			// Without a session (a failed start) nobody asked it to quit.
+			grace := 10 * time.Second
+			if f.mn == nil {
+				grace = 0
+			}
 			select {
 			case <-f.exited:
-			case <-time.After(10 * time.Second):
+			case <-time.After(grace):
 				f.cmd.Process.Kill()
 				<-f.exited
 			}
@@ -300,8 +305,9 @@ type FirefoxResult struct {
 	// Error is Firefox's error for the navigation, empty when the page
 	// loaded: the code its certificate warning names
 	// ("SEC_ERROR_UNKNOWN_ISSUER", "SSL_ERROR_BAD_CERT_DOMAIN",
-	// "MOZILLA_PKIX_ERROR_SELF_SIGNED_CERT"), else the kind of network
-	// error its error page is for ("connectionFailure", "proxyConnectFailure").
+	// "MOZILLA_PKIX_ERROR_SELF_SIGNED_CERT") or that of a TLS failure
+	// ("SSL_ERROR_PROTOCOL_VERSION_ALERT"), else the kind of network error
+	// its error page is for ("connectionFailure", "proxyConnectFailure").
 	Error string
 	// ErrorPage is the error page's address: "about:certerror?e=nssBadCert&u=…"
 	// or "about:neterror?e=…"; empty when the page loaded.
@@ -453,13 +459,17 @@ func (f *Firefox) waitNewDocument(ctx context.Context) error {
 
 // firefoxPageScript reads a page in one round trip. A certificate error
 // page answers getFailedCertSecurityInfo (its error code, message and the
-// chain); other error pages carry their kind in the address (e=…).
+// chain), another error page getNetErrorInfo (the code of a TLS failure,
+// "SSL_ERROR_PROTOCOL_VERSION_ALERT"); both carry their kind in the
+// address (e=…), the fallback when there is no code.
 const firefoxPageScript = `
 const uri = document.documentURI;
 const errorPage = uri.startsWith('about:certerror') || uri.startsWith('about:neterror');
 let info = null;
-if (errorPage && typeof document.getFailedCertSecurityInfo === 'function') {
-  try { info = document.getFailedCertSecurityInfo(); } catch (e) {}
+for (const get of ['getFailedCertSecurityInfo', 'getNetErrorInfo']) {
+  if (errorPage && !info && typeof document[get] === 'function') {
+    try { info = document[get](); } catch (e) {}
+  }
 }
 function text(node) {
   let s = '';
@@ -552,14 +562,17 @@ func (f *Firefox) read(ctx context.Context, start time.Time) (*FirefoxResult, er
 	return res, nil
 }
 
-// openAdvanced opens a certificate warning's Advanced panel and waits (a
-// second at most) for the error code to show; other pages are left alone.
+// openAdvanced opens the Advanced panel of a certificate warning or a TLS
+// failure and waits (a second at most) for the error code to show; other
+// pages are left alone.
 func (f *Firefox) openAdvanced(ctx context.Context) error {
 	var uri string
 	if err := f.script(ctx, `return document.documentURI`, &uri); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(uri, "about:certerror") {
+	// A TLS failure (nssFailure2) has a code to show as well; a refused
+	// connection has none.
+	if !strings.HasPrefix(uri, "about:certerror") && !strings.HasPrefix(uri, "about:neterror?e=nssFailure2") {
 		return nil
 	}
 	deadline := time.Now().Add(time.Second)

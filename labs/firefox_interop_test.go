@@ -11,9 +11,12 @@ package labs
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -409,4 +412,37 @@ func TestInteropFirefoxHTTPRedirect(t *testing.T) {
 	if !plainGet || !tunnel {
 		t.Errorf("the proxy's flows: the http:// GET %v, the intercepted https:// page %v; want both:\n%s", plainGet, tunnel, flowSummaries(flows.all()))
 	}
+}
+
+// TestInteropFirefoxTLSFailure: a server that speaks nothing newer than
+// TLS 1.1 gets Firefox's other error page, about:neterror, and the lab
+// still reads the TLS failure's own code from it.
+func TestInteropFirefoxTLSFailure(t *testing.T) {
+	needFirefox(t)
+	pki := newChromiumPKI(t)
+	chain := issueBankChain(t, pki, ca.ProfileValid)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{chain.TLSCertificate()},
+		MinVersion:   tls.VersionTLS10, MaxVersion: tls.VersionTLS11,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler(), ErrorLog: log.New(io.Discard, "", 0)}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+
+	f := newTestFirefox(t, FirefoxOptions{Trust: []*x509.Certificate{pki.Root.Cert}, LabHosts: []string{"*.lab.test"}})
+	res, err := f.Visit(context.Background(), "https://bank.lab.test:"+port+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK || res.Error != "SSL_ERROR_PROTOCOL_VERSION_ALERT" || !strings.HasPrefix(res.ErrorPage, "about:neterror?e=nssFailure2") {
+		t.Errorf("Visit(a TLS 1.1 server) = OK %v, Error %q (%s); want SSL_ERROR_PROTOCOL_VERSION_ALERT on about:neterror?e=nssFailure2", res.OK, res.Error, res.ErrorPage)
+	}
+	if !strings.Contains(res.Text, "Error Code: SSL_ERROR_PROTOCOL_VERSION_ALERT") || res.Chain != nil {
+		t.Errorf("the error page shows %q and a chain of %d; want the code on the page and no refused chain", res.Text, len(res.Chain))
+	}
+	checkPNG(t, "TLS failure", res.Screenshot)
 }
