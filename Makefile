@@ -1,6 +1,6 @@
 # mitmlab's entry points. `make demo` and `make test` work on a fresh machine
 # with only Go installed; `make interop` needs openssl, curl, certutil,
-# chromium, tshark and tcpdump (.ci/run installs them), and root for the
+# chromium, firefox-esr, tshark and tcpdump (.ci/run installs them), and root for the
 # live-capture tests.
 
 GO       ?= go
@@ -43,10 +43,12 @@ fuzz:
 	  done; \
 	done
 
-## interop: tests that drive real outside tools (openssl, curl, certutil, chromium, tshark, tcpdump),
-## plus every command shown in docs/, with missing tools as failures
+## interop: tests that drive real outside tools (openssl, curl, certutil, chromium, firefox-esr, tshark, tcpdump),
+## plus every command shown in docs/, with missing tools as failures. The labs package starts a
+## fresh browser per page (some fifty Chromium and Firefox starts), past go test's default
+## ten minutes on a busy two-core machine.
 interop:
-	$(GO) test -race -count=1 -tags interop -run 'Interop|TestDocsCommands' ./...
+	$(GO) test -race -count=1 -timeout 30m -tags interop -run 'Interop|TestDocsCommands' ./...
 
 ## bench: benchmarks (leaf minting, the proxy under concurrency, pcap writing,
 ## TLS parsing, the analyzer on a synthetic 200 MB capture), then bench-analyze

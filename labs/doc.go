@@ -3,14 +3,13 @@
 //
 // A lab runs in a World of its own, all on loopback: the bank origin
 // (bank.lab.test, HTTPS with a chain from the lab's public PKI, and HTTP),
-// a victim client (Go, curl or headless Chromium), an attacker (the
-// intercepting proxy with a rogue CA, an on-path relay that changes bytes
-// in flight, or a passive capture), and captures
-// of every leg (live on lo when privileged, the tap otherwise). Its
-// expectations are checked from the artifacts it leaves (the capture
-// analysed by package capture, the proxy's flows, the bank's transaction
-// log), never from internal
-// flags, so a lab that passes has shown its lesson.
+// a victim client (Go, curl, headless Chromium or headless Firefox), an
+// attacker (the intercepting proxy with a rogue CA, an on-path relay that
+// changes bytes in flight, or a passive capture), and captures of every
+// leg (live on lo when privileged, the tap otherwise). Its expectations are
+// checked from the artifacts it leaves (the capture analysed by package
+// capture, the proxy's flows, the bank's transaction log), never from
+// internal flags, so a lab that passes has shown its lesson.
 //
 //	res, err := labs.Run(ctx, labs.All(), labs.Options{Out: "out", Client: labs.ClientGo})
 //	if err != nil { ... }

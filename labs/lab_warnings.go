@@ -32,6 +32,23 @@ var chromiumVerdicts = map[ca.Profile]string{
 	ca.ProfileWeakKey: "",
 }
 
+// firefoxVerdicts is what headless Firefox ESR (153) says of each
+// profile, with the lab PKI's root trusted in its profile's NSS database:
+// the error code its warning names, or "" when it loads the page.
+// Measured, and pinned by TestInteropFirefoxProfiles.
+var firefoxVerdicts = map[ca.Profile]string{
+	ca.ProfileValid:                   "",
+	ca.ProfileExpired:                 "SEC_ERROR_EXPIRED_CERTIFICATE",
+	ca.ProfileNotYetValid:             "MOZILLA_PKIX_ERROR_NOT_YET_VALID_CERTIFICATE",
+	ca.ProfileWrongHost:               "SSL_ERROR_BAD_CERT_DOMAIN",
+	ca.ProfileSelfSigned:              "MOZILLA_PKIX_ERROR_SELF_SIGNED_CERT",
+	ca.ProfileUntrustedRoot:           "SEC_ERROR_UNKNOWN_ISSUER",
+	ca.ProfileRevoked:                 "",
+	ca.ProfileIncompleteChain:         "SEC_ERROR_UNKNOWN_ISSUER",
+	ca.ProfileNameConstraintViolation: "SEC_ERROR_CERT_NOT_IN_NAME_SPACE",
+	ca.ProfileWeakKey:                 "",
+}
+
 // Lab 6: the certificate-warning taxonomy, offline.
 var _ = register(&Lab{
 	Number: 6, Name: "cert-warnings", Title: "Certificate warnings: what a client refuses, and why",
@@ -47,7 +64,8 @@ var _ = register(&Lab{
 				return err
 			}
 			visit := Visit{Base: w.Bank.URL("https"), Trust: w.PublicRoots(), NoLogin: true}
-			if w.Victim.Kind() != ClientChromium {
+			browser, verdicts := browserVerdicts(w.Victim.Kind())
+			if verdicts == nil {
 				visit.CRLs = chain.CRLs // a careful client has fetched the issuer's CRL
 			}
 			w.Step("profile %s (%s): the victim (%s) opens %s", p.Name, p.Summary, w.Victim.Kind(), visit.Base)
@@ -63,18 +81,18 @@ var _ = register(&Lab{
 			}
 			w.AddCert(string(p.Name)+": "+p.Summary, chain.Leaf(), chain.Certs[1:]...)
 			switch {
-			case w.Victim.Kind() == ClientChromium:
-				want := chromiumVerdicts[p.Name]
+			case verdicts != nil:
+				want := verdicts[p.Name]
 				got := out.Err
 				if out.OK {
 					got = ""
 				}
-				text := fmt.Sprintf("%s: Chromium says %s", p.Name, orLoads(want))
+				text := fmt.Sprintf("%s: %s says %s", p.Name, browser, orLoads(want))
 				switch p.Name {
 				case ca.ProfileRevoked:
-					text = "revoked: Chromium loads it anyway (it does not fetch this CRL; browsers rely on pushed revocation lists)"
+					text = fmt.Sprintf("revoked: %s loads it anyway (it does not fetch this CRL; browsers rely on pushed revocation lists)", browser)
 				case ca.ProfileWeakKey:
-					text = "weak-key: Chromium loads it (it demands 2048-bit RSA only of publicly trusted roots, and this root was added by hand)"
+					text = fmt.Sprintf("weak-key: %s loads it (%s)", browser, weakKeyWhy[w.Victim.Kind()])
 				}
 				w.Expect("profile-"+string(p.Name), text, got == want, "%s", orLoads(got))
 			case p.Name == ca.ProfileValid:
@@ -99,6 +117,24 @@ var _ = register(&Lab{
 		return nil
 	},
 })
+
+// browserVerdicts is the name and the measured verdict table of a browser
+// victim; nil for the clients that are checked against ca.Profile.Want.
+func browserVerdicts(k ClientKind) (string, map[ca.Profile]string) {
+	switch k {
+	case ClientChromium:
+		return "Chromium", chromiumVerdicts
+	case ClientFirefox:
+		return "Firefox", firefoxVerdicts
+	}
+	return "", nil
+}
+
+// weakKeyWhy says why a browser loads the weak-key profile.
+var weakKeyWhy = map[ClientKind]string{
+	ClientChromium: "it demands 2048-bit RSA only of publicly trusted roots, and this root was added by hand",
+	ClientFirefox:  "its verifier demands 2048-bit RSA only of EV certificates and accepts 1024 bits for the others",
+}
 
 func orLoads(code string) string {
 	if code == "" {

@@ -107,12 +107,15 @@ func hexToASCII(dump string) string {
 	return b.String()
 }
 
-// TestInteropLabsRealClients runs labs 3, 4 and 6 with the real curl and
-// headless Chromium.
+// TestInteropLabsRealClients runs labs 3, 4 and 6 with the real curl,
+// headless Chromium and headless Firefox.
 func TestInteropLabsRealClients(t *testing.T) {
 	needTool(t, "curl")
 	needTool(t, "certutil")
 	if _, err := FindChromium(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FindFirefox(); err != nil {
 		t.Fatal(err)
 	}
 	var chosen []*Lab
@@ -120,7 +123,7 @@ func TestInteropLabsRealClients(t *testing.T) {
 		l, _ := Find(n)
 		chosen = append(chosen, l)
 	}
-	for _, client := range []ClientKind{ClientCurl, ClientChromium} {
+	for _, client := range []ClientKind{ClientCurl, ClientChromium, ClientFirefox} {
 		t.Run(string(client), func(t *testing.T) {
 			var progress bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

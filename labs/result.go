@@ -12,7 +12,7 @@ type Result struct {
 	Lab      string    `json:"lab"`    // "mitm-trusted"
 	Number   int       `json:"number"` // 4
 	Title    string    `json:"title"`
-	Client   string    `json:"client"`  // go, curl or chromium
+	Client   string    `json:"client"`  // go, curl, chromium or firefox
 	Capture  string    `json:"capture"` // live or tap
 	Started  time.Time `json:"started"`
 	Duration float64   `json:"duration_s"`

@@ -31,7 +31,11 @@ const (
 	ClientGo       ClientKind = "go"       // built in: crypto/tls with a careful verifier
 	ClientCurl     ClientKind = "curl"     // the curl binary (OpenSSL)
 	ClientChromium ClientKind = "chromium" // headless Chromium through DevTools
+	ClientFirefox  ClientKind = "firefox"  // headless Firefox through Marionette
 )
+
+// Clients lists every victim, in the order the CLI names them.
+func Clients() []ClientKind { return []ClientKind{ClientGo, ClientCurl, ClientChromium, ClientFirefox} }
 
 // ParseClient accepts a client name.
 func ParseClient(s string) (ClientKind, error) {
@@ -42,8 +46,10 @@ func ParseClient(s string) (ClientKind, error) {
 		return ClientCurl, nil
 	case ClientChromium, "chrome":
 		return ClientChromium, nil
+	case ClientFirefox, "firefox-esr":
+		return ClientFirefox, nil
 	}
-	return "", fmt.Errorf("labs: unknown client %q: use go, curl or chromium", s)
+	return "", fmt.Errorf("labs: unknown client %q: use go, curl, chromium or firefox", s)
 }
 
 // Visit is what a victim is asked to do: log in to the bank (or, with
@@ -95,7 +101,7 @@ type Outcome struct {
 	// Text of the final page (the account page, with the balance).
 	Page string
 	// Err is the client's own words: Go's error, curl's message, Chromium's
-	// net::ERR code.
+	// net::ERR code, Firefox's error code (SEC_ERROR_UNKNOWN_ISSUER).
 	Err string
 	// Reason classifies a refusal (ca.Reason), "" when it went through.
 	Reason ca.Reason
@@ -137,6 +143,8 @@ func newVictim(kind ClientKind, w *World) (Victim, error) {
 		return &curlVictim{bin: bin, dir: w.Dir, keylog: w.keys}, nil
 	case ClientChromium:
 		return newChromiumVictim(w)
+	case ClientFirefox:
+		return newFirefoxVictim(w)
 	}
 	return nil, fmt.Errorf("labs: unknown client %q", kind)
 }

@@ -35,16 +35,15 @@ func (a *app) newLabListCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "#\tNAME\tCLIENTS\tWHAT IT SHOWS")
 			for _, l := range labs.All() {
-				clients := "go, curl, chromium"
-				if l.Clients != nil {
-					clients = ""
-					for i, c := range l.Clients {
-						if i > 0 {
-							clients += ", "
-						}
-						clients += string(c)
-					}
+				supported := l.Clients
+				if supported == nil {
+					supported = labs.Clients()
 				}
+				names := make([]string, len(supported))
+				for i, c := range supported {
+					names[i] = string(c)
+				}
+				clients := strings.Join(names, ", ")
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", l.Number, l.Name, clients, l.Summary)
 			}
 			return tw.Flush()
@@ -72,11 +71,12 @@ plaintext.pcap (what the proxy decrypted), result.json (the verdicts, for
 grading); --out/report.html shows the whole run. The exit code is 1 when any
 expectation fails.
 
---client picks the victim: go (built in), curl (the curl binary) or chromium
-(headless Chromium through DevTools). --capture picks how the wire is
+--client picks the victim: go (built in), curl (the curl binary), chromium
+(headless Chromium through DevTools) or firefox (headless Firefox ESR through
+Marionette). --capture picks how the wire is
 recorded: live (AF_PACKET on lo, needs root or CAP_NET_RAW), tap (mitmlab
 records its own connections, no privileges) or auto (live when it can). With
---all, the labs a client cannot run (pinning and handshake with chromium) are
+--all, the labs a client cannot run (pinning and handshake with chromium or firefox) are
 skipped and named; named on the command line, they are an error.
 
 A run replaces what the previous run of a lab wrote (the files its result.json
@@ -95,7 +95,7 @@ lists), and refuses to start when a lab's directory holds anything else.`,
 	f := cmd.Flags()
 	f.BoolVar(&opts.all, "all", false, "run every lab")
 	f.String("out", "out", "directory for the artifacts and report.html")
-	f.String("client", "go", "the victim: go, curl or chromium")
+	f.String("client", "go", "the victim: go, curl, chromium or firefox")
 	f.String("capture", "auto", "how the wire is recorded: auto, live or tap")
 	f.StringVar(&opts.password, "password", "", "the victim's password (default: a random one per lab)")
 	a.bind(cmd, f, "out", "lab.out")
