@@ -50,6 +50,9 @@ type RevocationOptions struct {
 	// CRLAddr and OCSPAddr are where to listen; empty means an ephemeral
 	// loopback port.
 	CRLAddr, OCSPAddr string
+	// NoCRL and NoOCSP leave a server out: its address stays empty, and
+	// leaves get no URL of it.
+	NoCRL, NoOCSP bool
 	// CRLHost and OCSPHost are the names the URLs in the leaves use
 	// ("crl.lab.test"); empty means the listener's address, which any
 	// client reaches without the lab's resolver.
@@ -101,31 +104,40 @@ func StartRevocation(opts RevocationOptions) (*RevocationServer, error) {
 	if opts.PKI == nil {
 		return nil, errors.New("labs: StartRevocation needs the PKI whose revocation it publishes")
 	}
+	if opts.NoCRL && opts.NoOCSP {
+		return nil, errors.New("labs: StartRevocation with neither a CRL server nor an OCSP responder")
+	}
 	wrap := opts.Listen
 	if wrap == nil {
 		wrap = func(l net.Listener) net.Listener { return l }
 	}
 	s := &RevocationServer{pki: opts.PKI, log: &revocationLog{w: opts.Log}, stop: make(chan struct{})}
 	quiet := log.New(io.Discard, "", 0)
-	crlLn, err := net.Listen("tcp", orEphemeral(opts.CRLAddr))
-	if err != nil {
-		return nil, fmt.Errorf("labs: CRL server: %w", err)
+	if !opts.NoCRL {
+		ln, err := net.Listen("tcp", orEphemeral(opts.CRLAddr))
+		if err != nil {
+			return nil, fmt.Errorf("labs: CRL server: %w", err)
+		}
+		s.CRLAddr = ln.Addr().String()
+		s.crlBase = "http://" + hostPort(opts.CRLHost, s.CRLAddr)
+		srv := &http.Server{Handler: http.HandlerFunc(s.serveCRL), ErrorLog: quiet, ReadHeaderTimeout: 10 * time.Second}
+		s.servers = append(s.servers, srv)
+		go srv.Serve(wrap(ln))
 	}
-	ocspLn, err := net.Listen("tcp", orEphemeral(opts.OCSPAddr))
-	if err != nil {
-		crlLn.Close()
-		return nil, fmt.Errorf("labs: OCSP responder: %w", err)
+	if !opts.NoOCSP {
+		ln, err := net.Listen("tcp", orEphemeral(opts.OCSPAddr))
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("labs: OCSP responder: %w", err)
+		}
+		s.OCSPAddr = ln.Addr().String()
+		s.ocspBase = "http://" + hostPort(opts.OCSPHost, s.OCSPAddr)
+		srv := &http.Server{Handler: http.HandlerFunc(s.serveOCSP), ErrorLog: quiet, ReadHeaderTimeout: 10 * time.Second}
+		s.servers = append(s.servers, srv)
+		// The block sits outside the tap: the capture sees what the victim
+		// sent to the responder's address, and that nothing came back.
+		go srv.Serve(&blockable{Listener: wrap(ln), s: s})
 	}
-	s.CRLAddr, s.OCSPAddr = crlLn.Addr().String(), ocspLn.Addr().String()
-	s.crlBase = "http://" + hostPort(opts.CRLHost, s.CRLAddr)
-	s.ocspBase = "http://" + hostPort(opts.OCSPHost, s.OCSPAddr)
-	crl := &http.Server{Handler: http.HandlerFunc(s.serveCRL), ErrorLog: quiet, ReadHeaderTimeout: 10 * time.Second}
-	resp := &http.Server{Handler: http.HandlerFunc(s.serveOCSP), ErrorLog: quiet, ReadHeaderTimeout: 10 * time.Second}
-	s.servers = []*http.Server{crl, resp}
-	go crl.Serve(wrap(crlLn))
-	// The block sits outside the tap: the capture sees what the victim
-	// sent to the responder's address, and that nothing came back.
-	go resp.Serve(&blockable{Listener: wrap(ocspLn), s: s})
 	return s, nil
 }
 
@@ -137,11 +149,22 @@ func hostPort(host, addr string) string {
 	return net.JoinHostPort(host, portOf(addr))
 }
 
-// CRLURL is the issuing CA's CRL distribution point, for IssueOptions.
-func (s *RevocationServer) CRLURL() string { return s.crlBase + ca.IssuerCRLPath }
+// CRLURL is the issuing CA's CRL distribution point, for IssueOptions; ""
+// without a CRL server.
+func (s *RevocationServer) CRLURL() string {
+	if s.crlBase == "" {
+		return ""
+	}
+	return s.crlBase + ca.IssuerCRLPath
+}
 
-// OCSPURL is the OCSP responder, for IssueOptions.
-func (s *RevocationServer) OCSPURL() string { return s.ocspBase + "/" }
+// OCSPURL is the OCSP responder, for IssueOptions; "" without one.
+func (s *RevocationServer) OCSPURL() string {
+	if s.ocspBase == "" {
+		return ""
+	}
+	return s.ocspBase + "/"
+}
 
 // IssueOptions are options that put this server's URLs in a leaf.
 func (s *RevocationServer) IssueOptions(o ca.IssueOptions) ca.IssueOptions {
