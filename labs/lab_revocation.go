@@ -281,7 +281,7 @@ func (l *revocationRun) goVictim(ctx context.Context) error {
 		w.Expect("responder-blocked", "the responder never answered: the attacker dropped the victim's OCSP request", dropped, "%s", describeLines(got))
 		w.Expect("soft-fail-accepts", "a soft-fail victim accepts the revoked certificate and logs in to the attacker",
 			soft.out.OK && logins == 1, "%s; %s; the attacker's server saw %s", soft.out.Revocation, outcome(soft.out), plural(logins, "login"))
-		w.Expect("hard-fail-refuses", "a hard-fail victim refuses: no answer, no connection",
+		w.Expect("hard-fail-refuses", "a hard-fail victim refuses the certificate when the responder does not answer",
 			!hard.out.OK && hard.out.Reason == ca.ReasonRevocationUnknown && hard.bank.Logins() == 0, "%s", hard.out.Revocation)
 	})
 	l.later(func(_ []RevocationRequest, rep *analysis.Report) {
