@@ -15,8 +15,8 @@ import (
 
 // chromiumRevocation is what headless Chromium (156) does with the lab's
 // revoked certificate, its root trusted in the NSS database: its net error,
-// or "" when it loads the page. Measured, and pinned by
-// TestInteropRevocationChromium.
+// or "" when it loads the page. Measured; the lab checks it, and
+// TestInteropRevocationLab runs it with Chromium.
 var chromiumRevocation = map[string]string{
 	// Chromium fetches neither the CRL nor the OCSP responder named in the
 	// leaf: online revocation checking has been off by default since 2012,
@@ -28,10 +28,8 @@ var chromiumRevocation = map[string]string{
 	"revoked-staple": "net::ERR_CERT_REVOKED",
 }
 
-// The revocation lab's files.
-const (
-	revocationLogFile = "revocation.jsonl"
-)
+// revocationLogFile is the CA's request log in the lab's directory.
+const revocationLogFile = "revocation.jsonl"
 
 // Lab 13: revocation, and why it fails open.
 var _ = register(&Lab{

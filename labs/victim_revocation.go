@@ -32,24 +32,6 @@ type Revocation struct {
 	HardFail bool
 }
 
-func (r Revocation) String() string {
-	var ways []string
-	if r.Staple {
-		ways = append(ways, "a stapled OCSP response")
-	}
-	if r.OCSP {
-		ways = append(ways, "the OCSP responder")
-	}
-	if r.CRL {
-		ways = append(ways, "the CRL at the distribution point")
-	}
-	mode := "soft-fail"
-	if r.HardFail {
-		mode = "hard-fail"
-	}
-	return strings.Join(ways, ", then ") + ", " + mode
-}
-
 // RevocationTimeout bounds each online check: Firefox's default for a
 // soft-fail OCSP request (security.OCSP.timeoutMilliseconds.soft) is 2 s.
 const RevocationTimeout = 2 * time.Second
