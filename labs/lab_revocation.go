@@ -358,14 +358,28 @@ func (l *revocationRun) curl(ctx context.Context) error {
 
 func (l *revocationRun) chromium(ctx context.Context) error {
 	w := l.w
+	// The control: an empty log below must mean Chromium did not ask, not
+	// that it could not reach the CA.
+	crlBase := strings.TrimSuffix(l.rs.CRLURL(), ca.IssuerCRLPath)
+	w.Step("the control: the victim (chromium) opens %s/ itself, to show the CA's servers are within its reach", crlBase)
+	start := time.Now().UTC()
+	if _, err := w.Victim.Do(ctx, Visit{Base: crlBase, NoLogin: true}, w.User, w.Secret); err != nil {
+		return err
+	}
+	reach := window{from: start, to: time.Now().UTC()}
+	l.later(func(reqs []RevocationRequest, _ *analysis.Report) {
+		got := linesIn(reqs, reach, "crl", "")
+		chromium := len(got) > 0 && strings.Contains(got[0].Agent, "Chrome")
+		w.Expect("chromium-can-reach", "the control: Chromium reaches the CA's CRL server when it is sent there", chromium, "%s", describeLines(got))
+	})
 	for _, c := range []struct {
 		key, text     string
 		staple, login bool
 	}{
-		{"revoked-staple", "the revoked certificate, with a stapled OCSP response saying revoked (an honest server that still serves it)", true, false},
-		{"no-staple", "the attacker, with the stolen key, serves the revoked certificate without a staple (its CRL distribution point and OCSP responder are in the leaf); the victim logs in", false, true},
+		{"revoked-staple", "the revoked certificate, with a stapled OCSP response saying revoked (an honest server that still serves it); the victim (chromium) opens the bank", true, false},
+		{"no-staple", "the attacker, with the stolen key, serves the revoked certificate without a staple (its CRL distribution point and OCSP responder are in the leaf); the victim (chromium) logs in", false, true},
 	} {
-		w.Step("%s; the victim (chromium) opens the bank", c.text)
+		w.Step("%s", c.text)
 		v, err := l.visit(ctx, l.revoked, c.staple, nil, c.login)
 		if err != nil {
 			return err
