@@ -182,8 +182,14 @@ func (s *RevocationServer) Block(on bool) { s.blocked.Store(on) }
 func (s *RevocationServer) Close() {
 	s.once.Do(func() {
 		close(s.stop)
+		// Shutdown, not Close: a request being answered still gets its line
+		// in the log before the log's file is closed.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		for _, srv := range s.servers {
-			srv.Close()
+			if srv.Shutdown(ctx) != nil {
+				srv.Close()
+			}
 		}
 		s.drops.Wait()
 	})
