@@ -34,6 +34,9 @@ const revocationLogFile = "revocation.jsonl"
 // Lab 13: revocation, and why it fails open.
 var _ = register(&Lab{
 	Number: 13, Name: "revocation", Title: "Revocation: how a revoked certificate is caught, and why the check fails open",
+	// Each client checks revocation its own way, so each has a scenario of
+	// its own (below); a new victim needs one before it can run this lab.
+	Clients:  []ClientKind{ClientGo, ClientCurl, ClientChromium},
 	OwnBanks: true,
 	Summary:  "the bank's stolen key was revoked (CRL, OCSP, a stapled response); a client that checks refuses it, until the attacker blocks the OCSP responder and a soft-fail client accepts it",
 	run: func(ctx context.Context, w *World) error {
