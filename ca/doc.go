@@ -20,7 +20,14 @@
 // loopback addresses), so a CA that leaks from a student's machine cannot be
 // used against the real web.
 //
-// The package knows only the standard library and a PKCS#12 encoder. It never
+// The lab PKI also publishes revocation as a public CA does: its leaves name
+// a CRL distribution point and an OCSP responder (IssueOptions.CRLURL and
+// OCSPURL), [PKI.CRLs] signs the lists and [PKI.RespondOCSP] answers OCSP
+// requests (RFC 6960); serving them over HTTP is the caller's job.
+//
+// The package knows only the standard library, a PKCS#12 encoder and
+// golang.org/x/crypto/ocsp (the OCSP encoding, which the standard library
+// lacks). It never
 // prints and never exits; where it runs an outside tool (certutil, openssl) it
 // says so in the function's documentation.
 package ca

@@ -27,6 +27,7 @@ type PKI struct {
 
 	mu      sync.Mutex
 	revoked []x509.RevocationListEntry
+	issued  map[string]bool // serials (hex) the issuing CA signed, for OCSP (revocation.go)
 }
 
 // PKIOptions configures NewPKI.
@@ -187,6 +188,11 @@ type IssueOptions struct {
 	// Validity of the leaf; zero means DefaultLeafValidity. It never
 	// outlives the issuer.
 	Validity time.Duration
+	// CRLURL is where the leaf says its issuer's CRL is published (its CRL
+	// distribution point); empty means DefaultCRLURL, an address nothing
+	// serves. OCSPURL, when set, goes in its Authority Information Access
+	// as the OCSP responder. Both apply to leaves of the issuing CA only.
+	CRLURL, OCSPURL string
 }
 
 // Issue makes a server chain for hosts (DNS names or IPs; the first is the
@@ -304,7 +310,7 @@ func (p *PKI) Issue(profile Profile, hosts []string, opts IssueOptions) (*Chain,
 	if issuer != nil {
 		parentCert, parentKey = issuer.Cert, issuer.Key
 		if issuer == p.Issuer {
-			tmpl.CRLDistributionPoints = []string{"http://crl.lab.test/issuing-ca-1.crl"}
+			setRevocationURLs(tmpl, opts)
 		}
 	} else {
 		// A self-signed server certificate as `openssl req -x509` makes it
@@ -347,6 +353,7 @@ func (p *PKI) Issue(profile Profile, hosts []string, opts IssueOptions) (*Chain,
 	chain.Certs = append(chain.Certs, extra...)
 
 	if issuer == p.Issuer {
+		p.recordIssued(leaf.SerialNumber)
 		if info.Name == ProfileRevoked {
 			p.revoke(leaf.SerialNumber, now)
 		}

@@ -64,6 +64,9 @@ type Visit struct {
 	Pins []string
 	// CRLs the victim has fetched (DER), to refuse revoked certificates.
 	CRLs [][]byte
+	// Revocation, when set, has the victim check revocation online while
+	// connecting (victim_revocation.go).
+	Revocation *Revocation
 	// TLS 1.2 only, and these suites (the handshake lab); Go victim only.
 	MaxVersion   uint16
 	CipherSuites []uint16
@@ -109,6 +112,9 @@ type Outcome struct {
 	// the client can tell.
 	Shown      []*x509.Certificate
 	Screenshot []byte
+	// Revocation is what the victim's online revocation check did, in its
+	// words ("OCSP http://…: revoked …"), when the visit asked for one.
+	Revocation string
 	// URL is where the victim ended up (after redirects), when the client
 	// tells.
 	URL string
@@ -213,6 +219,11 @@ func (g *goVictim) Do(ctx context.Context, v Visit, user, password string) (*Out
 			verdict := ca.Check(cs.PeerCertificates, ca.CheckOptions{Roots: roots, Host: cs.ServerName, CRLs: crls})
 			if !verdict.OK() {
 				return &verdictError{verdict}
+			}
+			if v.Revocation != nil {
+				if err := checkRevocation(ctx, cs, *v.Revocation, out); err != nil {
+					return err
+				}
 			}
 			if len(v.Pins) > 0 {
 				got := SPKIPin(cs.PeerCertificates[0])
@@ -353,6 +364,10 @@ func (c *curlVictim) Do(ctx context.Context, v Visit, user, password string) (*O
 		defer os.Remove(crl)
 		common = append(common, "--crlfile", crl)
 	}
+	if v.Revocation != nil && v.Revocation.Staple {
+		// Asks for a stapled OCSP response and refuses without a good one.
+		common = append(common, "--cert-status")
+	}
 	if v.MaxVersion == tls.VersionTLS12 {
 		common = append(common, "--tls-max", "1.2")
 	}
@@ -429,6 +444,8 @@ func classifyCurl(code int, msg string) ca.Reason {
 		{"self-signed certificate", ca.ReasonSelfSigned},
 		{"unable to get local issuer certificate", ca.ReasonIncompleteChain},
 		{"certificate revoked", ca.ReasonRevoked},
+		{"SSL certificate revocation reason", ca.ReasonRevoked},   // --cert-status, a revoked staple
+		{"No OCSP response received", ca.ReasonRevocationUnknown}, // --cert-status, no staple
 		{"permitted subtree violation", ca.ReasonNameConstraint},
 		{"key too weak", ca.ReasonWeakKey},
 		{"ee key too small", ca.ReasonWeakKey},

@@ -30,8 +30,8 @@ func (c *chromiumVictim) Close()           {}
 
 func (c *chromiumVictim) Do(ctx context.Context, v Visit, user, password string) (*Outcome, error) {
 	c.n++
-	if len(v.Pins) > 0 || len(v.CRLs) > 0 || v.MaxVersion != 0 {
-		return nil, fmt.Errorf("labs: Chromium cannot be told pins, CRLs or TLS versions on the command line; this lab needs --client go or curl")
+	if len(v.Pins) > 0 || len(v.CRLs) > 0 || v.MaxVersion != 0 || v.Revocation != nil {
+		return nil, fmt.Errorf("labs: Chromium cannot be told pins, CRLs, revocation checks or TLS versions on the command line; this lab needs --client go or curl")
 	}
 	if len(v.Preload) > 0 {
 		return nil, fmt.Errorf("labs: Chromium's HSTS preload list is compiled in: a lab cannot add a host to it; use --client go or curl")

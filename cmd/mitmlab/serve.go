@@ -46,11 +46,18 @@ network. --profile serves a bad certificate instead (see ` + "`mitmlab ca issue 
 textbook handshake of lab 8: the client encrypts the session's secret with
 the certificate's key, so --out/key.pem decrypts a recording of it
 (mitmlab analyze --server-key). Browsers no longer offer it; curl does when
-asked (--tls-max 1.2 --ciphers AES128-GCM-SHA256).`,
+asked (--tls-max 1.2 --ciphers AES128-GCM-SHA256).
+
+The lab PKI publishes revocation as a public CA does (lab 13): the leaf's CRL
+distribution point is --crl, where the issuing CA's CRL is served, and its
+OCSP responder is --ocsp, which the bank also asks for a response to staple
+in its handshakes (for a client that asks: curl --cert-status). Each request
+goes to --out/revocation.jsonl. "off" leaves either out.`,
 		Example: `  mitmlab serve
   curl --cacert bank/root.pem --resolve bank.lab.test:8443:127.0.0.1 https://bank.lab.test:8443/
   mitmlab serve --profile expired --https 127.0.0.1:9443
-  mitmlab serve --key-type rsa-2048 --rsa-kex`,
+  mitmlab serve --key-type rsa-2048 --rsa-kex
+  mitmlab serve --profile revoked --ocsp 127.0.0.1:8002`,
 		Args: noArgs(),
 		RunE: func(*cobra.Command, []string) error {
 			if runF != nil {
@@ -68,11 +75,15 @@ asked (--tls-max 1.2 --ciphers AES128-GCM-SHA256).`,
 	f.StringVar(&opts.profile, "profile", "valid", "certificate profile to serve")
 	f.String("key-type", "ecdsa-p256", "the certificate's key: ecdsa-p256, rsa-2048 or rsa-3072")
 	f.BoolVar(&opts.rsaKex, "rsa-kex", false, "also accept TLS 1.2 RSA key transport (no forward secrecy; needs an RSA --key-type)")
+	f.String("crl", "127.0.0.1:0", `address of the CRL server the leaf names (its CRL distribution point), or "off"`)
+	f.String("ocsp", "127.0.0.1:0", `address of the OCSP responder the leaf names, whose answer the bank staples, or "off"`)
 	a.bind(cmd, f, "key-type", "ca.leaf-key-type")
 	a.bind(cmd, f, "https", "serve.https")
 	a.bind(cmd, f, "http", "serve.http")
 	a.bind(cmd, f, "user", "serve.user")
 	a.bind(cmd, f, "password", "serve.password")
+	a.bind(cmd, f, "crl", "serve.crl")
+	a.bind(cmd, f, "ocsp", "serve.ocsp")
 	return cmd
 }
 
@@ -89,9 +100,11 @@ func runServe(opts *serveOptions) error {
 	if opts.rsaKex && !strings.HasPrefix(string(keyType), "rsa") {
 		return usageError{fmt.Errorf("--rsa-kex needs an RSA certificate: add --key-type rsa-2048")}
 	}
-	for _, k := range []string{"serve.https", "serve.http"} {
-		if err := checkListenFlag("--"+strings.TrimPrefix(k, "serve."), a.v.GetString(k), false, false); err != nil {
-			return err
+	for _, k := range []string{"serve.https", "serve.http", "serve.crl", "serve.ocsp"} {
+		if addr := a.v.GetString(k); addr != revocationOff {
+			if err := checkListenFlag("--"+strings.TrimPrefix(k, "serve."), addr, false, false); err != nil {
+				return err
+			}
 		}
 	}
 	pki, created, err := ca.LoadOrCreatePKI(a.pkiDir(), ca.PKIOptions{})
@@ -101,7 +114,18 @@ func runServe(opts *serveOptions) error {
 	if created {
 		fmt.Fprintf(a.out, "Created the lab public PKI in %s\n", a.pkiDir())
 	}
-	chain, err := pki.Issue(profile, []string{labs.BankHost, "127.0.0.1", "localhost"}, ca.IssueOptions{KeyType: keyType})
+	rev, err := startServeRevocation(a, pki, opts.out)
+	if err != nil {
+		return err
+	}
+	if rev != nil {
+		defer rev.close()
+	}
+	chain, err := pki.Issue(profile, []string{labs.BankHost, "127.0.0.1", "localhost"}, rev.issueOptions(ca.IssueOptions{KeyType: keyType}))
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := rev.staple(opts.ctx, chain, tlsFor(opts.rsaKex))
 	if err != nil {
 		return err
 	}
@@ -114,7 +138,7 @@ func runServe(opts *serveOptions) error {
 	}
 	bank, err := labs.StartBank(labs.BankOptions{
 		Certificate: chain.TLSCertificate(), HTTPSAddr: a.v.GetString("serve.https"), HTTPAddr: a.v.GetString("serve.http"),
-		Username: a.v.GetString("serve.user"), Password: password, TLS: tlsFor(opts.rsaKex),
+		Username: a.v.GetString("serve.user"), Password: password, TLS: tlsCfg,
 		TransactionLog: filepath.Join(opts.out, "transactions.jsonl"),
 	})
 	if err != nil {
@@ -131,6 +155,7 @@ func runServe(opts *serveOptions) error {
 	if opts.rsaKex {
 		fmt.Fprintf(a.out, "  rsa-kex TLS 1.2 RSA key transport accepted (HTTP/1.1 only): %s decrypts such sessions\n", filepath.Join(opts.out, "key.pem"))
 	}
+	rev.describe(a, chain)
 	_, port, _ := net.SplitHostPort(bank.HTTPSAddr)
 	fmt.Fprintf(a.out, "Try: curl --cacert %s --resolve %s:%s:127.0.0.1 %s/\n", root, labs.BankHost, port, bank.URL("https"))
 	if opts.ready != nil {
