@@ -30,6 +30,11 @@ type Options struct {
 	// carried them and what they decrypt to, for side-by-side display
 	// (ConnReport.SampleWire, SamplePlain).
 	Samples bool
+	// Follow, when not 0, keeps the conversation of the connection whose
+	// first packet is this frame (ConnReport.FirstFrame): its bytes each
+	// way as they came, decrypted when it is TLS and the keys are known
+	// (Report.Follow). Find the frame with a first analysis.
+	Follow int
 }
 
 // sampleSize bounds a sample: enough for a request line, headers and a form.
@@ -223,6 +228,10 @@ func (a *analyzer) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reass
 		Start: ac.GetCaptureInfo().Timestamp, Protocol: "other", Requests: []HTTPRequest{}, client: client,
 	}
 	c.last = c.rep.Start
+	if a.opts.Follow != 0 && a.opts.Follow == c.rep.FirstFrame {
+		c.follow = &Follow{}
+		a.rep.Follow = c.follow
+	}
 	a.conns = append(a.conns, c)
 	return c
 }
@@ -285,6 +294,9 @@ func (a *analyzer) finish() *Report {
 	}
 	for _, s := range a.search {
 		rep.Secrets = append(rep.Secrets, s.verdict(a))
+	}
+	if rep.Follow != nil {
+		rep.Follow.settle()
 	}
 	return rep
 }

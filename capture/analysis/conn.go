@@ -46,6 +46,7 @@ type conn struct {
 	tails      [2][][]byte // per direction, per searcher: the last bytes seen on the wire
 	plainTails [2][][]byte // the same for decrypted data
 	done       bool
+	follow     *Follow // Options.Follow names this connection
 }
 
 func (c *conn) dir(d reassembly.TCPFlowDirection) capture.Direction {
@@ -96,6 +97,9 @@ func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemble
 }
 
 func (c *conn) data(dir capture.Direction, data []byte, afterGap bool) {
+	if c.follow != nil {
+		c.follow.add(&c.follow.wire, dir, c.frame(), data, afterGap)
+	}
 	if dir == capture.ClientToServer {
 		c.rep.BytesUp += int64(len(data))
 	} else {
@@ -290,6 +294,9 @@ func clip(b []byte, n int) []byte { return append([]byte(nil), b[:min(len(b), n)
 
 // plaintext receives decrypted application data.
 func (c *conn) plaintext(dir capture.Direction, data []byte) {
+	if c.follow != nil {
+		c.follow.add(&c.follow.plain, dir, c.frame(), data, false)
+	}
 	if c.a.opts.Samples && dir == capture.ClientToServer && !c.sampled {
 		if win, ok := c.secretWindow(data); ok {
 			// The record that decrypted to this arrived in the chunk being

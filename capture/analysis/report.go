@@ -20,6 +20,8 @@ type Report struct {
 	End         time.Time     `json:"end"`
 	Keys        KeysReport    `json:"keys"`
 	Connections []*ConnReport `json:"connections"`
+	// Follow is the conversation Options.Follow asked for; nil otherwise.
+	Follow *Follow `json:"follow,omitempty"`
 	// ACKOnly counts TCP flows that carried neither payload nor a SYN
 	// (the last ACKs of a connection closed before, keep-alives): not
 	// listed in Connections.

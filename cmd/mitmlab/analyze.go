@@ -32,6 +32,7 @@ type analyzeOptions struct {
 	json       bool
 	handshake  bool
 	cpuProfile string
+	sel        connSelect
 }
 
 func (a *app) newAnalyzeCmd(runF func(*analyzeOptions) error) *cobra.Command {
@@ -84,6 +85,12 @@ visible in cleartext, visible only once decrypted, or not found.`,
 	f.StringArrayVar(&opts.secrets, "secret", nil, "a secret to look for, NAME=VALUE or VALUE (repeatable)")
 	f.BoolVar(&opts.handshake, "handshake", false, "list each TLS connection's handshake messages")
 	f.BoolVar(&opts.json, "json", false, "print the report as JSON (schema in docs/capture.md)")
+	f.IntVar(&opts.sel.conn, "conn", -1, "show only connection N (its number is tshark's tcp.stream), in detail with its handshake")
+	f.IntVar(&opts.sel.follow, "follow", -1, "print connection N's conversation, decrypted when the keys are known, as Wireshark's Follow TCP/TLS/HTTP2 Stream does")
+	f.StringArrayVar(&opts.sel.hosts, "host", nil, "show only connections to or from this IP address (repeatable)")
+	f.IntSliceVar(&opts.sel.ports, "port", nil, "show only connections to or from this TCP port (repeatable)")
+	f.StringArrayVar(&opts.sel.snis, "sni", nil, "show only TLS connections whose SNI is this name, or matches it (*.lab.test; repeatable)")
+	f.StringVar(&opts.sel.proto, "proto", "", "show only connections of this protocol: tls, http or other")
 	// For cmd/bench-analyze and whoever profiles the analyzer on a real file.
 	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the analysis to FILE")
 	_ = f.MarkHidden("cpuprofile")
@@ -153,11 +160,28 @@ func runAnalyze(opts *analyzeOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: %v; give a pcap or pcapng file (tcpdump -w, tshark -w, Wireshark, mitmlab capture)", opts.file, err)
 	}
-	rep, err := analysis.Analyze(r, analysis.Options{Keys: keys, Secrets: secrets, Logger: a.log})
+	if err := opts.sel.check(); err != nil {
+		return err
+	}
+	aopts := analysis.Options{Keys: keys, Secrets: secrets, Logger: a.log}
+	rep, err := analysis.Analyze(r, aopts)
 	if err != nil {
 		return err
 	}
 	rep.File = opts.file
+	if opts.sel.follow >= 0 {
+		return followConn(opts, f, aopts, rep)
+	}
+	shown, err := opts.sel.apply(rep)
+	if err != nil {
+		return err
+	}
+	if opts.sel.conn >= 0 {
+		opts.handshake = true
+	}
+	if shown != "" && !opts.json {
+		defer fmt.Fprintln(a.out, "\n"+shown)
+	}
 	if opts.json {
 		return writeReportJSON(a.out, rep)
 	}
