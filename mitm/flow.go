@@ -37,13 +37,16 @@ const (
 // JSON line (docs/proxy.md documents the schema) and, for HTTP exchanges,
 // as a HAR entry.
 type Flow struct {
-	ID       string    `json:"id"`
-	Start    time.Time `json:"start"`
-	End      time.Time `json:"end"`
-	Client   string    `json:"client"`           // the client's address
-	Target   string    `json:"target"`           // host:port the client asked for
-	Handling Handling  `json:"handling"`         // what the proxy did
-	Reason   string    `json:"reason,omitempty"` // the policy decision behind it
+	ID     string    `json:"id"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Client string    `json:"client"` // the client's address
+	Target string    `json:"target"` // host:port the client asked for
+	// OriginalDst is where a client that does not know of the proxy was
+	// going (transparent mode): the address nftables redirected, ip:port.
+	OriginalDst string   `json:"original_dst,omitempty"`
+	Handling    Handling `json:"handling"`         // what the proxy did
+	Reason      string   `json:"reason,omitempty"` // the policy decision behind it
 
 	ClientTLS   *TLSInfo `json:"client_tls,omitempty"`   // proxy↔client leg
 	UpstreamTLS *TLSInfo `json:"upstream_tls,omitempty"` // proxy↔origin leg
