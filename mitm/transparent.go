@@ -183,8 +183,8 @@ func readClientHello(r io.Reader) ([]byte, tlswire.ClientHelloInfo, error) {
 		raw = append(raw, hdr[:]...)
 		start := len(raw)
 		raw = append(raw, make([]byte, n)...)
-		if _, err := io.ReadFull(r, raw[start:]); err != nil {
-			return raw, tlswire.ClientHelloInfo{}, fmt.Errorf("reading a TLS record: %w", err)
+		if got, err := io.ReadFull(r, raw[start:]); err != nil {
+			return raw[:start+got], tlswire.ClientHelloInfo{}, fmt.Errorf("reading a TLS record: %w", err)
 		}
 		msg = append(msg, raw[start:]...)
 		if len(msg) < 4 {
