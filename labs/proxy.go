@@ -29,6 +29,26 @@ type Proxy struct {
 // hosts and blocks everything else: a browser victim's own traffic
 // (update checks, sign-in) must not leave the lab.
 func (w *World) StartProxy(root *ca.Root) (*Proxy, error) {
+	px, err := w.newProxy(root, nil)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		px.abort()
+		return nil, err
+	}
+	px.Addr = ln.Addr().String()
+	w.watch(px.Addr)
+	go px.p.Serve(w.tap(ln))
+	w.closers = append(w.closers, func() { px.Stop() })
+	w.Step("the attacker's proxy listens on %s with the CA %q (it intercepts *.lab.test and blocks the rest)", px.Addr, root.Cert.Subject.CommonName)
+	return px, nil
+}
+
+// newProxy makes the attacker's proxy and its files, not yet serving;
+// adjust, when set, changes its configuration first.
+func (w *World) newProxy(root *ca.Root, adjust func(*mitm.Config)) (*Proxy, error) {
 	auth, err := ca.NewAuthority(root, ca.AuthorityOptions{})
 	if err != nil {
 		return nil, err
@@ -53,7 +73,7 @@ func (w *World) StartProxy(root *ca.Root) (*Proxy, error) {
 		px.har.Close()
 		return nil, err
 	}
-	px.p, err = mitm.New(mitm.Config{
+	cfg := mitm.Config{
 		Authority:     auth,
 		Policy:        mitm.Policy{Rules: []mitm.Rule{intercept, block}, Permits: root.Permits},
 		Resolve:       []mitm.Mapping{mapping},
@@ -63,21 +83,14 @@ func (w *World) StartProxy(root *ca.Root) (*Proxy, error) {
 		Plaintext:     px.plain,
 		Recorders:     []mitm.Recorder{px.jsonl, px.har},
 		Logger:        w.log,
-	})
-	if err != nil {
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	if px.p, err = mitm.New(cfg); err != nil {
 		px.abort()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		px.abort()
-		return nil, err
-	}
-	px.Addr = ln.Addr().String()
-	w.watch(px.Addr)
-	go px.p.Serve(w.tap(ln))
-	w.closers = append(w.closers, func() { px.Stop() })
-	w.Step("the attacker's proxy listens on %s with the CA %q (it intercepts *.lab.test and blocks the rest)", px.Addr, root.Cert.Subject.CommonName)
 	return px, nil
 }
 

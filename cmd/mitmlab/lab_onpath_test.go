@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mitmlab/mitmlab/labs/netns"
+)
+
+// TestLabOnPathInterrupt stops `mitmlab lab run on-path` with SIGINT (Ctrl-C)
+// as soon as its namespaces exist, and requires them gone when it exits.
+func TestLabOnPathInterrupt(t *testing.T) {
+	if err := netns.Check(); err != nil {
+		t.Skipf("skipped: lab 12 %v", err)
+	}
+	isolate(t)
+	before, err := netns.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "lab", "run", "on-path", "--out", t.TempDir())
+	cmd.Env = append(os.Environ(), runAsCLI+"=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var seen []string
+	signalled := false
+	for sc.Scan() {
+		seen = append(seen, sc.Text())
+		if !signalled && strings.Contains(sc.Text(), "three network namespaces") {
+			now, _ := netns.List(context.Background())
+			if len(now) < len(before)+3 {
+				t.Errorf("the lab says its namespaces exist, but ip netns lists %v", now)
+			}
+			cmd.Process.Signal(syscall.SIGINT)
+			signalled = true
+		}
+	}
+	cmd.Wait()
+	if !signalled {
+		t.Fatalf("the lab never made its namespaces:\n%s", strings.Join(seen, "\n"))
+	}
+	after, err := netns.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(before, after) {
+		t.Errorf("namespaces after an interrupted run = %v, want %v as before\n%s", after, before, strings.Join(seen, "\n"))
+	}
+}
