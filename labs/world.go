@@ -395,7 +395,7 @@ type flow struct {
 	Target      string `json:"target"`
 	Client      string `json:"client"`
 	OriginalDst string `json:"original_dst"` // transparent mode (lab 12)
-	ClientTLS *struct {
+	ClientTLS   *struct {
 		SNI         string         `json:"sni"`
 		Certificate *mitm.CertInfo `json:"certificate"`
 	} `json:"client_tls"`
