@@ -557,7 +557,8 @@ type connInfo struct {
 	// was going (SO_ORIGINAL_DST), ip:port; "" for a proxy client. The
 	// target's dials go there: the client's own resolver chose it, and the
 	// proxy resolves nothing.
-	origDst string
+	origDst    string
+	redirected bool // it came to the transparent listener
 }
 
 func withConn(ctx context.Context, ci *connInfo) context.Context {

@@ -68,8 +68,11 @@ type Flow struct {
 
 	mu       sync.Mutex
 	finished bool
-	ci       *connInfo   // the client connection it came on
-	cut      atomic.Bool // the origin failed mid-body: the client must see a failure, not a clean end
+	ci       *connInfo // the client connection it came on
+	// redirected: the connection came to the transparent listener, not
+	// as a CONNECT (OriginalDst is empty when it was not redirected).
+	redirected bool
+	cut        atomic.Bool // the origin failed mid-body: the client must see a failure, not a clean end
 }
 
 // TLSInfo describes one TLS leg.
@@ -198,7 +201,7 @@ func (f *Flow) Summary() string {
 		}
 		return fmt.Sprintf("%s ✗ %s  %s", ts, host, f.Refusal.Message)
 	case Unused:
-		line := fmt.Sprintf("%s %s CONNECT %s  %s  unused", ts, f.Client, f.Target, dur(f.End.Sub(f.Start)))
+		line := fmt.Sprintf("%s %s %s  %s  unused", ts, f.Client, f.opening(), dur(f.End.Sub(f.Start)))
 		if f.Aborted {
 			line += " (aborted)"
 		}
@@ -211,9 +214,9 @@ func (f *Flow) Summary() string {
 		if f.Tunnel != nil {
 			up, down = f.Tunnel.BytesUp, f.Tunnel.BytesDown
 		}
-		return fmt.Sprintf("%s %s CONNECT %s  tunnelled  %s up %s down  %s", ts, f.Client, f.Target, size(up), size(down), dur(f.End.Sub(f.Start)))
+		return fmt.Sprintf("%s %s %s  tunnelled  %s up %s down  %s", ts, f.Client, f.opening(), size(up), size(down), dur(f.End.Sub(f.Start)))
 	case Blocked:
-		what := "CONNECT " + f.Target
+		what := f.opening()
 		if f.Request != nil {
 			what = f.Request.Method + " " + f.Request.URL
 		}
@@ -223,7 +226,7 @@ func (f *Flow) Summary() string {
 	if f.Request != nil {
 		line += " " + f.Request.Method + " " + f.Request.URL
 	} else {
-		line += " CONNECT " + f.Target
+		line += " " + f.opening()
 	}
 	if f.Response != nil {
 		n := int64(0)
@@ -331,4 +334,17 @@ func plural[N int | int64](n N, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// opening names what the client opened, for a flow without a request: a
+// CONNECT, or a connection redirected to the transparent listener (with
+// where it was going).
+func (f *Flow) opening() string {
+	switch {
+	case !f.redirected:
+		return "CONNECT " + f.Target
+	case f.OriginalDst != "":
+		return "TCP " + f.Target + " → " + f.OriginalDst
+	}
+	return "TCP " + f.Target
 }

@@ -422,7 +422,7 @@ func (p *Proxy) serveOuter(w http.ResponseWriter, r *http.Request) {
 	}
 	d, ci := p.judge(r, host, port)
 	if transparent {
-		ci.origDst = orig.String()
+		ci.origDst, ci.redirected = orig.String(), true
 		r.URL.Host = urlAuthority(ci.target, 80) // the port the transport dials is the one judged
 	}
 	ci.handling = Plain
@@ -494,6 +494,7 @@ func (p *Proxy) newFlow(ci *connInfo) *Flow {
 		Timings:  noTimings(),
 
 		OriginalDst: ci.origDst,
+		redirected:  ci.redirected,
 	}
 }
 

@@ -74,7 +74,7 @@ func TransparentSupported() error { return transparentSupported() }
 // hands it on: TLS to dispatch, like a CONNECT's tunnel; cleartext to the
 // outer HTTP server, like a plain request.
 func (p *Proxy) serveRedirected(tc *trackedConn, plain *chanListener) {
-	ci := &connInfo{client: tc.RemoteAddr().String(), tc: tc}
+	ci := &connInfo{client: tc.RemoteAddr().String(), tc: tc, redirected: true}
 	dst, err := originalDst(tc.Conn)
 	if err == nil && isListener(dst, tc.LocalAddr()) {
 		err = fmt.Errorf("it was addressed to the proxy itself (%s), not redirected to it: a transparent listener serves connections a firewall "+

@@ -247,8 +247,12 @@ func proxyConfig(a *app) (mitm.Config, string, error) {
 		// this one): --allow-remote says that is meant. There is no
 		// --auth to ask for, and no remote-mode guard: a redirected client
 		// only reaches the address it was going to anyway.
-		if err := checkListen(listen, remote, remote); err != nil {
+		if err := checkListen(listen, true, true); err != nil {
 			return cfg, "", err
+		}
+		if host, _, _ := net.SplitHostPort(listen); !remote && !isLoopbackHost(host) {
+			return cfg, "", usageError{fmt.Errorf("--listen %s takes connections from other machines: for a transparent proxy on a gateway you own, "+
+				"that is the point; add --allow-remote to say so (there is no --auth: redirected clients do not know of the proxy)", listen)}
 		}
 		remote = false
 	} else if err := checkListen(listen, remote, cfg.Auth != nil); err != nil {
@@ -355,11 +359,7 @@ func checkListen(listen string, allowRemote, hasAuth bool) error {
 	if _, err := strconv.Atoi(port); err != nil {
 		return usageError{fmt.Errorf("--listen %q: the port must be a number", listen)}
 	}
-	loopback := host == "localhost"
-	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
-		loopback = true
-	}
-	if loopback {
+	if isLoopbackHost(host) {
 		return nil
 	}
 	if !allowRemote {
@@ -369,6 +369,15 @@ func checkListen(listen string, allowRemote, hasAuth bool) error {
 		return usageError{fmt.Errorf("--allow-remote needs --auth USER:PASSWORD, so that mitmlab is never an open proxy")}
 	}
 	return nil
+}
+
+// isLoopbackHost reports whether a --listen host is this machine's alone.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 type closer struct {
