@@ -48,6 +48,23 @@ func TestProxyTransparent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer path.Close()
+	// IPv6 too, from the documentation prefix (RFC 3849), only inside the
+	// namespaces; nodad: usable at once.
+	for _, c := range []struct {
+		ns   *netns.NS
+		args []string
+	}{
+		{path.Victim, []string{"addr", "add", "2001:db8:1::2/64", "dev", path.VictimLink, "nodad"}},
+		{path.Attacker, []string{"addr", "add", "2001:db8:1::1/64", "dev", path.LANLink, "nodad"}},
+		{path.Attacker, []string{"addr", "add", "2001:db8:2::1/64", "dev", "wan0", "nodad"}},
+		{path.Bank, []string{"addr", "add", "2001:db8:2::2/64", "dev", "eth0", "nodad"}},
+		{path.Victim, []string{"-6", "route", "add", "default", "via", "2001:db8:1::1"}},
+		{path.Bank, []string{"-6", "route", "add", "default", "via", "2001:db8:2::1"}},
+	} {
+		if err := c.ns.IP(ctx, c.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
 	pki, err := ca.NewPKI(ca.PKIOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +88,22 @@ func TestProxyTransparent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bank.Close()
+	var bank6 *labs.Bank
+	err = path.Bank.Do(func() error {
+		var err error
+		bank6, err = labs.StartBank(labs.BankOptions{Certificate: chain.TLSCertificate(), Username: "alice", Password: "pw",
+			HTTPSAddr: "[2001:db8:2::2]:443", NoHTTP: true})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bank6.Close()
 	if err := path.Redirect(ctx, 8080, 80, 443); err != nil {
+		t.Fatal(err)
+	}
+	rules6 := strings.Replace(netns.RedirectRules(path.LANLink, 8080, 443), "table ip ", "table ip6 ", 1)
+	if err := path.Attacker.NFT(ctx, rules6); err != nil {
 		t.Fatal(err)
 	}
 
@@ -80,7 +112,7 @@ func TestProxyTransparent(t *testing.T) {
 		t.Fatal(err)
 	}
 	flows := filepath.Join(dir, "flows.jsonl")
-	proxy := path.Attacker.Command(ctx, exe, "proxy", "--mode", "transparent", "--listen", "0.0.0.0:8080", "--allow-remote",
+	proxy := path.Attacker.Command(ctx, exe, "proxy", "--mode", "transparent", "--listen", "[::]:8080", "--allow-remote",
 		"--upstream-ca", bankRoot, "--flows", flows)
 	proxy.Env = append(os.Environ(), runAsCLI+"=1")
 	var console bytes.Buffer
@@ -136,6 +168,9 @@ func TestProxyTransparent(t *testing.T) {
 	if out, code := curl("--cacert", bankRoot, "--resolve", resolve443, "https://bank.lab.test/"); code != 60 {
 		t.Errorf("curl https trusting only the bank's root = %d %q, want 60 (the forged certificate refused)", code, out)
 	}
+	if out, code := curl("--cacert", labCA, "--resolve", "bank.lab.test:443:[2001:db8:2::2]", "https://bank.lab.test/"); code != 0 || !strings.Contains(out, "Lab Bank") {
+		t.Errorf("curl https over IPv6 trusting the lab CA = %d %q, want the bank's page", code, out)
+	}
 	// Straight to the proxy's port (not redirected: only 80 and 443 are).
 	if out, code := curl(fmt.Sprintf("http://%s:8080/", path.AttackerLAN)); code == 0 {
 		t.Errorf("curl straight to the transparent listener = %q, want a failure", out)
@@ -171,6 +206,7 @@ func TestProxyTransparent(t *testing.T) {
 		{"intercepted", "bank.lab.test:443", path.BankAddr.String() + ":443", "the HTTPS request, read"},
 		{"http", "bank.lab.test:80", path.BankAddr.String() + ":80", "the HTTP request"},
 		{"refused", "bank.lab.test:443", path.BankAddr.String() + ":443", "the refusal of the forged certificate"},
+		{"intercepted", "bank.lab.test:443", "[2001:db8:2::2]:443", "the HTTPS request over IPv6"},
 		{"error", "", "", "the direct connection, refused"},
 	}
 	for _, w := range want {
