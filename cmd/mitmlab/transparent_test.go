@@ -99,11 +99,10 @@ func TestProxyTransparent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bank6.Close()
-	if err := path.Redirect(ctx, 8080, 80, 443); err != nil {
-		t.Fatal(err)
-	}
-	rules6 := strings.Replace(netns.RedirectRules(path.LANLink, 8080, 443), "table ip ", "table ip6 ", 1)
-	if err := path.Attacker.NFT(ctx, rules6); err != nil {
+	// One table of the inet family, for IPv4 and IPv6, as docs/proxy.md
+	// shows it (the lab's table is of the ip family).
+	rules := strings.Replace(netns.RedirectRules(path.LANLink, 8080, 80, 443), "table ip ", "table inet ", 1)
+	if err := path.Attacker.NFT(ctx, rules); err != nil {
 		t.Fatal(err)
 	}
 
