@@ -85,8 +85,8 @@ func (p *Proxy) serveRedirected(tc *trackedConn, plain *chanListener) {
 		ci.target, ci.handling = tc.LocalAddr().String(), Failed
 		f := p.newFlow(ci)
 		f.Error = "transparent mode: " + err.Error()
-		tc.Close()
 		p.finish(f)
+		closeGently(tc)
 		return
 	}
 	ci.origDst = dst.String()
@@ -113,8 +113,8 @@ func (p *Proxy) serveRedirected(tc *trackedConn, plain *chanListener) {
 		ci.target, ci.handling = dst.String(), Failed
 		f := p.newFlow(ci)
 		f.Error = "transparent mode: the client's first bytes to " + dst.String() + " are not a TLS ClientHello the proxy can read: " + err.Error()
-		tc.Close()
 		p.finish(f)
+		closeGently(tc)
 		return
 	}
 	// The name is the SNI, as the client will check the certificate for
@@ -137,14 +137,25 @@ func (p *Proxy) serveRedirected(tc *trackedConn, plain *chanListener) {
 		f := p.newFlow(ci)
 		f.ClientTLS = &TLSInfo{SNI: hello.ServerName}
 		tc.Write([]byte{21, 3, 3, 0, 2, 2, 49})
-		tc.Close()
 		p.finish(f)
+		closeGently(tc)
 		return
 	}
 	p.dispatch(client, ci, d)
 }
 
 const recordTypeHandshake = 22
+
+// closeGently ends a connection the proxy will not serve: half-close, then
+// read what the client sent (a second at most), then close. Closing with
+// unread data would make the kernel answer with a reset, which the client
+// reports as a network failure rather than as the proxy's refusal.
+func closeGently(c net.Conn) {
+	closeWrite(c)
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	io.CopyN(io.Discard, c, 64<<10)
+	c.Close()
+}
 
 // isListener reports whether dst is the listener's own address: a
 // connection made to the proxy directly, which conntrack reports as its

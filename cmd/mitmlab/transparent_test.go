@@ -69,7 +69,7 @@ func TestProxyTransparent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain, err := pki.Issue(ca.ProfileValid, []string{labs.BankHost}, ca.IssueOptions{})
+	chain, err := pki.Issue(ca.ProfileValid, []string{labs.BankHost, "tunnel.lab.test", "blocked.lab.test"}, ca.IssueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestProxyTransparent(t *testing.T) {
 	}
 	flows := filepath.Join(dir, "flows.jsonl")
 	proxy := path.Attacker.Command(ctx, exe, "proxy", "--mode", "transparent", "--listen", "[::]:8080", "--allow-remote",
-		"--upstream-ca", bankRoot, "--flows", flows)
+		"--upstream-ca", bankRoot, "--flows", flows, "--tunnel", "tunnel.lab.test", "--block", "blocked.lab.test")
 	proxy.Env = append(os.Environ(), runAsCLI+"=1")
 	var console bytes.Buffer
 	pr, pw, _ := os.Pipe()
@@ -170,6 +170,14 @@ func TestProxyTransparent(t *testing.T) {
 	if out, code := curl("--cacert", labCA, "--resolve", "bank.lab.test:443:[2001:db8:2::2]", "https://bank.lab.test/"); code != 0 || !strings.Contains(out, "Lab Bank") {
 		t.Errorf("curl https over IPv6 trusting the lab CA = %d %q, want the bank's page", code, out)
 	}
+	// The policy judges the SNI: a tunnelled name reaches the bank itself
+	// (its real certificate), a blocked one gets a TLS alert.
+	if out, code := curl("--cacert", bankRoot, "--resolve", "tunnel.lab.test:443:"+path.BankAddr.String(), "https://tunnel.lab.test/"); code != 0 || !strings.Contains(out, "Lab Bank") {
+		t.Errorf("curl https to a tunnelled name, trusting only the bank's root = %d %q, want the bank's page", code, out)
+	}
+	if out, code := curl("--cacert", bankRoot, "--resolve", "blocked.lab.test:443:"+path.BankAddr.String(), "https://blocked.lab.test/"); code == 0 || !strings.Contains(out, "access denied") {
+		t.Errorf("curl https to a blocked name = %d %q, want a failure with the access_denied alert", code, out)
+	}
 	// Straight to the proxy's port (not redirected: only 80 and 443 are).
 	if out, code := curl(fmt.Sprintf("http://%s:8080/", path.AttackerLAN)); code == 0 {
 		t.Errorf("curl straight to the transparent listener = %q, want a failure", out)
@@ -206,6 +214,8 @@ func TestProxyTransparent(t *testing.T) {
 		{"http", "bank.lab.test:80", path.BankAddr.String() + ":80", "the HTTP request"},
 		{"refused", "bank.lab.test:443", path.BankAddr.String() + ":443", "the refusal of the forged certificate"},
 		{"intercepted", "bank.lab.test:443", "[2001:db8:2::2]:443", "the HTTPS request over IPv6"},
+		{"tunnelled", "tunnel.lab.test:443", path.BankAddr.String() + ":443", "the tunnel"},
+		{"blocked", "blocked.lab.test:443", path.BankAddr.String() + ":443", "the blocked name"},
 		{"error", "", "", "the direct connection, refused"},
 	}
 	for _, w := range want {
