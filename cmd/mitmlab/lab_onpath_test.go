@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -64,5 +65,32 @@ func TestLabOnPathInterrupt(t *testing.T) {
 	}
 	if !slices.Equal(before, after) {
 		t.Errorf("namespaces after an interrupted run = %v, want %v as before\n%s", after, before, strings.Join(seen, "\n"))
+	}
+}
+
+// TestLabRunSkipped: lab 12 on a machine without ip and nft (here: a PATH
+// without them) is skipped with the reason, and the run still exits 0,
+// as `make demo` needs.
+func TestLabRunSkipped(t *testing.T) {
+	isolate(t)
+	t.Setenv("PATH", t.TempDir())
+	out := t.TempDir()
+	code, stdout, stderr := runMain(t, "lab", "run", "on-path", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0 for a skipped lab\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"Lab 12 · on-path",
+		"  SKIPPED: netns: this needs ip (Debian: apt-get install iproute2) and nft (Debian: apt-get install nftables)",
+		"0 of 0 labs passed",
+		"Skipped, this machine lacks what they need: on-path (netns: this needs ip",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(out, "on-path", "result.json"))
+	if err != nil || !strings.Contains(string(data), `"skipped": true`) {
+		t.Errorf("result.json = %s, %v; want \"skipped\": true", data, err)
 	}
 }
