@@ -44,19 +44,24 @@ func (p *Proxy) ServeTransparent(ln net.Listener) error {
 	go p.outer.Serve(plain)
 	defer plain.Close()
 	tl := &trackingListener{Listener: ln, t: p.conns}
+	var backoff time.Duration
 	for {
 		c, err := tl.Accept()
 		if err != nil {
 			if p.closing.Load() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Out of descriptors, or a connection reset before it was
+			// accepted: wait and go on, as net/http's Serve does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			p.log.Warn("transparent: accept failed; retrying", "err", err, "in", backoff)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		go p.serveRedirected(c.(*trackedConn), plain)
 	}
 }
