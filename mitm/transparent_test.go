@@ -3,7 +3,10 @@ package mitm
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
+	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,4 +70,56 @@ func FuzzReadClientHello(f *testing.F) {
 			t.Fatalf("readClientHello returned %d bytes that are not a prefix of its input, or too many", len(raw))
 		}
 	})
+}
+
+// TestServeTransparentDirect: a connection made straight to the
+// transparent listener, not redirected, is refused without a reset and
+// recorded with the reason; no root needed.
+func TestServeTransparentDirect(t *testing.T) {
+	w := newWorld(t)
+	r := w.startProxy(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- r.Proxy.ServeTransparent(ln) }()
+	if err := TransparentSupported(); err != nil {
+		if got := <-served; !errors.Is(got, ErrTransparentUnsupported) {
+			t.Fatalf("ServeTransparent here = %v, want ErrTransparentUnsupported", got)
+		}
+		t.Skipf("skipped: %v", err)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: bank.lab.test\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || len(got) > 0 {
+		t.Errorf("reading the refused connection = %q, %v; want a clean end of stream (no reset, nothing served)", got, err)
+	}
+	flows := r.flows.wait(t, 1)
+	f := flows[0]
+	if f.Handling != Failed || !strings.Contains(f.Error, "transparent mode") || !strings.Contains(f.Error, "redirect") || f.OriginalDst != "" {
+		t.Errorf("flow = %s %q (original_dst %q), want an error saying the connection was not redirected", f.Handling, f.Error, f.OriginalDst)
+	}
+	if s := f.Summary(); !strings.Contains(s, " TCP "+ln.Addr().String()) {
+		t.Errorf("Summary() = %q, want it to name a TCP connection, not a CONNECT", s)
+	}
+}
+
+func TestServeTransparentAuth(t *testing.T) {
+	w := newWorld(t)
+	r := w.startProxy(t, func(c *Config) { c.Auth = &Credentials{User: "a", Password: "b"} })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := r.Proxy.ServeTransparent(ln); err == nil || (TransparentSupported() == nil && !strings.Contains(err.Error(), "authentication")) {
+		t.Errorf("ServeTransparent with Config.Auth = %v, want an error", err)
+	}
 }
