@@ -227,7 +227,10 @@ func newReportView(run *RunResult, reportDir string) (*reportView, error) {
 	}
 	v.Clients = strings.Join(clients, ", ")
 	v.Captures = strings.Join(captures, ", ")
-	v.Title = fmt.Sprintf("mitmlab report: %d of %s passed", v.NPassed, plural(v.NLabs, "lab"))
+	v.Title = fmt.Sprintf("mitmlab report: %d of %s passed", v.NPassed, plural(v.NLabs-v.NSkipped, "lab"))
+	if v.NSkipped > 0 {
+		v.Title += fmt.Sprintf(", %d skipped", v.NSkipped)
+	}
 	if v.Started != "" {
 		v.Title += ", " + run.Started.Format("2006-01-02 15:04")
 	}

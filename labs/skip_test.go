@@ -44,7 +44,7 @@ func TestSkippedLab(t *testing.T) {
 		t.Errorf("result.json = %s, %v; want skipped and its reason", data, err)
 	}
 	html, err := os.ReadFile(filepath.Join(out, "report.html"))
-	if err != nil || !bytes.Contains(html, []byte("needs a unicorn")) || !bytes.Contains(html, []byte("1 skipped")) {
+	if err != nil || !bytes.Contains(html, []byte("needs a unicorn")) || !bytes.Contains(html, []byte("1 skipped")) || !bytes.Contains(html, []byte("0 of 0 labs passed, 1 skipped")) {
 		t.Errorf("report.html lacks the skip and its reason (%v)", err)
 	}
 	// A second run replaces the skipped one's directory.
