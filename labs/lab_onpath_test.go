@@ -3,6 +3,7 @@ package labs
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -14,13 +15,20 @@ import (
 )
 
 // machineNet is what the lab could leave behind on this machine: the
-// namespaces of the lab's name, and the interfaces of the machine's own
+// namespaces of the lab's name made by this process, and the interfaces of the machine's own
 // namespace (a veth end made there would stay when its namespace went).
 func machineNet(t *testing.T) (namespaces, links []string) {
 	t.Helper()
-	ns, err := netns.List(context.Background())
+	all, err := netns.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Only this process's: tests of other packages, running at the same
+	// time, make namespaces of their own.
+	for _, name := range all {
+		if netns.Owner(name) == os.Getpid() {
+			namespaces = append(namespaces, name)
+		}
 	}
 	out, err := exec.Command("ip", "-o", "link", "show").Output()
 	if err != nil {
@@ -33,7 +41,7 @@ func machineNet(t *testing.T) (namespaces, links []string) {
 		}
 	}
 	slices.Sort(links)
-	return ns, links
+	return namespaces, links
 }
 
 // cancelAt is a progress writer that cancels the run when a line with

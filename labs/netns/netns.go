@@ -44,8 +44,9 @@ func (n *NS) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	return c, err
 }
 
-// ownerOf is the process id in a namespace name of ours, 0 if it is not one.
-func ownerOf(name string) int {
+// Owner is the process id in the name of a namespace this package made
+// (the run that made it), 0 for any other name.
+func Owner(name string) int {
 	rest, ok := strings.CutPrefix(name, Prefix)
 	if !ok {
 		return 0

@@ -164,7 +164,7 @@ func Sweep(ctx context.Context) ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, name := range names {
-		pid := ownerOf(name)
+		pid := Owner(name)
 		if pid == 0 || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH {
 			continue
 		}

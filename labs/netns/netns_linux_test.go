@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-func TestOwnerOf(t *testing.T) {
+func TestOwner(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		want int
@@ -23,8 +23,8 @@ func TestOwnerOf(t *testing.T) {
 		{"other-1234-a1b2c3-victim", 0},
 		{"mitmlab-", 0},
 	} {
-		if got := ownerOf(tc.name); got != tc.want {
-			t.Errorf("ownerOf(%q) = %d, want %d", tc.name, got, tc.want)
+		if got := Owner(tc.name); got != tc.want {
+			t.Errorf("Owner(%q) = %d, want %d", tc.name, got, tc.want)
 		}
 	}
 }
