@@ -7,8 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/mitmlab/mitmlab/ca"
+	"github.com/mitmlab/mitmlab/capture"
 	"github.com/mitmlab/mitmlab/capture/analysis"
 	"github.com/mitmlab/mitmlab/capture/live"
 	"github.com/mitmlab/mitmlab/labs/netns"
@@ -71,6 +74,10 @@ func runOnPath(ctx context.Context, w *World) error {
 	if err := w.captureIn(path.Victim, path.VictimLink, 80, 443); err != nil {
 		return err
 	}
+	bankLeg, err := w.sideCapture(path.Attacker, "wan0", "bank-leg.pcapng", 443)
+	if err != nil {
+		return err
+	}
 
 	// The attacker: the transparent proxy on the router, which dials the
 	// bank from there, and the rule that sends it the victim's traffic.
@@ -122,6 +129,9 @@ func runOnPath(ctx context.Context, w *World) error {
 	}
 	w.Expect("victim-logged-in", "the victim logged in, seeing nothing wrong", trusted.OK, "%s", outcome(trusted))
 	if err := w.StopTraffic(px, false); err != nil {
+		return err
+	}
+	if err := bankLeg(); err != nil {
 		return err
 	}
 
@@ -193,6 +203,27 @@ func runOnPath(ctx context.Context, w *World) error {
 	forgedOnWire := forgedIn(conns, w.Rogue.Cert.Subject.CommonName)
 	w.Expect("forged-certificate-on-the-wire", "with the key log, the capture shows the certificate the victim got from \"the bank's\" address: issued by the rogue CA",
 		forgedOnWire != "", "%s", orNone(forgedOnWire, "no certificate of the rogue CA in the decrypted capture"))
+	// The other leg, on the router's side towards the bank: the proxy's
+	// own connection, which the bank takes for its client.
+	legRep, err := w.Analyze("bank-leg.pcapng", true)
+	if err != nil {
+		return err
+	}
+	legs := connsTo(legRep, bank443)
+	fromRouter, realCert := len(legs) > 0, ""
+	for _, c := range legs {
+		fromRouter = fromRouter && strings.HasPrefix(c.Client, path.AttackerWAN.String()+":")
+		if c.TLS != nil && len(c.TLS.Certificates) > 0 && realCert == "" {
+			realCert = c.TLS.Certificates[0].Issuer
+		}
+	}
+	w.Expect("bank-sees-the-router", "on the bank's side the proxy opened its own connection: the bank's client is the router, not the victim",
+		fromRouter, "%s from %s to %s in bank-leg.pcapng (captured on the router's link to the bank)", plural(len(legs), "connection"), path.AttackerWAN, bank443)
+	w.Expect("real-certificate-on-the-bank-leg", "on that leg the bank presents its real certificate, which the proxy checked",
+		strings.Contains(realCert, w.Chain.Issuer.Subject.CommonName), "issued by %s", orNone(realCert, "no certificate read"))
+	if c := withSecret(legRep, legs); c != nil {
+		w.AddSample("on the router's link to the bank: the same login, encrypted again for the bank", "wire", c.SampleWire)
+	}
 	plain, err := w.Analyze("plaintext.pcap", false)
 	if err != nil {
 		return err
@@ -256,6 +287,49 @@ func (h *Host) dial(ctx context.Context, network, addr string) (net.Conn, error)
 		return nil, fmt.Errorf("labs: %s is outside the lab; only *.lab.test is reachable", host)
 	}
 	return h.NS.Dial(ctx, network, addr)
+}
+
+// sideCapture records an interface inside a namespace into a capture file
+// of its own in Dir; the function it returns stops it and closes the file
+// (also called, if the lab ends early, when the world closes).
+func (w *World) sideCapture(ns *netns.NS, iface, file string, ports ...int) (func() error, error) {
+	wr, err := capture.Create(filepath.Join(w.Dir, file), capture.PCAPNG, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	var h *live.Handle
+	err = ns.Do(func() error {
+		var err error
+		h, err = live.Open(iface, live.Options{Filter: live.Filter{Ports: ports}})
+		return err
+	})
+	if err != nil {
+		wr.Abort()
+		return nil, fmt.Errorf("labs: capture on %s in %s: %w", iface, ns.Name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if r := live.Pump(h, wr, 0); r.Err() != nil {
+			w.log.Error("live capture stopped early", "err", r.Err())
+		}
+	}()
+	var once sync.Once
+	var closeErr error
+	stop := func() error {
+		once.Do(func() {
+			time.Sleep(100 * time.Millisecond) // the last ACKs and FINs, as finishCapture waits
+			h.Stop()
+			<-done
+			h.Close()
+			closeErr = wr.Close()
+			w.Artifact(file)
+		})
+		return closeErr
+	}
+	w.closers = append(w.closers, func() { stop() })
+	w.Step("capturing the router's link to the bank (%s in the attacker's namespace) → %s", iface, relPath(filepath.Join(w.Dir, file)))
+	return stop, nil
 }
 
 // captureIn records the wire on an interface inside a namespace (the
