@@ -1,7 +1,7 @@
 # mitmlab's entry points. `make demo` and `make test` work on a fresh machine
 # with only Go installed; `make interop` needs openssl, curl, certutil,
 # chromium, firefox-esr, tshark and tcpdump (.ci/run installs them), and root for the
-# live-capture tests.
+# live-capture tests; root, ip (iproute2) and nft (nftables) for lab 12.
 
 GO       ?= go
 BIN      := bin/mitmlab
@@ -21,7 +21,8 @@ test:
 	$(GO) test -race ./...
 
 ## demo: the main job: every lab, on loopback, no root and no setup needed
-## (the capture is live when privileged, the tap otherwise)
+## (the capture is live when privileged, the tap otherwise; lab 12 needs
+## root, ip and nft, and is skipped, exit status 0, without them)
 demo: build
 	@$(BIN) lab run --all --out $(OUT)
 	@echo

@@ -11,6 +11,10 @@
 // capture, the proxy's flows, the bank's transaction log), never from
 // internal flags, so a lab that passes has shown its lesson.
 //
+// Lab 12 (on-path) runs its victim, the attacker's router and the bank in
+// network namespaces of its own (package labs/netns), and needs root; a
+// lab whose Needs the machine does not meet is skipped, not failed.
+//
 //	res, err := labs.Run(ctx, labs.All(), labs.Options{Out: "out", Client: labs.ClientGo})
 //	if err != nil { ... }
 //	fmt.Println(res.Passed(), res.Report)

@@ -30,7 +30,11 @@ type Lab struct {
 	// OwnBanks: the lab starts each bank it needs (versions, profiles), so
 	// the world starts none that the lab would never use.
 	OwnBanks bool
-	run      func(ctx context.Context, w *World) error
+	// Needs, when set, says what the lab needs of the machine (root, a
+	// tool) that it lacks: an error skips the lab, with its words as the
+	// reason. A skipped lab is not a failed one.
+	Needs func() error
+	run   func(ctx context.Context, w *World) error
 }
 
 // Supports reports whether the lab can run with a client.
@@ -176,6 +180,11 @@ func runOne(ctx context.Context, l *Lab, opts Options) *Result {
 	fmt.Fprintf(opts.Progress, "\nLab %d · %s: %s\n", l.Number, l.Name, l.Title)
 	err := clearLabDir(opts.Out, dir)
 	cleared := err == nil
+	if err == nil && l.Needs != nil {
+		if why := l.Needs(); why != nil {
+			return skip(res, why, opts, dir)
+		}
+	}
 	var w *World
 	if err == nil {
 		w, err = newWorld(ctx, worldOptions{dir: dir, client: opts.Client, capture: opts.Capture, log: opts.Logger, rec: rec, password: opts.Password, noBank: l.OwnBanks})
@@ -212,6 +221,21 @@ func runOne(ctx context.Context, l *Lab, opts Options) *Result {
 		verdict = "FAILED"
 	}
 	fmt.Fprintf(opts.Progress, "  %s in %.1f s; artifacts in %s\n", verdict, res.Duration, dir)
+	return res
+}
+
+// skip records a lab that did not run because the machine lacks what it
+// needs: its result says why, and counts as neither passed nor failed.
+func skip(res *Result, why error, opts Options, dir string) *Result {
+	res.Skipped, res.SkipReason = true, why.Error()
+	fmt.Fprintf(opts.Progress, "  SKIPPED: %s\n", res.SkipReason)
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		rel, _ := filepath.Rel(opts.Out, filepath.Join(dir, "result.json"))
+		res.Artifacts["result.json"] = rel
+		if err := writeJSON(filepath.Join(dir, "result.json"), res); err != nil {
+			delete(res.Artifacts, "result.json")
+		}
+	}
 	return res
 }
 

@@ -187,19 +187,7 @@ var _ = register(&Lab{
 		if err != nil {
 			return err
 		}
-		var refusal *flow
-		for i := range flows {
-			if flows[i].Handling == "refused" {
-				refusal = &flows[i]
-			}
-		}
-		evidence := "no refusal in flows.jsonl"
-		if refusal != nil {
-			evidence = refusal.Refusal.Message
-			if refusal.Refusal.Alert != "" {
-				evidence += " (alert " + refusal.Refusal.Alert + ")"
-			}
-		}
+		refusal, evidence := refusedFlow(flows)
 		w.Expect("proxy-recorded-refusal", "the proxy recorded the refusal in its flows", refusal != nil, "%s", evidence)
 		w.Expect("no-request-intercepted", "no request reached the proxy: the password never left the victim",
 			w.requestsWithSecret(flows) == 0 && countRequests(flows) == 0, "%s in flows.jsonl", plural(countRequests(flows), "request"))
@@ -215,27 +203,79 @@ var _ = register(&Lab{
 		if err != nil {
 			return err
 		}
-		alert := ""
-		for _, c := range connsTo(rep, px.Addr) {
-			if c.TLS == nil {
-				continue
-			}
-			for _, a := range c.TLS.Alerts {
-				if a.From == "client" && a.Level == "fatal" {
-					how := "in clear"
-					if a.Encrypted {
-						how = "read with the proxy's handshake keys"
-					}
-					alert = fmt.Sprintf("connection %d: %s (%d), %s", c.ID, a.Name, a.Code, how)
-				}
-			}
-		}
+		alert := clientAlert(connsTo(rep, px.Addr))
 		w.Expect("alert-in-capture", "the capture shows the client's alert", alert != "", "%s", alert)
 		w.Note("The proxy can forge a certificate for any name with its own CA, but a client checks who issued it. " +
 			"Not trusting the attacker's CA is the whole defence, and it holds: the TLS handshake fails before any request is sent.")
 		return nil
 	},
 })
+
+// refusedFlow is the last flow in which the victim refused the forged
+// certificate, and the evidence for it: the proxy's words and the alert.
+func refusedFlow(flows []flow) (*flow, string) {
+	var refusal *flow
+	for i := range flows {
+		if flows[i].Handling == "refused" {
+			refusal = &flows[i]
+		}
+	}
+	if refusal == nil {
+		return nil, "no refusal in flows.jsonl"
+	}
+	evidence := refusal.Refusal.Message
+	if refusal.Refusal.Alert != "" {
+		evidence += " (alert " + refusal.Refusal.Alert + ")"
+	}
+	return refusal, evidence
+}
+
+// clientAlert describes the last fatal alert a client sent in conns, "" if
+// none: in clear (OpenSSL, curl) or encrypted with the handshake keys (Go,
+// Chromium, in TLS 1.3), which the analysis read with the key log.
+func clientAlert(conns []*analysis.ConnReport) string {
+	alert := ""
+	for _, c := range conns {
+		if c.TLS == nil {
+			continue
+		}
+		for _, a := range c.TLS.Alerts {
+			if a.From == "client" && a.Level == "fatal" {
+				how := "in clear"
+				if a.Encrypted {
+					how = "read with the proxy's handshake keys"
+				}
+				alert = fmt.Sprintf("connection %d: %s (%d), %s", c.ID, a.Name, a.Code, how)
+			}
+		}
+	}
+	return alert
+}
+
+// certGiveaway compares, from the flows, the certificate the victim
+// accepted with the one the bank presents, adding both to the report: true
+// when the accepted one came from the rogue CA and the bank's from its
+// own. It is what the victim could have noticed.
+func certGiveaway(w *World, flows []flow) (bool, string) {
+	var forged, real *flow
+	for i := range flows {
+		if flows[i].ClientTLS != nil && flows[i].ClientTLS.Certificate != nil && forged == nil {
+			forged = &flows[i]
+		}
+		if flows[i].UpstreamTLS != nil && flows[i].UpstreamTLS.Certificate != nil && real == nil {
+			real = &flows[i]
+		}
+	}
+	if forged == nil || real == nil {
+		return false, "the flows lack a certificate"
+	}
+	w.AddCertInfo("forged: what the victim accepted", forged.ClientTLS.Certificate)
+	w.AddCertInfo("real: what the bank presents", real.UpstreamTLS.Certificate)
+	noticed := strings.Contains(forged.ClientTLS.Certificate.Issuer, w.Rogue.Cert.Subject.CommonName) &&
+		strings.Contains(real.UpstreamTLS.Certificate.Issuer, w.Chain.Issuer.Subject.CommonName) &&
+		forged.ClientTLS.Certificate.SHA256 != real.UpstreamTLS.Certificate.SHA256
+	return noticed, fmt.Sprintf("accepted: issued by %s; the bank's: issued by %s", forged.ClientTLS.Certificate.Issuer, real.UpstreamTLS.Certificate.Issuer)
+}
 
 func countRequests(flows []flow) int {
 	n := 0
@@ -286,25 +326,7 @@ var _ = register(&Lab{
 			legs && secretVerdict(rep).Found == "none", "%s; %s to the proxy, %d to the bank",
 			secretVerdict(rep).Verdict, plural(len(connsTo(rep, px.Addr)), "connection"), len(connsTo(rep, w.Bank.HTTPSAddr)))
 		// What the victim could have noticed: the certificate it accepted.
-		var forged, real *flow
-		for i := range flows {
-			if flows[i].ClientTLS != nil && flows[i].ClientTLS.Certificate != nil && forged == nil {
-				forged = &flows[i]
-			}
-			if flows[i].UpstreamTLS != nil && flows[i].UpstreamTLS.Certificate != nil && real == nil {
-				real = &flows[i]
-			}
-		}
-		noticed := forged != nil && real != nil &&
-			strings.Contains(forged.ClientTLS.Certificate.Issuer, w.Rogue.Cert.Subject.CommonName) &&
-			strings.Contains(real.UpstreamTLS.Certificate.Issuer, w.Chain.Issuer.Subject.CommonName) &&
-			forged.ClientTLS.Certificate.SHA256 != real.UpstreamTLS.Certificate.SHA256
-		evidence := "the flows lack a certificate"
-		if forged != nil && real != nil {
-			w.AddCertInfo("forged: what the victim accepted", forged.ClientTLS.Certificate)
-			w.AddCertInfo("real: what the bank presents", real.UpstreamTLS.Certificate)
-			evidence = fmt.Sprintf("accepted: issued by %s; the bank's: issued by %s", forged.ClientTLS.Certificate.Issuer, real.UpstreamTLS.Certificate.Issuer)
-		}
+		noticed, evidence := certGiveaway(w, flows)
 		w.Expect("victim-could-notice", "the victim could have noticed: the certificate it accepted came from the rogue CA, not the bank's", noticed, "%s", evidence)
 		// The bytes: with the lab's key log (the victim's, the proxy's and
 		// the bank's secrets), the capture shows the very record that

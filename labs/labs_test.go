@@ -28,6 +28,9 @@ func TestLabsGo(t *testing.T) {
 	}
 	for _, r := range run.Labs {
 		t.Run(r.Lab, func(t *testing.T) {
+			if r.Skipped {
+				t.Skipf("skipped: %s", r.SkipReason)
+			}
 			if r.Error != "" {
 				t.Errorf("lab error: %s", r.Error)
 			}

@@ -44,6 +44,30 @@ type ProxyOptions struct {
 
 // StartProxyWith is StartProxy with options.
 func (w *World) StartProxyWith(root *ca.Root, opts ProxyOptions) (*Proxy, error) {
+	px, err := w.newProxy(root, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		px.abort()
+		return nil, err
+	}
+	px.Addr = ln.Addr().String()
+	w.watch(px.Addr)
+	go px.p.Serve(w.tap(ln))
+	w.closers = append(w.closers, func() { px.Stop() })
+	what := "it intercepts *.lab.test and blocks the rest"
+	if opts.Rules != nil {
+		what = "its rules: " + fmt.Sprint(opts.Rules)
+	}
+	w.Step("the attacker's proxy listens on %s with the CA %q (%s)", px.Addr, root.Cert.Subject.CommonName, what)
+	return px, nil
+}
+
+// newProxy makes the attacker's proxy and its files, not yet serving;
+// adjust, when set, changes its configuration first.
+func (w *World) newProxy(root *ca.Root, opts ProxyOptions, adjust func(*mitm.Config)) (*Proxy, error) {
 	auth, err := ca.NewAuthority(root, ca.AuthorityOptions{})
 	if err != nil {
 		return nil, err
@@ -72,7 +96,7 @@ func (w *World) StartProxyWith(root *ca.Root, opts ProxyOptions) (*Proxy, error)
 		px.har.Close()
 		return nil, err
 	}
-	px.p, err = mitm.New(mitm.Config{
+	cfg := mitm.Config{
 		Authority:     auth,
 		Policy:        mitm.Policy{Rules: rules, Permits: root.Permits},
 		Resolve:       []mitm.Mapping{mapping},
@@ -83,25 +107,14 @@ func (w *World) StartProxyWith(root *ca.Root, opts ProxyOptions) (*Proxy, error)
 		Recorders:     []mitm.Recorder{px.jsonl, px.har},
 		Logger:        w.log,
 		Rewrite:       opts.Rewrite,
-	})
-	if err != nil {
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	if px.p, err = mitm.New(cfg); err != nil {
 		px.abort()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		px.abort()
-		return nil, err
-	}
-	px.Addr = ln.Addr().String()
-	w.watch(px.Addr)
-	go px.p.Serve(w.tap(ln))
-	w.closers = append(w.closers, func() { px.Stop() })
-	what := "it intercepts *.lab.test and blocks the rest"
-	if opts.Rules != nil {
-		what = "its rules: " + fmt.Sprint(opts.Rules)
-	}
-	w.Step("the attacker's proxy listens on %s with the CA %q (%s)", px.Addr, root.Cert.Subject.CommonName, what)
 	return px, nil
 }
 

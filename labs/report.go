@@ -80,6 +80,7 @@ type reportView struct {
 	NLabs      int
 	NPassed    int
 	NFailed    int
+	NSkipped   int
 	NOK        int
 	NFail      int
 	Labs       []reportLab
@@ -96,6 +97,8 @@ type reportLab struct {
 	StartedISO   string
 	Duration     string
 	Passed       bool
+	Skipped      bool
+	SkipReason   string
 	Error        string
 	Secret       string
 	NOK          int
@@ -208,9 +211,12 @@ func newReportView(run *RunResult, reportDir string) (*reportView, error) {
 		l := reportLabView(r, reportAnchor(r.Lab, i, anchors), absOut, absDir)
 		v.Labs = append(v.Labs, l)
 		v.NLabs++
-		if r.Passed {
+		switch {
+		case r.Passed:
 			v.NPassed++
-		} else {
+		case r.Skipped:
+			v.NSkipped++ // the machine lacked what it needs: not a failure
+		default:
 			v.NFailed++
 			v.Passed = false
 		}
@@ -221,7 +227,10 @@ func newReportView(run *RunResult, reportDir string) (*reportView, error) {
 	}
 	v.Clients = strings.Join(clients, ", ")
 	v.Captures = strings.Join(captures, ", ")
-	v.Title = fmt.Sprintf("mitmlab report: %d of %s passed", v.NPassed, plural(v.NLabs, "lab"))
+	v.Title = fmt.Sprintf("mitmlab report: %d of %s passed", v.NPassed, plural(v.NLabs-v.NSkipped, "lab"))
+	if v.NSkipped > 0 {
+		v.Title += fmt.Sprintf(", %d skipped", v.NSkipped)
+	}
 	if v.Started != "" {
 		v.Title += ", " + run.Started.Format("2006-01-02 15:04")
 	}
@@ -238,6 +247,8 @@ func reportLabView(r *Result, anchor, absOut, absDir string) reportLab {
 		Capture:      r.Capture,
 		Duration:     reportDuration(r.Duration),
 		Passed:       r.Passed,
+		Skipped:      r.Skipped,
+		SkipReason:   r.SkipReason,
 		Error:        r.Error,
 		Secret:       r.Secret,
 		Expectations: r.Expectations,
@@ -709,6 +720,9 @@ code, pre, .mono { font-family: var(--mono); font-size: .85em; }
 .v { font-weight: bold; }
 .v.ok, .ok > .v { color: var(--ok); }
 .v.fail { color: var(--fail); }
+.v.skip, .n-skipped { color: var(--muted); }
+section.lab.skipped { border-left-color: #999; }
+.skipped-why { background: #f3f3f3; padding: .5em 1em; }
 .verdict { display: inline-block; font-size: 1.1rem; font-weight: 600; padding: .3rem .8rem; border-radius: .4rem; margin: .25rem 0 .75rem; }
 .verdict.ok { background: var(--ok-bg); color: var(--ok); }
 .verdict.fail { background: var(--fail-bg); color: var(--fail); }
@@ -795,10 +809,12 @@ footer { margin-top: 2rem; color: var(--muted); font-size: .85rem; }
 </style>
 </head>
 <body>
+{{define "skipped"}}<span class="v skip" role="img" aria-label="skipped">–</span>{{end -}}
 {{define "verdict"}}{{if .}}<span class="v ok" role="img" aria-label="passed">✔</span>{{else}}<span class="v fail" role="img" aria-label="failed">✘</span>{{end}}{{end -}}
 <header id="top">
 <h1>mitmlab report</h1>
 {{if not .NLabs}}<p class="verdict fail">No lab ran.</p>
+{{else if and .Passed .NSkipped}}<p class="verdict ok">✔ Every lab that ran passed; {{.NSkipped}} skipped</p>
 {{else if .Passed}}<p class="verdict ok">✔ Every lab passed</p>
 {{else}}<p class="verdict fail">✘ {{.NFailed}} of {{plural .NLabs "lab"}} failed</p>
 {{end -}}
@@ -815,11 +831,13 @@ footer { margin-top: 2rem; color: var(--muted); font-size: .85rem; }
 {{if .Version}}<div><dt>mitmlab</dt><dd>{{.Version}}</dd></div>
 {{end -}}
 </dl>
-<p class="summary"><strong>{{plural .NLabs "lab"}}</strong>: <span class="n-passed">{{.NPassed}} passed</span>, <span class="n-failed">{{.NFailed}} failed</span>. Expectations: <span class="n-ok">{{.NOK}} ✔</span> <span class="n-fail">{{.NFail}} ✘</span></p>
+<p class="summary"><strong>{{plural .NLabs "lab"}}</strong>: <span class="n-passed">{{.NPassed}} passed</span>, <span class="n-failed">{{.NFailed}} failed</span>{{if .NSkipped}}, <span class="n-skipped">{{.NSkipped}} skipped</span>{{end}}. Expectations: <span class="n-ok">{{.NOK}} ✔</span> <span class="n-fail">{{.NFail}} ✘</span></p>
 {{if .Labs}}<nav aria-labelledby="contents">
 <h2 id="contents">Contents</h2>
 <ul class="toc">
-{{range .Labs}}<li class="{{if .Passed}}ok{{else}}fail{{end}}"><a href="#{{.Anchor}}">{{template "verdict" .Passed}} <span class="t">{{.Number}}. {{.Title}}</span></a> <span class="muted">{{.NOK}}/{{len .Expectations}}</span></li>
+{{range .Labs}}{{if .Skipped}}<li class="skip"><a href="#{{.Anchor}}">{{template "skipped"}} <span class="t">{{.Number}}. {{.Title}}</span></a> <span class="muted">skipped</span></li>
+{{else}}<li class="{{if .Passed}}ok{{else}}fail{{end}}"><a href="#{{.Anchor}}">{{template "verdict" .Passed}} <span class="t">{{.Number}}. {{.Title}}</span></a> <span class="muted">{{.NOK}}/{{len .Expectations}}</span></li>
+{{end -}}
 {{end -}}
 </ul>
 </nav>
@@ -827,7 +845,16 @@ footer { margin-top: 2rem; color: var(--muted); font-size: .85rem; }
 </header>
 <main>
 {{range .Labs}}
-<section class="lab {{if .Passed}}passed{{else}}failed{{end}}" id="{{.Anchor}}">
+{{if .Skipped}}<section class="lab skipped" id="{{.Anchor}}">
+<a class="back" href="#top">contents ↑</a>
+<h2>{{template "skipped"}} Lab {{.Number}}: {{.Title}}</h2>
+<dl class="facts">
+<div><dt>Result</dt><dd><strong class="v skip">skipped</strong></dd></div>
+<div><dt>Lab</dt><dd><code>{{.Lab}}</code></dd></div>
+</dl>
+<div class="skipped-why"><strong>This machine lacks what the lab needs:</strong><p>{{.SkipReason}}</p></div>
+</section>
+{{else}}<section class="lab {{if .Passed}}passed{{else}}failed{{end}}" id="{{.Anchor}}">
 <a class="back" href="#top">contents ↑</a>
 <h2>{{template "verdict" .Passed}} Lab {{.Number}}: {{.Title}}</h2>
 <dl class="facts">
@@ -912,7 +939,7 @@ footer { margin-top: 2rem; color: var(--muted); font-size: .85rem; }
 </ul>
 {{end -}}
 </section>
-{{end}}
+{{end}}{{end}}
 </main>
 <footer>
 Written by mitmlab{{if .Version}} {{.Version}}{{end}}. Artifact links are relative to this page: keep it in its run’s directory.

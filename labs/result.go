@@ -17,6 +17,11 @@ type Result struct {
 	Started  time.Time `json:"started"`
 	Duration float64   `json:"duration_s"`
 	Passed   bool      `json:"passed"`
+	// Skipped is set when the lab did not run because the machine lacks
+	// what it needs (lab 12 needs root); SkipReason says what. A skipped
+	// lab is neither passed nor failed.
+	Skipped    bool   `json:"skipped,omitempty"`
+	SkipReason string `json:"skip_reason,omitempty"`
 	// Error is set when the lab could not run to the end (not when an
 	// expectation failed).
 	Error        string        `json:"error,omitempty"`
@@ -89,10 +94,10 @@ type RunResult struct {
 	Version  string    `json:"version"`
 }
 
-// Passed reports whether every lab passed.
+// Passed reports whether every lab passed, or was skipped.
 func (r *RunResult) Passed() bool {
 	for _, l := range r.Labs {
-		if !l.Passed {
+		if !l.Passed && !l.Skipped {
 			return false
 		}
 	}

@@ -70,6 +70,10 @@ type Visit struct {
 	// TLS 1.2 only, and these suites (the handshake lab); Go victim only.
 	MaxVersion   uint16
 	CipherSuites []uint16
+	// From, when set, runs the victim on another host of the lab's own
+	// network (lab 12's namespace) instead of on loopback; Go and curl
+	// victims only.
+	From *Host
 	// Address is what a person types in the address bar instead of
 	// following a link to Base: "bank.lab.test:PORT", no scheme, so the
 	// first request is http:// unless the victim knows the host wants
@@ -241,7 +245,11 @@ func (g *goVictim) Do(ctx context.Context, v Visit, user, password string) (*Out
 			return nil
 		},
 	}
-	tr := &http.Transport{TLSClientConfig: cfg, DialContext: dialLab, ForceAttemptHTTP2: true}
+	dial := dialLab
+	if v.From != nil {
+		dial = v.From.dial
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, DialContext: dial, ForceAttemptHTTP2: true}
 	if v.Proxy != "" {
 		tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: v.Proxy})
 	}
@@ -340,8 +348,21 @@ func (c *curlVictim) Do(ctx context.Context, v Visit, user, password string) (*O
 	port := u.Port()
 	jar := filepath.Join(c.dir, fmt.Sprintf("curl-cookies-%d.txt", c.n))
 	defer os.Remove(jar)
+	labAddr := "127.0.0.1"
+	if v.From != nil {
+		labAddr = v.From.LabAddr
+	}
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
 	common := []string{"-sS", "--max-time", "20", "--cacert", trust, "-L", "-c", jar, "-b", jar,
-		"--resolve", u.Hostname() + ":" + port + ":127.0.0.1"}
+		"--resolve", u.Hostname() + ":" + port + ":" + labAddr}
+	if v.From != nil && v.Proxy == "" {
+		common = append(common, "--noproxy", "*") // nor any from the environment: the victim has no proxy at all
+	}
 	if v.Proxy != "" {
 		common = append(common, "--proxy", "http://"+v.Proxy)
 	}
@@ -392,6 +413,9 @@ func (c *curlVictim) Do(ctx context.Context, v Visit, user, password string) (*O
 		args = append(append(args, common...), v.Base+"/static/statement.html")
 	}
 	cmd := exec.CommandContext(ctx, c.bin, args...)
+	if v.From != nil {
+		cmd = v.From.NS.Command(ctx, c.bin, args...)
+	}
 	cmd.Env = append(os.Environ(), "SSLKEYLOGFILE="+c.keylog.file(fmt.Sprintf("curl-keys-%d.log", c.n)))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -411,9 +411,11 @@ func (k *keyLog) close() {
 // flow is a proxy flow as read back from flows.jsonl: the lab checks the
 // file the proxy wrote, not the proxy's memory.
 type flow struct {
-	Handling  string `json:"handling"`
-	Target    string `json:"target"`
-	ClientTLS *struct {
+	Handling    string `json:"handling"`
+	Target      string `json:"target"`
+	Client      string `json:"client"`
+	OriginalDst string `json:"original_dst"` // transparent mode (lab 12)
+	ClientTLS   *struct {
 		SNI         string         `json:"sni"`
 		Certificate *mitm.CertInfo `json:"certificate"`
 	} `json:"client_tls"`

@@ -300,6 +300,8 @@ func trackedOf(c net.Conn) *trackedConn {
 			return v.info.tc
 		case *prefixConn:
 			c = v.Conn
+		case *transparentConn:
+			c = v.Conn
 		default:
 			return nil
 		}
@@ -551,6 +553,12 @@ type connInfo struct {
 	named     bool // a rule naming this host (no wildcard) decided: remote mode lets it reach local addresses
 	clientTLS *TLSInfo
 	tc        *trackedConn // the client connection, when tracked
+	// origDst is where a connection redirected to the transparent listener
+	// was going (SO_ORIGINAL_DST), ip:port; "" for a proxy client. The
+	// target's dials go there: the client's own resolver chose it, and the
+	// proxy resolves nothing.
+	origDst    string
+	redirected bool // it came to the transparent listener
 }
 
 func withConn(ctx context.Context, ci *connInfo) context.Context {

@@ -49,6 +49,14 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		early, _ := rw.Reader.Peek(n)
 		client = &prefixConn{Conn: conn, early: bytes.Clone(early)}
 	}
+	p.dispatch(client, ci, d)
+}
+
+// dispatch tunnels or intercepts a client connection whose target is
+// known and judged (d is Tunnel or Intercept): a CONNECT's, once the 200
+// is due, or a connection redirected to the transparent listener, whose
+// client never learns there is a proxy (ci.origDst set: no 200 is sent).
+func (p *Proxy) dispatch(client net.Conn, ci *connInfo, d decision) {
 	if d.action == Tunnel {
 		ci.handling = Tunnelled
 		p.tunnel(client, ci)
@@ -56,6 +64,16 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	ci.handling = Intercepted
 	p.intercept(client, ci)
+}
+
+// established answers a CONNECT with 200; a transparent client sent none,
+// and its TLS starts at once.
+func established(client net.Conn, ci *connInfo) error {
+	if ci.origDst != "" {
+		return nil
+	}
+	_, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n")
+	return err
 }
 
 // tunnel relays a CONNECT unchanged: the passive eavesdropper's view.
@@ -68,13 +86,15 @@ func (p *Proxy) tunnel(client net.Conn, ci *connInfo) {
 	upstream, err := p.resolver.DialContext(withConn(p.base, ci), "tcp", ci.target)
 	if err != nil {
 		code := p.explainFailure(f, err, ci.target)
-		writeRawError(client, code, "mitmlab: "+f.Error)
+		if ci.origDst == "" {
+			writeRawError(client, code, "mitmlab: "+f.Error)
+		} // a transparent client speaks TLS already: it sees its connection close, as when the origin is down
 		p.finish(f)
 		return
 	}
 	f.Timings.Connect = ms(p.now().Sub(start))
 	defer upstream.Close()
-	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+	if err := established(client, ci); err != nil {
 		f.Error = "client went away"
 		f.Aborted = true
 		p.finish(f)
@@ -134,7 +154,7 @@ func closeWrite(c net.Conn) {
 // serves the decrypted requests.
 func (p *Proxy) intercept(client net.Conn, ci *connInfo) {
 	defer client.Close()
-	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+	if err := established(client, ci); err != nil {
 		return
 	}
 	host := hostOf(ci.target)

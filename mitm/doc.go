@@ -19,6 +19,13 @@
 //	go p.Serve(ln)
 //	defer p.Shutdown(ctx)
 //
+// ServeTransparent serves, instead, connections a firewall redirected to
+// the proxy (nftables redirect, Linux): no CONNECT, the original
+// destination from conntrack (SO_ORIGINAL_DST), the name from the SNI or
+// the Host header, then the same dispatch as a CONNECT's; Config.Dial
+// opens the origin connections where a net.Dialer would not do (a lab's
+// network namespace).
+//
 // Recording stays off the requests' goroutines: a finished flow is queued
 // for one goroutine that hands it to every Recorder in turn (a full queue
 // slows the clients, not memory). A body is copied, up to Config.BodyCap,

@@ -37,13 +37,16 @@ const (
 // JSON line (docs/proxy.md documents the schema) and, for HTTP exchanges,
 // as a HAR entry.
 type Flow struct {
-	ID       string    `json:"id"`
-	Start    time.Time `json:"start"`
-	End      time.Time `json:"end"`
-	Client   string    `json:"client"`           // the client's address
-	Target   string    `json:"target"`           // host:port the client asked for
-	Handling Handling  `json:"handling"`         // what the proxy did
-	Reason   string    `json:"reason,omitempty"` // the policy decision behind it
+	ID     string    `json:"id"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Client string    `json:"client"` // the client's address
+	Target string    `json:"target"` // host:port the client asked for
+	// OriginalDst is where a client that does not know of the proxy was
+	// going (transparent mode): the address nftables redirected, ip:port.
+	OriginalDst string   `json:"original_dst,omitempty"`
+	Handling    Handling `json:"handling"`         // what the proxy did
+	Reason      string   `json:"reason,omitempty"` // the policy decision behind it
 
 	ClientTLS   *TLSInfo `json:"client_tls,omitempty"`   // proxy↔client leg
 	UpstreamTLS *TLSInfo `json:"upstream_tls,omitempty"` // proxy↔origin leg
@@ -68,8 +71,11 @@ type Flow struct {
 
 	mu       sync.Mutex
 	finished bool
-	ci       *connInfo   // the client connection it came on
-	cut      atomic.Bool // the origin failed mid-body: the client must see a failure, not a clean end
+	ci       *connInfo // the client connection it came on
+	// redirected: the connection came to the transparent listener, not
+	// as a CONNECT (OriginalDst is empty when it was not redirected).
+	redirected bool
+	cut        atomic.Bool // the origin failed mid-body: the client must see a failure, not a clean end
 }
 
 // TLSInfo describes one TLS leg.
@@ -198,7 +204,7 @@ func (f *Flow) Summary() string {
 		}
 		return fmt.Sprintf("%s ✗ %s  %s", ts, host, f.Refusal.Message)
 	case Unused:
-		line := fmt.Sprintf("%s %s CONNECT %s  %s  unused", ts, f.Client, f.Target, dur(f.End.Sub(f.Start)))
+		line := fmt.Sprintf("%s %s %s  %s  unused", ts, f.Client, f.opening(), dur(f.End.Sub(f.Start)))
 		if f.Aborted {
 			line += " (aborted)"
 		}
@@ -211,9 +217,9 @@ func (f *Flow) Summary() string {
 		if f.Tunnel != nil {
 			up, down = f.Tunnel.BytesUp, f.Tunnel.BytesDown
 		}
-		return fmt.Sprintf("%s %s CONNECT %s  tunnelled  %s up %s down  %s", ts, f.Client, f.Target, size(up), size(down), dur(f.End.Sub(f.Start)))
+		return fmt.Sprintf("%s %s %s  tunnelled  %s up %s down  %s", ts, f.Client, f.opening(), size(up), size(down), dur(f.End.Sub(f.Start)))
 	case Blocked:
-		what := "CONNECT " + f.Target
+		what := f.opening()
 		if f.Request != nil {
 			what = f.Request.Method + " " + f.Request.URL
 		}
@@ -223,7 +229,7 @@ func (f *Flow) Summary() string {
 	if f.Request != nil {
 		line += " " + f.Request.Method + " " + f.Request.URL
 	} else {
-		line += " CONNECT " + f.Target
+		line += " " + f.opening()
 	}
 	if f.Response != nil {
 		n := int64(0)
@@ -331,4 +337,17 @@ func plural[N int | int64](n N, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// opening names what the client opened, for a flow without a request: a
+// CONNECT, or a connection redirected to the transparent listener (with
+// where it was going).
+func (f *Flow) opening() string {
+	switch {
+	case !f.redirected:
+		return "CONNECT " + f.Target
+	case f.OriginalDst != "":
+		return "TCP " + f.Target + " → " + f.OriginalDst
+	}
+	return "TCP " + f.Target
 }

@@ -130,6 +130,11 @@ type Config struct {
 	// http:// requests and intercepted HTTPS) while it is in flight: the
 	// attacker of the tamper and sslstrip labs. The CLI never sets it.
 	Rewrite *Rewrite
+	// Dial, when set, opens every connection to an origin in place of a
+	// net.Dialer (a lab's attacker in a network namespace of its own
+	// dials from there). It cannot be combined with Remote, whose guard
+	// is a dialer's.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger receives operational logs; nil discards.
 	Logger *slog.Logger
 	// Now is the clock for flow times; nil means time.Now.
@@ -183,6 +188,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Authority == nil {
 		return nil, errors.New("mitm: Config.Authority is required")
 	}
+	if cfg.Dial != nil && cfg.Remote {
+		return nil, errors.New("mitm: Config.Dial cannot be combined with Remote, whose guard checks its own dials")
+	}
 	detail := wantDetail(cfg.Recorders)
 	cfg.BodyCap, cfg.Recorders = recording(cfg.BodyCap, cfg.Recorders) // see dispatcher
 	p := &Proxy{cfg: cfg, limits: cfg.Limits.withDefaults(), log: cfg.Logger, now: cfg.Now, detail: detail}
@@ -201,6 +209,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.idle = newIdleSweep(p.limits.UpstreamIdleTimeout)
 	p.base, p.stop = context.WithCancel(context.Background())
 	p.resolver = newResolver(cfg.Resolve, p.limits.DialTimeout)
+	p.resolver.dialFunc = cfg.Dial
 	if cfg.Remote {
 		p.resolver.guard = newLocalAddrs()
 		p.resolver.guarded.Control = p.resolver.guard.control
@@ -264,6 +273,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.outer = &http.Server{
 		Handler:           http.HandlerFunc(p.serveOuter),
 		ConnState:         connState,
+		ConnContext:       transparentContext,
 		ReadHeaderTimeout: p.limits.ReadHeaderTimeout,
 		IdleTimeout:       p.limits.IdleTimeout,
 		MaxHeaderBytes:    p.limits.MaxHeaderBytes,
@@ -378,9 +388,25 @@ func (p *Proxy) serveOuter(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.Auth != nil && !p.authenticate(w, r) {
 		return
 	}
+	orig, transparent := transparentFrom(r.Context())
+	if r.Method == http.MethodConnect && transparent {
+		// Only proxy clients CONNECT, and a proxy client's target would
+		// need resolving, which a transparent proxy never does.
+		p.badRequest(w, r, "CONNECT on a connection redirected to the transparent proxy: a client that knows of the proxy uses its regular mode")
+		return
+	}
 	if r.Method == http.MethodConnect {
 		p.serveConnect(w, r)
 		return
+	}
+	if transparent {
+		// A redirected client asks the origin itself: "GET /path" with a
+		// Host header. It goes where it was going (origDst), under the name
+		// it gave.
+		if r.Host == "" {
+			r.Host = orig.String()
+		}
+		r.URL.Scheme, r.URL.Host = "http", r.Host
 	}
 	if !r.URL.IsAbs() {
 		p.serveNonProxy(w, r)
@@ -390,12 +416,19 @@ func (p *Proxy) serveOuter(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Scheme == "https" {
 		defaultPort = 443
 	}
+	if transparent {
+		defaultPort = int(orig.Port())
+	}
 	host, port, err := parseAuthority(r.URL.Host, defaultPort)
 	if err != nil || r.URL.User != nil || (r.URL.Scheme != "http" && r.URL.Scheme != "https") {
 		p.badRequest(w, r, "a request through the proxy needs an http:// URL with a host and a port from 1 to 65535 (got "+strconv.Quote(r.URL.String())+")")
 		return
 	}
 	d, ci := p.judge(r, host, port)
+	if transparent {
+		ci.origDst, ci.redirected = orig.String(), true
+		r.URL.Host = urlAuthority(ci.target, 80) // the port the transport dials is the one judged
+	}
 	ci.handling = Plain
 	if d.action == Block {
 		p.blockResponse(w, r, ci, d, p.requestRecord(r, nil))
@@ -463,6 +496,9 @@ func (p *Proxy) newFlow(ci *connInfo) *Flow {
 		Handling: ci.handling,
 		Reason:   ci.reason,
 		Timings:  noTimings(),
+
+		OriginalDst: ci.origDst,
+		redirected:  ci.redirected,
 	}
 }
 

@@ -51,7 +51,8 @@ type resolver struct {
 	mappings []Mapping
 	dialer   net.Dialer
 	guard    *localAddrs
-	guarded  net.Dialer // dialer with guard.control
+	guarded  net.Dialer                                                        // dialer with guard.control
+	dialFunc func(ctx context.Context, network, addr string) (net.Conn, error) // Config.Dial
 }
 
 func newResolver(m []Mapping, connectTimeout time.Duration) *resolver {
@@ -99,6 +100,13 @@ func (r *resolver) mapped(host string, port int) bool {
 }
 
 func (r *resolver) DialContext(ctx context.Context, network, hostport string) (net.Conn, error) {
+	if ci := connFrom(ctx); ci != nil && ci.origDst != "" && hostport == ci.target {
+		// A transparent client's target is the address it was going to.
+		// (The transport pools upstream connections by name: two clients
+		// that send one name to two addresses share whichever was dialled
+		// first, which a lab never does.)
+		return r.dial(ctx, network, ci.origDst)
+	}
 	addr, mapped, err := r.resolve(hostport)
 	if err != nil {
 		return nil, err
@@ -110,6 +118,16 @@ func (r *resolver) DialContext(ctx context.Context, network, hostport string) (n
 			}
 			return r.guarded.DialContext(ctx, network, addr)
 		}
+	}
+	return r.dial(ctx, network, addr)
+}
+
+// dial opens a connection with the configured dial function, or the dialer.
+func (r *resolver) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if r.dialFunc != nil {
+		dctx, cancel := context.WithTimeout(ctx, r.dialer.Timeout)
+		defer cancel()
+		return r.dialFunc(dctx, network, addr)
 	}
 	return r.dialer.DialContext(ctx, network, addr)
 }

@@ -159,9 +159,13 @@ func runLabRun(opts *labRunOptions) error {
 		return err
 	}
 	passed, checks, failed := 0, 0, 0
+	var unmet []string
 	for _, r := range run.Labs {
 		if r.Passed {
 			passed++
+		}
+		if r.Skipped {
+			unmet = append(unmet, fmt.Sprintf("%s (%s)", r.Lab, r.SkipReason))
 		}
 		for _, e := range r.Expectations {
 			checks++
@@ -171,7 +175,10 @@ func runLabRun(opts *labRunOptions) error {
 		}
 	}
 	fmt.Fprintf(a.out, "\n%d of %s passed (%d of %s held) in %.1f s, client %s.\n",
-		passed, plural(len(run.Labs), "lab"), checks-failed, plural(checks, "expectation"), run.Duration, client)
+		passed, plural(len(run.Labs)-len(unmet), "lab"), checks-failed, plural(checks, "expectation"), run.Duration, client)
+	if len(unmet) > 0 {
+		fmt.Fprintf(a.out, "Skipped, this machine lacks what they need: %s.\n", strings.Join(unmet, "; "))
+	}
 	if len(skipped) > 0 {
 		names := make([]string, len(skipped))
 		for i, l := range skipped {
@@ -181,7 +188,7 @@ func runLabRun(opts *labRunOptions) error {
 	}
 	fmt.Fprintf(a.out, "Report: %s\n", run.Report)
 	if !run.Passed() {
-		return fmt.Errorf("%s failed; see the ✘ lines above and %s", plural(len(run.Labs)-passed, "lab"), run.Report)
+		return fmt.Errorf("%s failed; see the ✘ lines above and %s", plural(len(run.Labs)-passed-len(unmet), "lab"), run.Report)
 	}
 	return nil
 }

@@ -53,6 +53,11 @@ proxy prints and records that refusal (HTTPS held). Origins' certificates are
 verified against the system roots plus --upstream-ca; a failure is a 502 that
 says why.
 
+With --mode transparent (Linux), clients are not configured at all: a firewall
+redirects their connections to the proxy (nftables "redirect to :8080"), which
+reads where each was going from the kernel's connection tracking and the name
+from the TLS SNI or the Host header (docs/proxy.md has the rules).
+
 The proxy listens on 127.0.0.1:8080. Listening on another address needs
 --allow-remote and --auth, so mitmlab is never an open proxy by accident.
 Stop it with Ctrl-C: in-flight flows finish (or are marked aborted) and the
@@ -73,6 +78,7 @@ HAR file is written.`,
 		},
 	}
 	f := cmd.Flags()
+	f.String("mode", "regular", "regular (clients set the proxy: CONNECT) or transparent (connections nftables redirects here; Linux, see docs/proxy.md)")
 	f.String("listen", "127.0.0.1:8080", "address to listen on")
 	f.Bool("allow-remote", false, "allow a non-loopback --listen address (needs --auth)")
 	f.String("auth", "", "require proxy authentication USER:PASSWORD (Basic)")
@@ -105,7 +111,7 @@ HAR file is written.`,
 	f.Int("max-conns-per-client", 128, "most connections one client address may hold (with --allow-remote)")
 	f.BoolP("quiet", "q", false, "print no line per flow")
 	for _, b := range [][2]string{
-		{"listen", "proxy.listen"}, {"allow-remote", "proxy.allow-remote"}, {"auth", "proxy.auth"},
+		{"mode", "proxy.mode"}, {"listen", "proxy.listen"}, {"allow-remote", "proxy.allow-remote"}, {"auth", "proxy.auth"},
 		{"rule", "proxy.rules"}, {"resolve", "proxy.resolve"}, {"upstream-ca", "proxy.upstream-ca"},
 		{"insecure-upstream", "proxy.insecure-upstream"}, {"flows", "proxy.flows"}, {"har", "proxy.har"},
 		{"keylog", "proxy.keylog"}, {"plaintext-pcap", "proxy.plaintext-pcap"}, {"redact", "proxy.redact"},
@@ -188,7 +194,11 @@ func runProxy(opts *proxyOptions) error {
 	// whenever the scavenger gets to it, so an idle proxy is small.
 	debug.FreeOSMemory()
 	served := make(chan error, 1)
-	go func() { served <- p.Serve(ln) }()
+	if transparent(a) {
+		go func() { served <- p.ServeTransparent(ln) }()
+	} else {
+		go func() { served <- p.Serve(ln) }()
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-served:
@@ -212,6 +222,18 @@ func proxyConfig(a *app) (mitm.Config, string, error) {
 	var cfg mitm.Config
 	listen := a.v.GetString("proxy.listen")
 	auth := a.v.GetString("proxy.auth")
+	switch mode := a.v.GetString("proxy.mode"); mode {
+	case "regular":
+	case "transparent":
+		if err := mitm.TransparentSupported(); err != nil {
+			return cfg, "", fmt.Errorf("--mode transparent needs Linux: it reads each redirected connection's original destination from the kernel (SO_ORIGINAL_DST); on this system use the regular mode and set the client's proxy")
+		}
+		if auth != "" {
+			return cfg, "", usageError{errors.New("--mode transparent cannot take --auth: its clients do not know there is a proxy, so they cannot log in to it")}
+		}
+	default:
+		return cfg, "", usageError{fmt.Errorf("--mode %q: use regular or transparent", mode)}
+	}
 	if auth != "" {
 		user, pass, ok := strings.Cut(auth, ":")
 		if !ok || user == "" || pass == "" {
@@ -220,7 +242,20 @@ func proxyConfig(a *app) (mitm.Config, string, error) {
 		cfg.Auth = &mitm.Credentials{User: user, Password: pass}
 	}
 	remote := a.v.GetBool("proxy.allow-remote")
-	if err := checkListen(listen, remote, cfg.Auth != nil); err != nil {
+	if transparent(a) {
+		// Redirected connections arrive from other machines (a LAN behind
+		// this one): --allow-remote says that is meant. There is no
+		// --auth to ask for, and no remote-mode guard: a redirected client
+		// only reaches the address it was going to anyway.
+		if err := checkListen(listen, true, true); err != nil {
+			return cfg, "", err
+		}
+		if host, _, _ := net.SplitHostPort(listen); !remote && !isLoopbackHost(host) {
+			return cfg, "", usageError{fmt.Errorf("--listen %s takes connections from other machines: for a transparent proxy on a gateway you own, "+
+				"that is the point; add --allow-remote to say so (there is no --auth: redirected clients do not know of the proxy)", listen)}
+		}
+		remote = false
+	} else if err := checkListen(listen, remote, cfg.Auth != nil); err != nil {
 		return cfg, "", err
 	}
 	if remote {
@@ -330,11 +365,7 @@ func checkListenFlag(flag, listen string, allowRemote, hasAuth bool) error {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return usageError{fmt.Errorf("%s %q: the port must be a number from 0 to 65535 (0 picks a free one)", flag, listen)}
 	}
-	loopback := host == "localhost"
-	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
-		loopback = true
-	}
-	if loopback {
+	if isLoopbackHost(host) {
 		return nil
 	}
 	if !allowRemote {
@@ -344,6 +375,15 @@ func checkListenFlag(flag, listen string, allowRemote, hasAuth bool) error {
 		return usageError{fmt.Errorf("--allow-remote needs --auth USER:PASSWORD, so that mitmlab is never an open proxy")}
 	}
 	return nil
+}
+
+// isLoopbackHost reports whether a --listen host is this machine's alone.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 type closer struct {
@@ -472,9 +512,15 @@ func closeAll(cs []closer) error {
 	return errors.Join(errs...)
 }
 
+// transparent reports whether the proxy runs in transparent mode.
+func transparent(a *app) bool { return a.v.GetString("proxy.mode") == "transparent" }
+
 func writeProxyBanner(a *app, addr string, root *ca.Root, cfg mitm.Config) {
 	w := a.out
 	fmt.Fprintf(w, "mitmlab proxy listening on %s (lab use only)\n", addr)
+	if transparent(a) {
+		fmt.Fprintf(w, "  mode      transparent: serves connections nftables redirects here (the original destination from conntrack, the name from SNI or Host); see docs/proxy.md\n")
+	}
 	fmt.Fprintf(w, "  CA        %s (sha256 %s…): clients that trust it are intercepted\n", root.Cert.Subject.CommonName, root.Fingerprint()[:23])
 	for i, r := range cfg.Policy.Rules {
 		fmt.Fprintf(w, "  rule %-4d %s\n", i+1, r)
@@ -505,6 +551,9 @@ func writeProxyBanner(a *app, addr string, root *ca.Root, cfg mitm.Config) {
 	}
 	if len(files) > 0 {
 		fmt.Fprintf(w, "  writing   %s (mode 0600)\n", strings.Join(files, ", "))
+	}
+	if transparent(a) {
+		return // no client is told of this proxy: nothing to try with -x
 	}
 	writeTryHint(a, addr, cfg)
 }
