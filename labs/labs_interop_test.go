@@ -194,3 +194,27 @@ func TestInteropLabsWireWithKeys(t *testing.T) {
 		t.Errorf("%d labs left a %s, want every lab with TLS on the wire", copies, WireWithKeys)
 	}
 }
+
+// runLabPassing runs one lab with a client into a fresh --out and fails
+// the test, naming every claim that did not hold, unless it passed.
+func runLabPassing(t *testing.T, lab *Lab, client ClientKind) (*Result, string) {
+	t.Helper()
+	out := t.TempDir()
+	var progress bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	run, err := Run(ctx, []*Lab{lab}, Options{Out: out, Client: client, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run.Labs[0]
+	for _, e := range r.Expectations {
+		if !e.OK {
+			t.Errorf("✘ %s — %s", e.Text, e.Evidence)
+		}
+	}
+	if !r.Passed {
+		t.Fatalf("the lab failed (%s):\n%s", r.Error, progress.String())
+	}
+	return r, out
+}

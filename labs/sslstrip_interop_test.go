@@ -3,7 +3,6 @@
 package labs
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -75,18 +74,7 @@ func TestInteropSSLStripTshark(t *testing.T) {
 	}
 	for _, client := range []ClientKind{ClientGo, ClientCurl, ClientChromium} {
 		t.Run(string(client), func(t *testing.T) {
-			out := t.TempDir()
-			var progress bytes.Buffer
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			run, err := Run(ctx, []*Lab{lab}, Options{Out: out, Client: client, Progress: &progress})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := run.Labs[0]
-			if !r.Passed {
-				t.Fatalf("the lab failed (%s):\n%s", r.Error, progress.String())
-			}
+			r, out := runLabPassing(t, lab, client)
 			proxy, plainBank, hstsBank := labPorts(t, r)
 			wire := filepath.Join(out, "sslstrip", "wire.pcapng")
 

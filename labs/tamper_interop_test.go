@@ -3,7 +3,6 @@
 package labs
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mitmlab/mitmlab/ca"
 	"github.com/mitmlab/mitmlab/capture"
@@ -34,17 +32,7 @@ func TestInteropTamperTshark(t *testing.T) {
 	}
 	for _, client := range []ClientKind{ClientGo, ClientCurl, ClientChromium} {
 		t.Run(string(client), func(t *testing.T) {
-			out := t.TempDir()
-			var progress bytes.Buffer
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			run, err := Run(ctx, []*Lab{lab}, Options{Out: out, Client: client, Progress: &progress})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r := run.Labs[0]; !r.Passed {
-				t.Fatalf("the lab failed (%s):\n%s", r.Error, progress.String())
-			}
+			_, out := runLabPassing(t, lab, client)
 			dir := filepath.Join(out, "tamper")
 			wire, keys := filepath.Join(dir, "wire.pcapng"), filepath.Join(dir, "keys.log")
 			var flip, rewrite *RelayEvent
